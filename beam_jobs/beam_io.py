@@ -1,0 +1,274 @@
+"""Beam shells shared by the jobs: input listing, the Parquet dataset sink, side-cars, counts.
+
+Everything here works on any Beam filesystem (local paths, ``gs://``), so the same job runs
+on the in-process runner and on Dataflow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io import filebasedsink
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from schemas.dataset import (
+    MANIFEST_NAME,
+    PART_PREFIX,
+    PART_SUFFIX,
+    REJECTS_DIR,
+    STATS_NAME,
+    SUCCESS_NAME,
+    DatasetSpec,
+    build_manifest,
+    dumps_json,
+    validate,
+)
+
+LOG = logging.getLogger(__name__)
+REJECTS = "rejects"
+STATS = "stats"
+METRICS_NAMESPACE = "malmoi"
+_GLOB_CHARS = "*?["
+
+
+# --------------------------------------------------------------------------- options
+
+
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """Standard Beam options; locally the in-process FnApiRunner unless --runner says otherwise.
+
+    Naming the runner avoids DirectRunner's attempt to download Prism (DESIGN.md §4).
+    """
+    options = PipelineOptions(beam_args)
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = "FnApiRunner"
+    return options
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def glob_base(pattern: str) -> str:
+    """The directory before the first wildcard; sources are named relative to it."""
+    cut = min((pattern.find(c) for c in _GLOB_CHARS if c in pattern), default=-1)
+    prefix = pattern if cut < 0 else pattern[:cut]
+    if cut < 0:
+        return posixpath.dirname(pattern.rstrip("/"))
+    return prefix if prefix.endswith("/") else posixpath.dirname(prefix)
+
+
+def resolve_input(pattern: str) -> str:
+    """A directory means every file below it (``DIR/**``)."""
+    if any(c in pattern for c in _GLOB_CHARS):
+        return pattern
+    if "://" not in pattern:
+        return pattern.rstrip("/") + "/**" if os.path.isdir(pattern) else pattern
+    if FileSystems.match([pattern])[0].metadata_list:
+        return pattern
+    return pattern.rstrip("/") + "/**"
+
+
+def check_inputs(patterns: Iterable[str]) -> list[str]:
+    """Resolve inputs and fail early, with the fix, when one matches nothing."""
+    resolved = []
+    for pattern in patterns:
+        spec = resolve_input(pattern)
+        matched = FileSystems.match([spec])[0].metadata_list
+        if not matched:
+            raise FileNotFoundError(
+                f"--input {pattern!r} matched no files. Fix: check the path or glob (quote it so the "
+                "shell does not expand it), e.g. --input 'data/samples/**'."
+            )
+        resolved.append(spec)
+    return resolved
+
+
+def relative_source(path: str, base: str) -> str:
+    """A file's name relative to its glob's base: stable across machines and buckets."""
+    if base and path.startswith(base):
+        relative = path[len(base):].lstrip("/")
+        return relative or posixpath.basename(path)
+    return posixpath.basename(path)
+
+
+class ExpandInputsFn(beam.DoFn):
+    """Glob -> (source name, full path) for every matched file, sorted for stable output."""
+
+    def process(self, pattern: str):
+        base = glob_base(pattern)
+        for metadata in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
+            if metadata.path.endswith("/"):
+                continue
+            yield relative_source(metadata.path, base), metadata.path
+
+
+# --------------------------------------------------------------------------- counting
+
+
+def count(name: str, n: int = 1) -> tuple[str, int]:
+    """A stats element for the ``stats`` output, also reported as a Beam counter."""
+    Metrics.counter(METRICS_NAMESPACE, name).inc(n)
+    return name, n
+
+
+def reject_to_json(reject: Any) -> str:
+    return json.dumps(reject.as_dict(), ensure_ascii=False, sort_keys=True)
+
+
+# --------------------------------------------------------------------------- the Parquet sink
+
+
+class _RowGroupWriter:
+    """Buffers incoming tables and writes them as row groups of at least ``row_group_rows``."""
+
+    def __init__(self, handle: Any, schema: pa.Schema, codec: str, row_group_rows: int) -> None:
+        self.handle = handle
+        self.writer = pq.ParquetWriter(handle, schema, compression=codec)
+        self.schema = schema
+        self.row_group_rows = row_group_rows
+        self.buffer: list[pa.Table] = []
+        self.buffered = 0
+
+    def add(self, table: pa.Table) -> None:
+        self.buffer.append(table)
+        self.buffered += table.num_rows
+        if self.buffered >= self.row_group_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            table = pa.concat_tables(self.buffer).replace_schema_metadata(self.schema.metadata)
+            self.writer.write_table(table, row_group_size=max(self.row_group_rows, table.num_rows))
+            self.buffer, self.buffered = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+class ParquetDatasetSink(filebasedsink.FileBasedSink):
+    """Writes ``part-SSSSS-of-NNNNN.parquet`` files with an explicit schema, compression and
+    large row groups (Beam's own sink writes one row group per incoming table)."""
+
+    def __init__(self, folder: str, schema: pa.Schema, codec: str = "zstd", row_group_rows: int = 50_000) -> None:
+        super().__init__(
+            posixpath.join(folder, PART_PREFIX) if "://" not in folder else folder.rstrip("/") + "/" + PART_PREFIX,
+            coder=None,
+            file_name_suffix=PART_SUFFIX,
+            num_shards=0,
+            shard_name_template="-SSSSS-of-NNNNN",
+            mime_type="application/x-parquet",
+            compression_type=CompressionTypes.UNCOMPRESSED,
+        )
+        self._schema = schema
+        self._codec = codec
+        self._row_group_rows = row_group_rows
+
+    def open(self, temp_path: str) -> _RowGroupWriter:
+        return _RowGroupWriter(super().open(temp_path), self._schema, self._codec, self._row_group_rows)
+
+    def write_record(self, file_handle: _RowGroupWriter, value: pa.Table) -> None:
+        file_handle.add(value)
+
+    def close(self, file_handle: _RowGroupWriter) -> None:
+        file_handle.close()
+        super().close(file_handle.handle)
+
+
+class RowsToTableFn(beam.DoFn):
+    """A batch of row dicts -> one validated Arrow table, counting rows per split."""
+
+    def __init__(self, spec: DatasetSpec, split_column: str = "split") -> None:
+        self._spec = spec
+        self._split_column = split_column
+
+    def process(self, rows: list[dict[str, Any]]):
+        if not rows:
+            return
+        table = pa.Table.from_pylist(rows, schema=self._spec.schema)
+        validate(table, self._spec, where="a batch about to be written")
+        splits: dict[str, int] = {}
+        for value in table.column(self._split_column).to_pylist():
+            splits[value] = splits.get(value, 0) + 1
+        yield beam.pvalue.TaggedOutput(STATS, count("records.out", table.num_rows))
+        for split, n in sorted(splits.items()):
+            yield beam.pvalue.TaggedOutput(STATS, count(f"records.out.{split}", n))
+        yield table
+
+
+# --------------------------------------------------------------------------- output folder
+
+
+def prepare_output(folder: str, overwrite: bool) -> None:
+    """Refuse to mix runs in one folder; with ``overwrite`` remove a previous run's files first."""
+    existing = []
+    for pattern in (f"{folder.rstrip('/')}/{PART_PREFIX}*{PART_SUFFIX}", f"{folder.rstrip('/')}/_*",
+                    f"{folder.rstrip('/')}/{REJECTS_DIR}/*"):
+        try:
+            existing += [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+        except Exception:  # noqa: BLE001 - a missing folder matches nothing
+            continue
+    if not existing:
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"--output {folder!r} already holds a dataset ({len(existing)} files, e.g. {existing[0]}). "
+            "Fix: choose a new folder, or pass --overwrite to replace it."
+        )
+    success = f"{folder.rstrip('/')}/{SUCCESS_NAME}"
+    if FileSystems.exists(success):  # first, so a half-replaced folder never looks finished
+        FileSystems.delete([success])
+    FileSystems.delete([p for p in existing if p != success and FileSystems.exists(p)])
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    with FileSystems.create(path) as handle:
+        handle.write(data)
+
+
+def finalize_dataset(
+    _: Any,
+    *,
+    folder: str,
+    spec: DatasetSpec,
+    created_by: str,
+    written_files: list[str],
+    reject_files: list[str],
+    stats: Mapping[str, int],
+    options: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+    conservation: Mapping[str, Any],
+) -> str:
+    """Write ``_stats.json``, ``_manifest.json`` and, last, ``_SUCCESS``."""
+    folder = folder.rstrip("/")
+    rows_per_split = {k.split(".", 2)[2]: v for k, v in stats.items() if k.startswith("records.out.")}
+    stats_doc = {
+        "counts": dict(sorted(stats.items())),
+        "conservation": dict(conservation),
+        "reject_files": sorted(posixpath.basename(f) for f in reject_files),
+    }
+    write_bytes(f"{folder}/{STATS_NAME}", dumps_json(stats_doc))
+    manifest = build_manifest(
+        spec,
+        created_by=created_by,
+        rows_per_split=rows_per_split,
+        files=[posixpath.basename(f) for f in written_files],
+        options=options,
+        provenance=provenance,
+    )
+    write_bytes(f"{folder}/{MANIFEST_NAME}", dumps_json(manifest))
+    write_bytes(f"{folder}/{SUCCESS_NAME}", b"")
+    LOG.info("wrote %s: %d rows %s", folder, manifest["num_rows"], manifest["rows_per_split"])
+    return folder

@@ -1,0 +1,370 @@
+"""The colloquial Korean normalizer: ``str -> (str, edits)``, pure Python, no Beam or torch.
+
+Every change is recorded as an :class:`Edit` so it can be audited; replaying the edits in
+order on the raw text gives the normalized text (:func:`replay_edits`). Offsets of an edit
+refer to the text as it was just before that edit was applied.
+
+Must-keep guarantees (tested): no rule deletes a Hangul syllable, changes a digit, or touches
+a Latin word, except the masking rules (URLs, e-mails, mentions, phone numbers) which replace
+whole matches by a placeholder when their policy asks for it.
+
+Rules run in a fixed order; each can be switched off in :class:`NormalizerConfig`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
+
+
+class Edit(NamedTuple):
+    """One change: ``text[start:end] == before`` was replaced by ``after``."""
+
+    rule: str
+    start: int
+    end: int
+    before: str
+    after: str
+
+    def as_dict(self) -> dict[str, object]:
+        return self._asdict()
+
+
+@dataclass(frozen=True)
+class NormalizerConfig:
+    """Which rules run and with which policy. Its :meth:`hash` goes into every manifest."""
+
+    unicode_nfc: bool = True
+    strip_control: bool = True
+    fullwidth_to_ascii: bool = True
+    whitespace: bool = True
+    #: NIKL markup: {laughing}, {emoji}, {share:…}, ((xx)), (()), -불완전 발화-.
+    nikl_markup: bool = True
+    #: KsponSpeech markup: (spelling)/(pronunciation), b/ l/ o/ n/ u/, word/ word+ word*.
+    kspon_markup: bool = True
+    #: Which side of a KsponSpeech dual transcription to keep: "spelling" or "pronunciation".
+    kspon_dual: str = "spelling"
+    #: What a laughter event ({laughing}, l/) becomes; "" drops it.
+    laughter_event_as: str = "ㅋㅋ"
+    #: Laughter / crying / other jamo runs longer than this are capped (ㅋㅋㅋㅋ -> ㅋㅋ).
+    max_jamo_run: int = 2
+    #: Punctuation runs (!!!!, ????, ~~~~, ......) longer than this are capped.
+    max_punct_run: int = 3
+    #: Split a laughter consonant glued to a syllable's coda (먹었엌ㅋㅋ -> 먹었어ㅋㅋㅋ).
+    split_glued_laughter: bool = True
+    #: Masking policies: replace by a placeholder token (&url&, &email&, &mention&, &tel-num&).
+    mask_urls: bool = True
+    mask_emails: bool = True
+    mask_mentions: bool = True
+    mask_phone_numbers: bool = True
+    #: Emoji policy: "keep" or "drop".
+    emoji: str = "keep"
+    #: Colloquial rewriting (see beam_jobs.colloquial): lengthening, 애교 endings, contractions.
+    colloquial: bool = True
+    #: Extra-coda endings not in the lexicon: "rules" (lexicon only) or "kiwi" (also strip
+    #: wherever Kiwi tags a Z_CODA; slower, needs kiwipiepy).
+    ending_judge: str = "rules"
+    #: Initialisms (ㄱㅅ, ㅇㅇ, …): "keep" as tokens or "expand" to words.
+    initialisms: str = "keep"
+    #: Spacing correction with Kiwi's ``space`` (slow; needs kiwipiepy).
+    kiwi_spacing: bool = False
+    #: Extra lexicon files (TSV) merged over the shipped ones.
+    extra_lexicons: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        choices = {"kspon_dual": ("spelling", "pronunciation"), "emoji": ("keep", "drop"),
+                   "initialisms": ("keep", "expand"), "ending_judge": ("rules", "kiwi")}
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"NormalizerConfig.{name}: expected one of {allowed}, found {value!r}")
+        if self.max_jamo_run < 1 or self.max_punct_run < 1:
+            raise ValueError(
+                f"NormalizerConfig: max_jamo_run and max_punct_run must be >= 1, found "
+                f"{self.max_jamo_run} and {self.max_punct_run}"
+            )
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> NormalizerConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(
+                f"normalizer config: unknown key(s) {unknown}; expected a subset of {sorted(known)}"
+            )
+        values = dict(data)
+        if "extra_lexicons" in values:
+            values["extra_lexicons"] = tuple(values["extra_lexicons"])  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_file(cls, path: str) -> NormalizerConfig:
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_dict(json.load(handle))
+
+    def hash(self) -> str:
+        """Stable hash of the configuration, the rule code version and the lexicons' content."""
+        from beam_jobs import lexicons
+
+        payload = json.dumps(
+            {"config": self.to_dict(), "rules_version": RULES_VERSION,
+             "lexicons": lexicons.content_hash(self.extra_lexicons)},
+            sort_keys=True, ensure_ascii=False,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+#: Bump when a rule's behaviour changes, so manifests tell old and new outputs apart.
+RULES_VERSION = 1
+
+# --------------------------------------------------------------------------- rule machinery
+
+Rule = Callable[[str, list[Edit]], str]
+
+
+def _sub_rule(name: str, pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str],
+              trigger: Callable[[str], bool] | None = None) -> Rule:
+    """A rule that substitutes every match of ``pattern`` and records sequential edits."""
+
+    def apply(text: str, edits: list[Edit]) -> str:
+        if trigger is not None and not trigger(text):
+            return text
+        pieces: list[str] = []
+        last = 0
+        delta = 0  # how much earlier edits of this pass moved later offsets
+        for match in pattern.finditer(text):
+            before = match.group(0)
+            after = replace(match)
+            if after == before:
+                continue
+            start, end = match.span()
+            pieces.append(text[last:start])
+            pieces.append(after)
+            edits.append(Edit(name, start + delta, end + delta, before, after))
+            delta += len(after) - len(before)
+            last = end
+        if not pieces:
+            return text
+        pieces.append(text[last:])
+        return "".join(pieces)
+
+    return apply
+
+
+def replay_edits(text_raw: str, edits: list[Edit] | list[dict]) -> str:
+    """Apply ``edits`` in order to ``text_raw``; checks each ``before`` so audits cannot drift."""
+    text = text_raw
+    for edit in edits:
+        e = Edit(**edit) if isinstance(edit, dict) else edit
+        if text[e.start:e.end] != e.before:
+            raise ValueError(
+                f"edit {e} does not apply: text[{e.start}:{e.end}] is {text[e.start:e.end]!r}, "
+                f"expected {e.before!r}"
+            )
+        text = text[: e.start] + e.after + text[e.end:]
+    return text
+
+
+# --------------------------------------------------------------------------- character classes
+
+HANGUL_SYLLABLE = "가-힣"
+JAMO = "ㄱ-ㅣ"  # Hangul compatibility jamo (ㄱ U+3131 .. ㅣ U+3163)
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+_CONTROL_RE = re.compile(f"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f{_ZERO_WIDTH}]")
+_SPACE_LIKE_RE = re.compile("[\t\n\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+_FULLWIDTH_RE = re.compile("[\uff01-\uff5e]+")
+_WHITESPACE_RUN_RE = re.compile(r" {2,}")
+_EDGE_SPACE_RE = re.compile(r"^ +| +$")
+
+PLACEHOLDER_RE = re.compile(r"&[a-z][a-z0-9-]*&")
+
+# NIKL markup.
+_NIKL_BRACE_RE = re.compile(r"\{([a-z_]+)(?::[^{}]*)?\}")
+_NIKL_UNCLEAR_RE = re.compile(r"\(\(([^()]*)\)\)")
+_NIKL_DASH_NOTE_RE = re.compile(r"(?:(?<=\s)|^)-[가-힣][가-힣 ]*-(?=\s|$)")
+
+# AI Hub de-identification and system markup: #@이름#, #@주소#, #@시스템#사진#.
+_AIHUB_MARK_RE = re.compile(r"#@([^#\s]+)#(?:([^#\s]+)#)?")
+AIHUB_PLACEHOLDERS = {
+    "이름": "&name&", "주소": "&address&", "전화번호": "&tel-num&", "계좌번호": "&account&",
+    "소속": "&affiliation&", "번호": "&num&", "카드번호": "&card-num&", "주민번호": "&social-security-num&",
+    "이메일": "&email&", "url": "&url&", "기타": "&etc&",
+}
+
+
+def _aihub_mark(match: re.Match[str]) -> str:
+    if match.group(1) == "시스템":  # system events (photo, sticker, file) are not speech
+        return ""
+    if match.group(2):  # an unknown two-part mark: keep it as written
+        return match.group(0)
+    return AIHUB_PLACEHOLDERS.get(match.group(1), "&etc&")
+
+
+# KsponSpeech markup.
+_KSPON_DUAL_RE = re.compile(r"\(([^()/]*)\)/\(([^()/]*)\)")
+_KSPON_NOISE_RE = re.compile(r"(?:(?<=\s)|^)([blonu])/(?=\s|$)")
+_KSPON_WORD_MARK_RE = re.compile(r"(?<=[가-힣A-Za-z0-9])[/+*]+(?=\s|$|[.,?!])")
+
+# Runs.
+_LAUGH_CLASS = "ㅋㅎ"
+_CRY_CLASS = "ㅠㅜㅡ"
+
+
+def _jamo_run_re(max_run: int) -> re.Pattern[str]:
+    # The same jamo repeated, or a mixed laughter (ㅋㅎ) or crying (ㅠㅜ) run.
+    return re.compile(
+        f"([{JAMO}])\\1{{{max_run},}}|[{_LAUGH_CLASS}]{{{max_run + 1},}}|[{_CRY_CLASS}]{{{max_run + 1},}}"
+    )
+
+
+def _punct_run_re(max_run: int) -> re.Pattern[str]:
+    return re.compile(f"([!?.,~;^])\\1{{{max_run},}}|[!?]{{{max_run + 1},}}|…{{2,}}")
+
+
+# A syllable whose coda is ㅋ (U+11BF as final) followed by ㅋ jamo: the coda is laughter.
+_GLUED_LAUGH_RE = re.compile(f"([{HANGUL_SYLLABLE}])(?=ㅋ)")
+_KIEUK_CODA_INDEX = 24  # ㅋ as a final consonant (jongseong index)
+_REAL_KIEUK_WORDS = ("부엌", "녘", "키읔")  # words whose ㅋ coda is real
+
+_URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"']+|\b[a-z0-9-]+\.(?:com|net|org|kr|io|me|ly|co\.kr)(?:/[^\s]*)?\b",
+                     re.IGNORECASE)
+_EMAIL_RE = re.compile(r"\b[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b")
+_MENTION_RE = re.compile(r"(?<![\w@])@[A-Za-z0-9_.]{2,}")
+_PHONE_RE = re.compile(r"(?<!\d)(?:01[016789]|0[2-6][0-9]?)[-. ]?\d{3,4}[-. ]?\d{4}(?!\d)")
+
+_EMOJI_RE = re.compile(
+    "[\U0001f000-\U0001faff\u2600-\u27bf\u2300-\u23ff\u2b00-\u2bff\ufe0f\u200d\U0001f1e6-\U0001f1ff]+"
+)
+
+
+def _strip_kieuk_coda(match: re.Match[str]) -> str:
+    syllable = match.group(1)
+    code = ord(syllable) - 0xAC00
+    if code % 28 != _KIEUK_CODA_INDEX:
+        return syllable
+    text = match.string
+    start = match.start(1)
+    for word in _REAL_KIEUK_WORDS:
+        if text[max(0, start - len(word) + 1): start + 1].endswith(word):
+            return syllable
+    return chr(0xAC00 + code - _KIEUK_CODA_INDEX) + "ㅋ"
+
+
+class Normalizer:
+    """Applies the configured rules in order. Build once, call :meth:`normalize` many times."""
+
+    def __init__(self, config: NormalizerConfig | None = None) -> None:
+        self.config = config or NormalizerConfig()
+        self._rules: list[tuple[str, Rule, bool]] = self._build_rules()  # (name, rule, kspon-only)
+        self._kiwi = None
+
+    # The order matters: markup before runs (so `{laughing}` → ㅋㅋ is capped with its
+    # neighbours), masking before runs (URLs keep their dots), whitespace last.
+    def _build_rules(self) -> list[tuple[str, Rule, bool]]:
+        c = self.config
+        rules: list[tuple[str, Rule, bool]] = []
+
+        def add(name: str, pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str],
+                trigger: Callable[[str], bool] | None = None, kspon_only: bool = False) -> None:
+            rules.append((name, _sub_rule(name, pattern, replace, trigger), kspon_only))
+
+        if c.unicode_nfc:
+            rules.append(("unicode_nfc", _nfc_rule, False))
+        if c.strip_control:
+            add("control_chars", _CONTROL_RE, lambda m: "")
+            add("space_chars", _SPACE_LIKE_RE, lambda m: " ")
+        if c.fullwidth_to_ascii:
+            add("fullwidth", _FULLWIDTH_RE, lambda m: "".join(chr(ord(ch) - 0xFEE0) for ch in m.group(0)))
+        if c.kspon_markup:
+            keep = 1 if c.kspon_dual == "spelling" else 2
+            add("kspon_dual", _KSPON_DUAL_RE, lambda m: m.group(keep), lambda t: ")/(" in t)
+            laugh = c.laughter_event_as
+            add("kspon_noise", _KSPON_NOISE_RE, lambda m: laugh if m.group(1) == "l" else "",
+                lambda t: "/" in t, kspon_only=True)
+            add("kspon_word_mark", _KSPON_WORD_MARK_RE, lambda m: "",
+                lambda t: "/" in t or "+" in t or "*" in t, kspon_only=True)
+        if c.nikl_markup:
+            laugh = c.laughter_event_as
+            add("nikl_event", _NIKL_BRACE_RE, lambda m: laugh if m.group(1) == "laughing" else "",
+                lambda t: "{" in t)
+            add("nikl_unclear", _NIKL_UNCLEAR_RE,
+                lambda m: "" if m.group(1) in ("", "xx", "XX") else m.group(1), lambda t: "((" in t)
+            add("nikl_note", _NIKL_DASH_NOTE_RE, lambda m: "", lambda t: "-" in t)
+            add("aihub_mark", _AIHUB_MARK_RE, _aihub_mark, lambda t: "#@" in t)
+        if c.mask_emails:
+            add("mask_email", _EMAIL_RE, lambda m: "&email&", lambda t: "@" in t)
+        if c.mask_urls:
+            add("mask_url", _URL_RE, lambda m: "&url&", lambda t: "." in t)
+        if c.mask_mentions:
+            add("mask_mention", _MENTION_RE, lambda m: "&mention&", lambda t: "@" in t)
+        if c.mask_phone_numbers:
+            add("mask_phone", _PHONE_RE, lambda m: "&tel-num&", lambda t: "0" in t)
+        if c.emoji == "drop":
+            add("emoji_drop", _EMOJI_RE, lambda m: "")
+        if c.split_glued_laughter:
+            add("glued_laughter", _GLUED_LAUGH_RE, _strip_kieuk_coda, lambda t: "ㅋ" in t)
+        if c.colloquial:
+            from beam_jobs.colloquial import colloquial_rules
+
+            for name, rule in colloquial_rules(c):
+                rules.append((name, rule, False))
+        max_jamo = c.max_jamo_run
+        add("jamo_run", _jamo_run_re(max_jamo),
+            lambda m: m.group(0)[:max_jamo], lambda t: _has_jamo(t))
+        max_punct = c.max_punct_run
+        add("punct_run", _punct_run_re(max_punct),
+            lambda m: "…" if m.group(0)[0] == "…" else m.group(0)[:max_punct])
+        if c.whitespace:
+            add("whitespace_run", _WHITESPACE_RUN_RE, lambda m: " ", lambda t: "  " in t)
+            add("whitespace_edge", _EDGE_SPACE_RE, lambda m: "",
+                lambda t: bool(t) and (t[0] == " " or t[-1] == " "))
+        return rules
+
+    def normalize(self, text: str, corpus: str | None = None) -> tuple[str, list[Edit]]:
+        """Return the normalized text and the edits that produced it.
+
+        ``corpus`` enables corpus-specific rules: KsponSpeech word marks (``아/``, ``그+``)
+        only run for ``corpus == "kspon"``, since ``/ + *`` mean other things in chat.
+        """
+        edits: list[Edit] = []
+        is_kspon = corpus == "kspon"
+        for _name, rule, kspon_only in self._rules:
+            if kspon_only and not is_kspon:
+                continue
+            text = rule(text, edits)
+        if self.config.kiwi_spacing and text:
+            text = self._kiwi_space(text, edits)
+        return text, edits
+
+    def __call__(self, text: str, corpus: str | None = None) -> str:
+        return self.normalize(text, corpus)[0]
+
+    def _kiwi_space(self, text: str, edits: list[Edit]) -> str:
+        if self._kiwi is None:
+            from kiwipiepy import Kiwi
+
+            self._kiwi = Kiwi()
+        spaced = self._kiwi.space(text, reset_whitespace=False)
+        if spaced != text:
+            edits.append(Edit("kiwi_spacing", 0, len(text), text, spaced))
+        return spaced
+
+
+def _has_jamo(text: str) -> bool:
+    return any("\u3131" <= ch <= "\u3163" for ch in text)
+
+
+def _nfc_rule(text: str, edits: list[Edit]) -> str:
+    if unicodedata.is_normalized("NFC", text):
+        return text
+    normalized = unicodedata.normalize("NFC", text)
+    edits.append(Edit("unicode_nfc", 0, len(text), text, normalized))
+    return normalized

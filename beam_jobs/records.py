@@ -1,0 +1,113 @@
+"""From a read utterance to an ``utterances`` row: ids, splits, normalize, tokenize. Pure Python.
+
+Ids and splits are stable hashes (DESIGN.md §3.11), so a rerun, another machine or another
+number of workers gives the same values; the split hashes the *document* so turns of one
+dialogue never straddle splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from beam_jobs.normalizer import Normalizer
+from beam_jobs.readers import RawUtterance, Reject
+from beam_jobs.tokenizer import Tokenizer
+
+_SEP = "\x1f"
+
+
+def utterance_id(corpus: str, source: str, position: str) -> str:
+    """Deterministic id of an utterance: a hash of where it came from."""
+    return hashlib.sha1(_SEP.join((corpus, source, position)).encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class SplitRatios:
+    """Fractions of documents in train / valid / test; must sum to 1."""
+
+    train: float = 0.8
+    valid: float = 0.1
+    test: float = 0.1
+
+    def __post_init__(self) -> None:
+        values = (self.train, self.valid, self.test)
+        if any(v < 0 for v in values) or abs(sum(values) - 1.0) > 1e-6:
+            raise ValueError(
+                f"split ratios: expected three non-negative fractions summing to 1 (train,valid,test), "
+                f"found {values}. Fix: e.g. --split-ratios 0.8,0.1,0.1"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> SplitRatios:
+        parts = text.split(",")
+        if len(parts) != 3:
+            raise ValueError(f"--split-ratios: expected 'train,valid,test' such as 0.8,0.1,0.1; found {text!r}")
+        try:
+            return cls(*(float(p) for p in parts))
+        except ValueError as error:
+            raise ValueError(f"--split-ratios: expected three numbers, found {text!r} ({error})") from error
+
+
+def assign_split(corpus: str, doc_id: str, ratios: SplitRatios, seed: str = "") -> str:
+    """train / valid / test from a stable hash of the corpus and document id."""
+    digest = hashlib.sha1(_SEP.join((seed, corpus, doc_id)).encode()).digest()
+    fraction = int.from_bytes(digest[:8], "big") / 2**64
+    if fraction < ratios.train:
+        return "train"
+    if fraction < ratios.train + ratios.valid:
+        return "valid"
+    return "test"
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    """Per-row limits and the split policy."""
+
+    ratios: SplitRatios = SplitRatios()
+    split_seed: str = ""
+    max_chars: int = 2000
+
+
+class RowBuilder:
+    """Turns :class:`RawUtterance` into ``utterances`` rows (dicts), or rejects with reasons."""
+
+    def __init__(self, normalizer: Normalizer, tokenizer: Tokenizer, options: RowOptions,
+                 morph_analyzer: Any | None = None) -> None:
+        self.normalizer = normalizer
+        self.tokenizer = tokenizer
+        self.options = options
+        self.morph_analyzer = morph_analyzer
+
+    def build(self, raw: RawUtterance) -> dict[str, Any] | Reject:
+        if len(raw.text) > self.options.max_chars:
+            return Reject("too_long", raw.source, raw.position,
+                          f"{len(raw.text)} characters, more than --max-chars {self.options.max_chars}",
+                          raw.text[:200])
+        text, edits = self.normalizer.normalize(raw.text, raw.corpus)
+        if not text.strip():
+            detail = "empty text" if not raw.text.strip() else "nothing left after normalization (markup only)"
+            return Reject("empty_text", raw.source, raw.position, detail, raw.text[:200])
+        return {
+            "id": utterance_id(raw.corpus, raw.source, raw.position),
+            "corpus": raw.corpus,
+            "source": raw.source,
+            "position": raw.position,
+            "doc_id": raw.doc_id,
+            "turn": raw.turn,
+            "speaker": raw.speaker,
+            "text_raw": raw.text,
+            "text": text,
+            "edits": [e.as_dict() for e in edits],
+            "tokens": self.tokenizer.tokenize(text),
+            "morphs": self.morph_analyzer(text) if self.morph_analyzer is not None else None,
+            "label": raw.label,
+            "split": assign_split(raw.corpus, raw.doc_id, self.options.ratios, self.options.split_seed),
+            "meta": list((raw.meta or {}).items()),
+        }
+
+    def build_many(self, raws: Iterable[RawUtterance]) -> Iterator[dict[str, Any] | Reject]:
+        for raw in raws:
+            yield self.build(raw)

@@ -1,0 +1,1 @@
+"""The kd trainer (tokenizer, pretrain, finetune, distill, evaluate, predict)."""

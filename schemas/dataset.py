@@ -1,0 +1,233 @@
+"""Dataset contracts: named, versioned pyarrow schemas, validation, manifests and metadata.
+
+A malmoi dataset is a folder of ``part-SSSSS-of-NNNNN.parquet`` files plus side-cars
+(``_manifest.json``, ``_stats.json``, ``_rejects/``, ``_SUCCESS``). This module is the
+single place that knows those names and checks that a table matches its schema. It has no
+Beam or torch import so that every stage (and users' own code) can use it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+MANIFEST_NAME = "_manifest.json"
+STATS_NAME = "_stats.json"
+REJECTS_DIR = "_rejects"
+SUCCESS_NAME = "_SUCCESS"
+PART_PREFIX = "part"
+PART_SUFFIX = ".parquet"
+
+# Keys of the Parquet key-value metadata every malmoi file carries.
+META_SCHEMA = b"malmoi.schema"
+META_VERSION = b"malmoi.schema_version"
+META_PROVENANCE = b"malmoi.provenance"
+
+
+class SchemaMismatchError(ValueError):
+    """A table or dataset does not match the contract it claims to follow."""
+
+
+class DatasetNotReadyError(FileNotFoundError):
+    """A dataset folder is missing, incomplete, or was written by an unfinished job."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named, versioned schema plus value-level rules that pyarrow types cannot express."""
+
+    name: str
+    version: int
+    schema: pa.Schema
+    allowed_values: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def schema_with_metadata(self, provenance: Mapping[str, Any] | None = None) -> pa.Schema:
+        """The schema carrying malmoi's key-value metadata (written into every Parquet file)."""
+        metadata = {
+            META_SCHEMA: self.name.encode(),
+            META_VERSION: str(self.version).encode(),
+            META_PROVENANCE: json.dumps(dict(provenance or {}), sort_keys=True, ensure_ascii=False).encode(),
+        }
+        return self.schema.with_metadata(metadata)
+
+
+def _describe(field_: pa.Field) -> str:
+    return f"{field_.type}{'' if field_.nullable else ' (not null)'}"
+
+
+def validate(table: pa.Table | pa.RecordBatch, spec: DatasetSpec, *, where: str = "table") -> None:
+    """Check that ``table`` follows ``spec``; raise :class:`SchemaMismatchError` naming every problem.
+
+    Checks column names and order, types, nulls in non-nullable columns, and allowed values
+    (for example ``split``). Metadata is not compared: provenance is checked by the readers
+    that care about it.
+    """
+    problems: list[str] = []
+    expected_names = spec.schema.names
+    found_names = table.schema.names
+    missing = [n for n in expected_names if n not in found_names]
+    extra = [n for n in found_names if n not in expected_names]
+    if missing:
+        problems.append(f"missing column(s) {missing}")
+    if extra:
+        problems.append(f"unexpected column(s) {extra}")
+    if not missing and not extra and expected_names != found_names:
+        problems.append(f"columns in order {found_names}, expected {expected_names}")
+    for expected in spec.schema:
+        if expected.name not in found_names:
+            continue
+        found = table.schema.field(expected.name)
+        if not found.type.equals(expected.type):
+            problems.append(f"column '{expected.name}': expected {_describe(expected)}, found {found.type}")
+            continue
+        column = table.column(expected.name)
+        if not expected.nullable and column.null_count:
+            problems.append(
+                f"column '{expected.name}': expected no nulls, found {column.null_count} null(s)"
+            )
+        allowed = spec.allowed_values.get(expected.name)
+        if allowed is not None:
+            values = set(pc.unique(column).to_pylist()) - {None}
+            bad = sorted(values - allowed)
+            if bad:
+                problems.append(f"column '{expected.name}': expected values in {sorted(allowed)}, found {bad}")
+    if problems:
+        raise SchemaMismatchError(
+            f"{where} does not match schema '{spec.name}' v{spec.version}: "
+            + "; ".join(problems)
+            + f". Fix: write it with schemas.{spec.name.upper()}.schema (see schemas/) "
+            "or re-run the job that produces it."
+        )
+
+
+def table_from_rows(rows: Iterable[Mapping[str, Any]], spec: DatasetSpec) -> pa.Table:
+    """Build a table with exactly ``spec.schema`` from row dicts, then validate it."""
+    table = pa.Table.from_pylist(list(rows), schema=spec.schema)
+    validate(table, spec)
+    return table
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def build_manifest(
+    spec: DatasetSpec,
+    *,
+    created_by: str,
+    rows_per_split: Mapping[str, int],
+    files: Iterable[str],
+    options: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``_manifest.json`` content for a dataset (schema, counts, options, provenance)."""
+    from schemas import __version__
+
+    manifest = {
+        "schema": spec.name,
+        "schema_version": spec.version,
+        "created_by": created_by,
+        "malmoi_version": __version__,
+        "num_rows": int(sum(rows_per_split.values())),
+        "rows_per_split": {k: int(v) for k, v in sorted(rows_per_split.items())},
+        "files": sorted(files),
+        "options": dict(options),
+        "provenance": dict(provenance),
+        "columns": {f.name: str(f.type) for f in spec.schema},
+    }
+    if extra:
+        manifest.update(extra)
+    return manifest
+
+
+def dumps_json(obj: Any) -> bytes:
+    """Stable, human-readable JSON bytes for side-cars."""
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in path:
+        return pafs.FileSystem.from_uri(path)
+    return pafs.LocalFileSystem(), path
+
+
+def _join(base: str, name: str) -> str:
+    return base.rstrip("/") + "/" + name
+
+
+def read_manifest(folder: str) -> dict[str, Any]:
+    """Read a dataset's ``_manifest.json``; refuse folders without ``_SUCCESS``."""
+    fs, base = _filesystem(folder)
+    info = fs.get_file_info(base)
+    if info.type != pafs.FileType.Directory:
+        raise DatasetNotReadyError(
+            f"dataset folder '{folder}' does not exist. Fix: pass the --output folder of a finished job."
+        )
+    if fs.get_file_info(_join(base, SUCCESS_NAME)).type != pafs.FileType.File:
+        raise DatasetNotReadyError(
+            f"dataset folder '{folder}' has no {SUCCESS_NAME}: the job that writes it did not finish "
+            "(or is still running). Fix: re-run the job, or wait for it to finish."
+        )
+    with fs.open_input_stream(_join(base, MANIFEST_NAME)) as stream:
+        return json.loads(stream.read().decode("utf-8"))
+
+
+def part_files(folder: str) -> list[str]:
+    """The dataset's Parquet part files, sorted by name."""
+    fs, base = _filesystem(folder)
+    selector = pafs.FileSelector(base, recursive=False)
+    names = [
+        info.path
+        for info in fs.get_file_info(selector)
+        if info.type == pafs.FileType.File
+        and info.base_name.startswith(PART_PREFIX)
+        and info.base_name.endswith(PART_SUFFIX)
+    ]
+    return sorted(names)
+
+
+def read_dataset(folder: str, spec: DatasetSpec, *, columns: list[str] | None = None) -> pa.Table:
+    """Read a finished dataset folder into one table, validating manifest and every file.
+
+    Raises :class:`DatasetNotReadyError` for an unfinished folder and
+    :class:`SchemaMismatchError` when the manifest or a file does not follow ``spec``.
+    """
+    manifest = read_manifest(folder)
+    if manifest.get("schema") != spec.name or manifest.get("schema_version") != spec.version:
+        raise SchemaMismatchError(
+            f"dataset '{folder}' holds schema '{manifest.get('schema')}' "
+            f"v{manifest.get('schema_version')}, expected '{spec.name}' v{spec.version}. "
+            "Fix: point to the output of the job that writes this schema, or re-run it with this malmoi version."
+        )
+    fs, _ = _filesystem(folder)
+    tables = []
+    for path in part_files(folder):
+        table = pq.read_table(path, filesystem=fs)
+        metadata = table.schema.metadata or {}
+        if metadata.get(META_SCHEMA) != spec.name.encode():
+            raise SchemaMismatchError(
+                f"file '{path}' carries schema '{metadata.get(META_SCHEMA, b'<none>').decode()}' "
+                f"in its metadata, expected '{spec.name}'. Fix: remove foreign files from the folder."
+            )
+        validate(table, spec, where=f"file '{path}'")
+        tables.append(table.select(columns) if columns else table)
+    if not tables:
+        schema = spec.schema if not columns else pa.schema([spec.schema.field(c) for c in columns])
+        return schema.empty_table()
+    total = sum(t.num_rows for t in tables)
+    if total != manifest.get("num_rows"):
+        raise SchemaMismatchError(
+            f"dataset '{folder}' has {total} rows in its part files, but its manifest says "
+            f"{manifest.get('num_rows')}. Fix: the folder was modified after the job finished; re-run the job."
+        )
+    return pa.concat_tables(tables)

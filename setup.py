@@ -1,0 +1,49 @@
+"""The malmoi distribution: Beam jobs, the kd trainer and the data schemas.
+
+This is also what Dataflow workers install (``--setup_file ./setup.py``), so it
+must carry everything the jobs import at run time, lexicons included.
+"""
+
+from setuptools import setup
+
+VERSION = "0.1.0"
+
+# Beam 2.77 caps pyarrow and numpy; everything else the jobs import is pinned
+# to the releases the project was tested with.
+INSTALL_REQUIRES = [
+    "apache-beam==2.77.0",
+    "pyarrow>=14,<26",
+    "numpy>=1.24,<2.5",
+    "pandas>=2.0,<2.4",
+    "soynlp==0.0.493",
+    "kiwipiepy>=0.24,<0.25",
+    "openpyxl>=3.1,<4",
+]
+
+EXTRAS_REQUIRE = {
+    # Teacher and student models; a range so GPU users keep their CUDA build.
+    "train": ["torch>=2.4", "transformers>=4.44", "tokenizers>=0.19", "safetensors>=0.4"],
+    "dataflow": ["apache-beam[gcp]==2.77.0"],
+    "dev": ["pytest>=8", "ruff>=0.6"],
+}
+
+setup(
+    name="malmoi",
+    version=VERSION,
+    description="Korean spoken and colloquial text: Beam preprocessing, teacher augmentation "
+    "and knowledge distillation into small students.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=["beam_jobs", "kd", "schemas"],
+    package_data={"beam_jobs": ["lexicons/*.tsv", "lexicons/*.json"]},
+    include_package_data=True,
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={
+        "console_scripts": [
+            "malmoi-preprocess=beam_jobs.preprocess:main",
+        ]
+    },
+)
