@@ -24,7 +24,7 @@ EXTRAS_REQUIRE = {
     # Teacher and student models; a range so GPU users keep their CUDA build.
     "train": ["torch>=2.4", "transformers>=4.44", "tokenizers>=0.19", "safetensors>=0.4"],
     "dataflow": ["apache-beam[gcp]==2.77.0"],
-    "dev": ["pytest>=8", "ruff>=0.6"],
+    "dev": ["pytest>=8", "ruff>=0.6", "setuptools>=68"],
 }
 
 setup(
@@ -36,7 +36,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["beam_jobs", "kd", "schemas"],
+    packages=["beam_jobs", "beam_jobs.lexicons", "kd", "schemas"],
     package_data={"beam_jobs": ["lexicons/*.tsv", "lexicons/*.json"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,

@@ -102,6 +102,19 @@ def sniff_encoding(head: bytes) -> str | None:
             return encoding
         except UnicodeDecodeError:
             continue
+    # A few broken lines in an otherwise clean file: pick the encoding most lines decode in,
+    # and let the line readers reject the broken ones individually.
+    lines = [line for line in head.split(b"\n")[:-1] if line.strip()] or [head]
+    for encoding in ("utf-8", "cp949"):
+        decoded = 0
+        for line in lines:
+            try:
+                line.decode(encoding)
+                decoded += 1
+            except UnicodeDecodeError:
+                pass
+        if decoded >= 0.9 * len(lines) and decoded >= 2:
+            return encoding
     return None
 
 
@@ -178,7 +191,7 @@ def parse_file(stream: BinaryIO, source: str, options: ReaderOptions) -> Iterato
     if fmt == "auto":
         fmt = detect_format(source, head)
         if fmt is None:
-            yield Reject(
+            yield FileReject(
                 "unknown_format", source, "",
                 "cannot tell the format from the extension; expected .json, .jsonl, .csv, .tsv, .txt, "
                 ".trn, .parquet or .xlsx. Fix: rename the file or pass --format NAME.",

@@ -1,0 +1,216 @@
+"""The preprocess job: transforms in TestPipeline, and the whole job through run(argv)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import apache_beam as beam
+import pandas as pd
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from beam_jobs import preprocess
+from beam_jobs.normalizer import replay_edits
+from beam_jobs.readers import RawUtterance, ReaderOptions
+from beam_jobs.records import assign_split
+from schemas import UTTERANCES, read_dataset
+from tests.conftest import ROOT, read_json, run_preprocess
+
+RUNNER = ["--runner", "FnApiRunner"]
+
+
+def raw(text, doc="d1", turn=0, position=None):
+    return RawUtterance("txt", "a.txt", position or f"line {turn + 1}", doc, turn, text, None, None, {})
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+def test_parse_files_fn_batches_records_and_counts_files(tmp_path):
+    (tmp_path / "a.txt").write_text("하나\n둘\n셋\n", encoding="utf-8")
+    (tmp_path / "b.bin").write_bytes(b"\x00\x01")
+    with BeamTestPipeline(runner="FnApiRunner") as p:
+        out = (
+            p
+            | beam.Create([("a.txt", str(tmp_path / "a.txt")), ("b.bin", str(tmp_path / "b.bin"))])
+            | beam.ParDo(preprocess.ParseFilesFn(ReaderOptions(), batch_size=2)).with_outputs(
+                "rejects", "stats", main="batches")
+        )
+        assert_that(out.batches | beam.Map(lambda b: [r.text for r in b]), equal_to([["하나", "둘"], ["셋"]]),
+                    label="batches")
+        assert_that(out.rejects | beam.Map(lambda r: (r.source, r.reason)), equal_to([("b.bin", "unknown_format")]),
+                    label="rejects")
+        assert_that(out.stats | beam.CombinePerKey(sum),
+                    equal_to([("files.matched", 2), ("files.read", 1), ("files.rejected", 1),
+                              ("files.rejected.unknown_format", 1), ("records.in", 3)]), label="stats")
+
+
+def test_build_rows_fn_normalizes_and_rejects_empty(tmp_path):
+    config = preprocess.PreprocessConfig(inputs=(), output=str(tmp_path))
+    with BeamTestPipeline(runner="FnApiRunner") as p:
+        out = (
+            p
+            | beam.Create([[raw("넘 좋앙ㅋㅋㅋㅋ"), raw("{laughing}", turn=1), raw("   ", turn=2)]])
+            | beam.ParDo(preprocess.BuildRowsFn(config)).with_outputs("rejects", "stats", main="rows")
+        )
+        split = assign_split("txt", "d1", config.rows.ratios)
+        assert_that(out.rows | beam.FlatMap(lambda rows: [(r["text"], r["split"]) for r in rows]),
+                    equal_to([("너무 좋아ㅋㅋ", split), ("ㅋㅋ", split)]), label="rows")
+        assert_that(out.rejects | beam.Map(lambda r: r.reason), equal_to(["empty_text"]), label="rejects")
+
+
+def test_deduplicate_keeps_smallest_id_and_counts_the_rest():
+    rows = [{"id": "b", "text": "네"}, {"id": "a", "text": "네"}, {"id": "c", "text": "아니"}, {"id": "d", "text": "네"}]
+    with BeamTestPipeline(runner="FnApiRunner") as p:
+        kept, stats = p | beam.Create([rows[:2], rows[2:]]) | preprocess.Deduplicate(batch_size=10)
+        assert_that(kept | beam.FlatMap(lambda b: [r["id"] for r in b]), equal_to(["a", "c"]), label="kept")
+        assert_that(stats | beam.CombinePerKey(sum), equal_to([("records.deduplicated", 2)]), label="stats")
+
+
+# --------------------------------------------------------------------------- the job end to end
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "utterances"
+    run_preprocess([ROOT / "data" / "samples"], out, *RUNNER)
+    return out
+
+
+def test_job_writes_a_valid_dataset_from_every_sample_format(sample_run):
+    frame = pd.read_parquet(sample_run)
+    assert set(frame["corpus"]) == {"nikl", "aihub-emotion", "aihub-summary", "aihub-sns", "aihub-dialogue",
+                                    "kspon", "jsonl", "csv", "tsv", "txt", "parquet"}
+    table = read_dataset(str(sample_run), UTTERANCES)  # validates schema, manifest and counts
+    assert table.num_rows == len(frame)
+    manifest = read_json(sample_run / "_manifest.json")
+    assert manifest["provenance"]["normalizer_hash"] and manifest["provenance"]["tokenizer_hash"]
+    assert sum(manifest["rows_per_split"].values()) == len(frame)
+    assert (sample_run / "_SUCCESS").exists()
+
+
+def test_rows_are_normalized_tokenized_and_auditable(sample_run):
+    frame = pd.read_parquet(sample_run)
+    row = frame[frame["text_raw"] == "사이즈가 넘 작아요. 반품 어케 해요?"].iloc[0]
+    assert row["text"] == "사이즈가 너무 작아요. 반품 어떻게 해요?"
+    assert list(row["tokens"]) == ["사이즈가", "너무", "작아요", ".", "반품", "어떻게", "해요", "?"]
+    for text_raw, text, edits in zip(frame["text_raw"], frame["text"], frame["edits"], strict=True):
+        assert replay_edits(text_raw, list(edits)) == text
+
+
+def test_turns_of_one_dialogue_share_a_split(sample_run):
+    frame = pd.read_parquet(sample_run)
+    assert (frame.groupby(["corpus", "doc_id"])["split"].nunique() == 1).all()
+
+
+def test_conservation_rows_in_equal_out_plus_rejected_plus_deduplicated(sample_run):
+    stats = read_json(sample_run / "_stats.json")
+    c = stats["conservation"]
+    assert c["balanced"]
+    assert c["records_in"] == c["records_out"] + c["records_rejected"] + c["records_deduplicated"]
+    rejects = [json.loads(line) for f in (sample_run / "_rejects").glob("*.jsonl") for line in f.open()]
+    assert len([r for r in rejects if r["level"] == "record"]) == c["records_rejected"] == 3
+    assert c["records_out"] == len(pd.read_parquet(sample_run))
+
+
+def test_rerun_gives_identical_ids_and_splits(sample_run, tmp_path):
+    run_preprocess([ROOT / "data" / "samples"], tmp_path / "again", *RUNNER)
+    first = pd.read_parquet(sample_run).sort_values("id")[["id", "split", "text"]].reset_index(drop=True)
+    second = pd.read_parquet(tmp_path / "again").sort_values("id")[["id", "split", "text"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_multi_process_run_gives_the_same_rows(sample_run, tmp_path):
+    run_preprocess([ROOT / "data" / "samples"], tmp_path / "mp", *RUNNER,
+                   "--direct_running_mode", "multi_processing", "--direct_num_workers", "2")
+    columns = ["id", "split", "text", "doc_id", "turn"]
+    first = pd.read_parquet(sample_run).sort_values("id")[columns].reset_index(drop=True)
+    second = pd.read_parquet(tmp_path / "mp").sort_values("id")[columns].reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_bad_files_land_in_rejects_and_the_run_goes_on(tmp_path):
+    bad = tmp_path / "in"
+    bad.mkdir()
+    (bad / "good.txt").write_text("넘 좋아요\n", encoding="utf-8")
+    (bad / "broken.json").write_text('{"document": [', encoding="utf-8")
+    (bad / "legacy.txt").write_bytes("옛날 파일이에요ㅋㅋㅋ\n".encode("cp949"))
+    (bad / "empty.jsonl").write_bytes(b"")
+    (bad / "notes.docx").write_bytes(b"PK\x03\x04")
+    out = tmp_path / "out"
+    run_preprocess([bad], out, *RUNNER)
+    frame = pd.read_parquet(out)
+    assert sorted(frame["text"]) == ["너무 좋아요", "옛날 파일이에요ㅋㅋ"]
+    rejects = {json.loads(line)["source"]: json.loads(line)["reason"]
+               for f in (out / "_rejects").glob("*.jsonl") for line in f.open()}
+    assert rejects == {"broken.json": "malformed_json", "empty.jsonl": "empty_file", "notes.docx": "unknown_format"}
+    stats = read_json(out / "_stats.json")
+    assert stats["conservation"]["files_rejected"] == 3 and stats["conservation"]["files_read"] == 2
+
+
+def test_dedup_drops_exact_duplicates_of_normalized_text(tmp_path):
+    src = tmp_path / "dup.txt"
+    src.write_text("넘 좋아\n너무 좋아\n다른 말\n넘 좋아\n", encoding="utf-8")
+    run_preprocess([src], tmp_path / "out", *RUNNER, "--dedup")
+    frame = pd.read_parquet(tmp_path / "out")
+    assert sorted(frame["text"]) == ["너무 좋아", "다른 말"]
+    c = read_json(tmp_path / "out" / "_stats.json")["conservation"]
+    assert (c["records_in"], c["records_out"], c["records_deduplicated"]) == (4, 2, 2)
+
+
+def test_existing_output_is_refused_unless_overwrite(tmp_path):
+    src = tmp_path / "a.txt"
+    src.write_text("하나\n", encoding="utf-8")
+    run_preprocess([src], tmp_path / "out", *RUNNER)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run_preprocess([src], tmp_path / "out", *RUNNER)
+    run_preprocess([src], tmp_path / "out", *RUNNER, "--overwrite")
+    assert len(pd.read_parquet(tmp_path / "out")) == 1
+
+
+def test_input_matching_nothing_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="matched no files"):
+        run_preprocess([tmp_path / "nothing*.json"], tmp_path / "out", *RUNNER)
+
+
+def test_bad_split_ratios_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="summing to 1"):
+        run_preprocess([ROOT / "data" / "samples"], tmp_path / "out", "--split-ratios", "0.8,0.3,0.1")
+
+
+# --------------------------------------------------------------------------- Dataflow readiness
+
+
+def test_dataflow_options_parse_unchanged():
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, SetupOptions, StandardOptions
+
+    argv = ["--input", "gs://bucket/nikl/*.json", "--output", "gs://bucket/out", "--runner", "DataflowRunner",
+            "--project", "my-project", "--region", "asia-northeast3", "--temp_location", "gs://bucket/tmp",
+            "--setup_file", "./setup.py", "--max_num_workers", "8"]
+    args, beam_args = preprocess.build_parser().parse_known_args(argv)
+    assert args.input == ["gs://bucket/nikl/*.json"]
+    options = preprocess.beam_io.pipeline_options(beam_args)
+    assert options.view_as(StandardOptions).runner == "DataflowRunner"
+    cloud = options.view_as(GoogleCloudOptions)
+    assert (cloud.project, cloud.region, cloud.temp_location) == ("my-project", "asia-northeast3", "gs://bucket/tmp")
+    assert options.view_as(SetupOptions).setup_file == "./setup.py"
+    # the graph builds with those options (nothing is submitted)
+    pipeline = beam.Pipeline(runner="FnApiRunner", options=options)
+    preprocess.build(pipeline, preprocess.config_from_args(args))
+
+
+def test_sdist_carries_the_lexicons(tmp_path):
+    tree = tmp_path / "src"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".venv", ".git", "out", "*.egg-info", "__pycache__"))
+    subprocess.run([sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path / "dist")],
+                   cwd=tree, check=True, capture_output=True)
+    (archive,) = (tmp_path / "dist").glob("malmoi-*.tar.gz")
+    names = tarfile.open(archive).getnames()
+    for lexicon in ("contractions.tsv", "endings.tsv", "initialisms.tsv"):
+        assert any(n.endswith(f"beam_jobs/lexicons/{lexicon}") for n in names), lexicon
+    assert any(n.endswith("beam_jobs/preprocess.py") for n in names)

@@ -1,0 +1,174 @@
+"""Every corpus format is read from its sample; bad files become rejects, never exceptions."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from beam_jobs.readers import RawUtterance, ReaderOptions, Reject, detect_format, parse_file, sniff_encoding
+
+
+def parse(path, **options):
+    with open(path, "rb") as handle:
+        items = list(parse_file(handle, path.name, ReaderOptions(**options)))
+    return [i for i in items if isinstance(i, RawUtterance)], [i for i in items if isinstance(i, Reject)]
+
+
+def parse_bytes(data: bytes, name: str, **options):
+    items = list(parse_file(io.BytesIO(data), name, ReaderOptions(**options)))
+    return [i for i in items if isinstance(i, RawUtterance)], [i for i in items if isinstance(i, Reject)]
+
+
+def test_nikl_daily_conversation(samples):
+    rows, rejects = parse(samples / "nikl" / "SDRW2000000001.json")
+    assert not rejects
+    assert len(rows) == 11
+    first = rows[0]
+    assert first.corpus == "nikl" and first.doc_id == "SDRW2000000001.1" and first.turn == 0
+    assert first.position == "document[0].utterance[0]"
+    assert first.speaker == "SD2000001"
+    assert first.meta["speaker_age"] == "20대" and first.meta["topic"] == "먹거리 > 좋아하는 음식"
+    assert first.meta["start"] == "0.0" and first.meta["relation"] == "친구"
+    # the form is the text; a differing original_form is kept in meta
+    changed = rows[3]
+    assert changed.text.endswith("-불완전 발화-") and "original_form" in changed.meta
+    assert {r.doc_id for r in rows} == {"SDRW2000000001.1", "SDRW2000000001.2"}
+
+
+def test_nikl_messenger_keeps_time_and_markup(samples):
+    rows, rejects = parse(samples / "nikl" / "MDRW2100000002.json")
+    assert not rejects and len(rows) == 7
+    assert rows[0].meta["time"] == "20210304141215"
+    assert rows[3].text == "{share:photo}"
+
+
+def test_aihub_emotion_labels_each_turn_and_skips_unused_slots(samples):
+    rows, rejects = parse(samples / "aihub" / "emotion_dialogue_sample.json")
+    assert not rejects
+    first_talk = [r for r in rows if r.doc_id == "Pro_90001_00001"]
+    assert [r.speaker for r in first_talk] == ["human", "system", "human", "system"]  # HS03/SS03 empty
+    assert {r.label for r in first_talk} == {"E18"}
+    assert [r.turn for r in first_talk] == [0, 1, 2, 3]
+    assert first_talk[0].meta["emotion_id"] == "S06_D02_E18"
+
+
+def test_aihub_summary_keeps_summary_and_participants(samples):
+    rows, rejects = parse(samples / "aihub" / "dialogue_summary_sample.json")
+    assert not rejects and len(rows) == 7
+    assert rows[0].doc_id == "a1b2c3d4-0001" and rows[0].speaker == "P01"
+    assert rows[0].meta["summary"].startswith("두 사람이")
+    assert rows[0].meta["speaker_gender"] == "여성" and rows[0].meta["topic"] == "식음료"
+
+
+def test_aihub_sns_body_is_a_list(samples):
+    rows, rejects = parse(samples / "aihub" / "sns_sample.json")
+    assert not rejects and len(rows) == 5
+    assert rows[1].position == "data[0].body[1]" and rows[1].doc_id == "sns-0001"
+
+
+def test_aihub_dialogue_xlsx_groups_rows_by_dialogue(samples):
+    rows, rejects = parse(samples / "aihub" / "korean_dialogue_sample.xlsx")
+    assert not rejects
+    assert len(rows) == 7  # the all-empty row is not an utterance
+    assert rows[0].speaker == "손님" and rows[0].doc_id == "D0001"
+    assert [r.turn for r in rows if r.doc_id == "D0002"] == [0, 1, 2]
+    assert rows[0].meta["DOMAIN"] == "카페"
+
+
+def test_kspon_trn_lines_and_cp949_single_file(samples):
+    rows, rejects = parse(samples / "kspon" / "KsponSpeech_sample.trn")
+    assert not rejects and len(rows) == 6
+    assert rows[0].meta["utterance_id"].endswith("KsponSpeech_000001.pcm")
+    assert rows[0].doc_id == "KsponSpeech_01/KsponSpeech_0001"
+    assert rows[0].text.startswith("아/ 몬 소리야")  # markup is the normalizer's job
+    single = samples / "kspon" / "KsponSpeech_0003" / "KsponSpeech_002001.txt"
+    assert sniff_encoding(single.read_bytes()) == "cp949"
+    rows, rejects = parse(single)
+    assert not rejects and rows[0].text.startswith("그래서 어/") and rows[0].meta["utterance_id"] == "KsponSpeech_002001"
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("comments.jsonl", 8), ("reviews.csv", 5), ("intents.tsv", 4), ("chat.txt", 4), ("reviews.parquet", 4)],
+)
+def test_generic_formats(samples, name, expected):
+    rows, rejects = parse(samples / "generic" / name)
+    assert not rejects
+    assert len(rows) == expected
+
+
+def test_generic_columns_label_id_and_meta(samples):
+    rows, _ = parse(samples / "generic" / "comments.jsonl", doc_id_column="thread")
+    assert rows[0].label == "positive" and rows[0].meta["record_id"] == "c-0001"
+    assert rows[0].doc_id == "t1" and [r.turn for r in rows[:2]] == [0, 1]
+    assert rows[7].label is None  # JSON null label: unlabeled, not the string "None"
+    csv_rows, _ = parse(samples / "generic" / "reviews.csv")
+    assert csv_rows[0].text == "배송 빨라서 좋아용, 담에 또 살게요"  # quoted comma stays in the text
+
+
+def test_utf8_bom_is_stripped():
+    rows, rejects = parse_bytes("\ufeff첫 줄\n둘째 줄\n".encode(), "a.txt")
+    assert not rejects and rows[0].text == "첫 줄"
+
+
+def test_cp949_jsonl_is_decoded():
+    data = '{"text": "넘 좋아요ㅋㅋ"}\n'.encode("cp949")
+    rows, rejects = parse_bytes(data, "a.jsonl")
+    assert not rejects and rows[0].text == "넘 좋아요ㅋㅋ"
+
+
+def test_binary_file_is_rejected_as_undecodable():
+    _, rejects = parse_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "image.txt")
+    assert [(r.reason, r.level) for r in rejects] == [("undecodable_file", "file")]
+
+
+def test_malformed_json_file_is_one_file_reject_with_position():
+    _, rejects = parse_bytes(b'{"document": [ {"id": "x", }', "SDRW9.json")
+    assert len(rejects) == 1
+    assert rejects[0].reason == "malformed_json" and rejects[0].position.startswith("line 1 column")
+
+
+def test_empty_and_unknown_files_are_rejected():
+    assert parse_bytes(b"", "a.jsonl")[1][0].reason == "empty_file"
+    assert parse_bytes(b"hello", "notes.docx")[1][0].reason == "unknown_format"
+    _, rejects = parse_bytes(b'{"foo": 1}', "other.json")
+    assert rejects[0].reason == "unknown_format" and "--format" in rejects[0].detail
+
+
+def test_bad_records_are_rejected_one_by_one():
+    data = '{"text": "좋아"}\n{bad json\n[1, 2]\n{"text": {"a": 1}}\n{"body": "x"}\n{"text": 42}\n'.encode()
+    rows, rejects = parse_bytes(data, "a.jsonl")
+    assert [r.text for r in rows] == ["좋아", "42"]
+    assert [r.reason for r in rejects] == ["malformed_json", "malformed_record", "bad_text_type", "missing_field"]
+    assert rejects[0].position == "line 2"
+
+
+def test_csv_missing_column_names_the_fix_and_short_rows_are_rejected():
+    _, rejects = parse_bytes("id,review\n1,좋아\n".encode(), "a.csv")
+    assert rejects[0].reason == "missing_column" and "--text-column" in rejects[0].detail
+    rows, rejects = parse_bytes("id,text,label\n1,좋아,pos\n2\n".encode(), "a.csv")
+    assert len(rows) == 1 and rejects[0].reason == "malformed_row" and rejects[0].position == "line 3"
+
+
+def test_an_undecodable_line_in_a_utf8_file_is_a_record_reject():
+    good = [f"{i}번째 문장" for i in range(20)]
+    data = "\n".join(good[:10]).encode() + b"\n\xff\xfe\xfa broken\n" + "\n".join(good[10:]).encode()
+    rows, rejects = parse_bytes(data, "a.txt", format="txt")
+    assert [r.text for r in rows] == good
+    assert rejects[0].reason == "undecodable_line" and rejects[0].level == "record"
+
+
+def test_auto_detection():
+    assert detect_format("x/a.trn", b"") == "kspon"
+    assert detect_format("x/a.txt", "KsponSpeech_000001.pcm :: 아/ 뭐".encode()) == "kspon"
+    assert detect_format("x/a.txt", "그냥 문장".encode()) == "txt"
+    assert detect_format("x/a.xlsx", b"") == "aihub-dialogue"
+    assert detect_format("x/a.bin", b"") is None
+
+
+def test_line_formats_stream_large_files():
+    # A file larger than the sniffing window is read line by line across chunk boundaries.
+    lines = [f"문장 {i}번 ㅋㅋ" for i in range(20000)]
+    rows, rejects = parse_bytes(("\n".join(lines) + "\n").encode(), "big.txt")
+    assert not rejects and [r.text for r in rows] == lines

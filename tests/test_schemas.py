@@ -1,0 +1,84 @@
+"""The utterances contract: validation names the problem, readers refuse unfinished or foreign data."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from schemas import UTTERANCES, DatasetNotReadyError, SchemaMismatchError, read_dataset, validate
+from schemas.dataset import build_manifest, dumps_json
+
+
+def a_row(**overrides):
+    row = {
+        "id": "x1", "corpus": "txt", "source": "a.txt", "position": "line 1", "doc_id": "d", "turn": 0,
+        "speaker": None, "text_raw": "넘 좋아", "text": "너무 좋아",
+        "edits": [{"rule": "contraction", "start": 0, "end": 1, "before": "넘", "after": "너무"}],
+        "tokens": ["너무", "좋아"], "morphs": None, "label": None, "split": "train", "meta": [("k", "v")],
+    }
+    row.update(overrides)
+    return row
+
+
+def test_valid_table_passes():
+    validate(pa.Table.from_pylist([a_row()], schema=UTTERANCES.schema), UTTERANCES)
+
+
+def test_wrong_type_is_named_with_expected_and_found():
+    table = pa.Table.from_pylist([a_row()], schema=UTTERANCES.schema)
+    table = table.set_column(table.schema.get_field_index("turn"), "turn", pa.array([0], pa.int64()))
+    with pytest.raises(SchemaMismatchError, match=r"column 'turn': expected int32 \(not null\), found int64"):
+        validate(table, UTTERANCES)
+
+
+def test_missing_column_and_bad_split_value_are_reported():
+    table = pa.Table.from_pylist([a_row(split="training")], schema=UTTERANCES.schema).drop_columns(["meta"])
+    with pytest.raises(SchemaMismatchError) as error:
+        validate(table, UTTERANCES)
+    assert "missing column(s) ['meta']" in str(error.value)
+    assert "found ['training']" in str(error.value)
+
+
+def test_nulls_in_required_column_are_reported():
+    schema = UTTERANCES.schema.set(UTTERANCES.schema.get_field_index("text"), pa.field("text", pa.string()))
+    table = pa.Table.from_pylist([a_row(text=None)], schema=schema)
+    with pytest.raises(SchemaMismatchError, match="column 'text': expected no nulls, found 1 null"):
+        validate(table.cast(schema), UTTERANCES)
+
+
+def write_dataset(folder, rows, *, success=True, num_rows=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(rows, schema=UTTERANCES.schema_with_metadata({"normalizer_hash": "h"}))
+    pq.write_table(table, folder / "part-00000-of-00001.parquet")
+    manifest = build_manifest(UTTERANCES, created_by="test", rows_per_split={"train": num_rows or len(rows)},
+                              files=["part-00000-of-00001.parquet"], options={}, provenance={})
+    (folder / "_manifest.json").write_bytes(dumps_json(manifest))
+    if success:
+        (folder / "_SUCCESS").write_bytes(b"")
+
+
+def test_read_dataset_round_trip(tmp_path):
+    write_dataset(tmp_path / "ds", [a_row(), a_row(id="x2")])
+    table = read_dataset(str(tmp_path / "ds"), UTTERANCES)
+    assert table.num_rows == 2
+    assert table.schema.metadata[b"malmoi.schema"] == b"utterances"
+
+
+def test_read_refuses_folder_without_success(tmp_path):
+    write_dataset(tmp_path / "ds", [a_row()], success=False)
+    with pytest.raises(DatasetNotReadyError, match="has no _SUCCESS"):
+        read_dataset(str(tmp_path / "ds"), UTTERANCES)
+
+
+def test_read_refuses_other_schema_and_row_count_drift(tmp_path):
+    write_dataset(tmp_path / "ds", [a_row()], num_rows=5)
+    with pytest.raises(SchemaMismatchError, match="manifest says 5"):
+        read_dataset(str(tmp_path / "ds"), UTTERANCES)
+    manifest = json.loads((tmp_path / "ds" / "_manifest.json").read_text())
+    manifest["schema"] = "kd"
+    (tmp_path / "ds" / "_manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SchemaMismatchError, match="holds schema 'kd'"):
+        read_dataset(str(tmp_path / "ds"), UTTERANCES)
