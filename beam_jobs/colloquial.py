@@ -77,6 +77,9 @@ def _lengthening(match: re.Match[str]) -> str:
     if count < _MIN_EXTENSIONS:
         return match.group(0)
     rest = tail[count:]
+    if carried_final and initial == _VOWEL_ONLY_INITIAL:
+        # 오오오옹: the base is itself a bare vowel; keep the final syllable as written (오옹).
+        return base + tail[count - 1:]
     return _compose(initial, vowel, carried_final) + rest
 
 

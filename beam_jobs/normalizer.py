@@ -62,7 +62,7 @@ class NormalizerConfig:
     mask_emails: bool = True
     mask_mentions: bool = True
     mask_phone_numbers: bool = True
-    #: Emoji policy: "keep" or "drop".
+    #: Emoji policy: "keep", "drop", or "placeholder" (each emoji run becomes &emoji&).
     emoji: str = "keep"
     #: Colloquial rewriting (see beam_jobs.colloquial): lengthening, 애교 endings, contractions.
     colloquial: bool = True
@@ -77,7 +77,7 @@ class NormalizerConfig:
     extra_lexicons: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        choices = {"kspon_dual": ("spelling", "pronunciation"), "emoji": ("keep", "drop"),
+        choices = {"kspon_dual": ("spelling", "pronunciation"), "emoji": ("keep", "drop", "placeholder"),
                    "initialisms": ("keep", "expand"), "ending_judge": ("rules", "kiwi")}
         for name, allowed in choices.items():
             value = getattr(self, name)
@@ -226,7 +226,7 @@ def _jamo_run_re(max_run: int) -> re.Pattern[str]:
 
 
 def _punct_run_re(max_run: int) -> re.Pattern[str]:
-    return re.compile(f"([!?.,~;^])\\1{{{max_run},}}|[!?]{{{max_run + 1},}}|…{{2,}}")
+    return re.compile(f"([!?.,~;^♥♡★☆♪♬ㆍ·])\\1{{{max_run},}}|[!?]{{{max_run + 1},}}|…{{2,}}")
 
 
 # A syllable whose coda is ㅋ (U+11BF as final) followed by ㅋ jamo: the coda is laughter.
@@ -307,8 +307,9 @@ class Normalizer:
             add("mask_mention", _MENTION_RE, lambda m: "&mention&", lambda t: "@" in t)
         if c.mask_phone_numbers:
             add("mask_phone", _PHONE_RE, lambda m: "&tel-num&", lambda t: "0" in t)
-        if c.emoji == "drop":
-            add("emoji_drop", _EMOJI_RE, lambda m: "")
+        if c.emoji != "keep":
+            replacement = "" if c.emoji == "drop" else "&emoji&"
+            add(f"emoji_{c.emoji}", _EMOJI_RE, lambda m: replacement)
         if c.split_glued_laughter:
             add("glued_laughter", _GLUED_LAUGH_RE, _strip_kieuk_coda, lambda t: "ㅋ" in t)
         if c.colloquial:

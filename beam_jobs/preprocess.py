@@ -25,8 +25,9 @@ from apache_beam.transforms.util import BatchElements
 
 from beam_jobs import beam_io
 from beam_jobs.beam_io import REJECTS, STATS, count
+from beam_jobs.cli import add_reader_arguments, normalizer_config, reader_options
 from beam_jobs.normalizer import Normalizer, NormalizerConfig
-from beam_jobs.readers import FORMATS, RawUtterance, ReaderOptions, Reject, parse_file
+from beam_jobs.readers import RawUtterance, ReaderOptions, Reject, parse_file
 from beam_jobs.records import RowBuilder, RowOptions, SplitRatios
 from beam_jobs.tokenizer import Tokenizer, TokenizerConfig
 from schemas import REJECTS_DIR, UTTERANCES
@@ -275,19 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Any other option is passed to Beam (e.g. --runner, --project, --region, "
         "--temp_location, --setup_file, --direct_num_workers).",
     )
-    parser.add_argument("--input", action="append", required=True, metavar="GLOB",
-                        help="file, folder or glob; repeat for several (quote globs)")
+    add_reader_arguments(parser)
     parser.add_argument("--output", required=True, metavar="DIR", help="dataset folder to write")
-    parser.add_argument("--format", default="auto", choices=FORMATS)
-    parser.add_argument("--text-column", default="text", help="jsonl/csv/tsv/parquet: the text field")
-    parser.add_argument("--label-column", default="label",
-                        help="jsonl/csv/tsv/parquet: the label field, used when present")
-    parser.add_argument("--id-column", default="id",
-                        help="jsonl/csv/tsv/parquet: a record id field (kept in meta), used when present")
-    parser.add_argument("--doc-id-column", default=None, help="field grouping rows into documents/dialogues")
-    parser.add_argument("--corpus-name", default=None, help="value of the corpus column (default: the format)")
-    parser.add_argument("--normalizer-config", default=None, metavar="JSON",
-                        help="a NormalizerConfig as JSON (see beam_jobs.normalizer)")
     parser.add_argument("--tokenizer", default="whitespace", choices=("whitespace", "soynlp"))
     parser.add_argument("--word-scores", default=None, help="word-scores file from beam_jobs.learn_words")
     parser.add_argument("--soynlp-tokenizer", default="ltokenizer", choices=("ltokenizer", "maxscore"))
@@ -306,13 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
-    normalizer = NormalizerConfig.from_file(args.normalizer_config) if args.normalizer_config else NormalizerConfig()
     return PreprocessConfig(
         inputs=tuple(args.input),
         output=args.output.rstrip("/"),
-        reader=ReaderOptions(args.format, args.text_column, args.label_column, args.id_column,
-                             args.doc_id_column, args.corpus_name),
-        normalizer=normalizer,
+        reader=reader_options(args),
+        normalizer=normalizer_config(args),
         tokenizer=TokenizerConfig(args.tokenizer, args.soynlp_tokenizer, args.word_scores),
         rows=RowOptions(SplitRatios.parse(args.split_ratios), args.split_seed, args.max_chars),
         dedup=args.dedup,

@@ -1,0 +1,34 @@
+"""The learn_words job end to end, and its artifact used by preprocess."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from beam_jobs import learn_words
+from tests.conftest import run_preprocess
+
+CORPUS = ["영화 정말 재밌다", "영화가 정말 좋았다ㅋㅋㅋ", "배우 연기가 좋았다", "정말 재밌는 영화",
+          "연기가 정말 좋다", "영화는 재밌다", "배우는 좋다", "영화를 봤다"] * 8
+
+
+def test_job_writes_scores_and_preprocess_applies_them(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
+    scores_path = tmp_path / "scores.json"
+    learn_words.run(["--input", str(corpus), "--output", str(scores_path), "--min-count", "3",
+                     "--runner", "FnApiRunner", "--direct_running_mode", "multi_processing",
+                     "--direct_num_workers", "2"])
+    artifact = json.loads(scores_path.read_text(encoding="utf-8"))
+    assert artifact["format"] == "malmoi.word_scores" and "영화" in artifact["scores"]
+    assert artifact["normalizer_hash"]
+
+    out = tmp_path / "utterances"
+    run_preprocess([corpus], out, "--runner", "FnApiRunner", "--tokenizer", "soynlp",
+                   "--word-scores", str(scores_path), "--soynlp-tokenizer", "ltokenizer")
+    frame = pd.read_parquet(out)
+    row = frame[frame["text"] == "영화가 정말 좋았다ㅋㅋ"].iloc[0]
+    assert list(row["tokens"])[:2] == ["영화", "가"]
+    manifest = json.loads((out / "_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["provenance"]["tokenizer_config"]["method"] == "soynlp"

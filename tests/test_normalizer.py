@@ -1,0 +1,158 @@
+"""The normalizer: table-driven cases from real comments, must-keep guarantees and auditable edits."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from beam_jobs.normalizer import Edit, Normalizer, NormalizerConfig, replay_edits
+
+CASES_FILE = Path(__file__).parent / "data" / "normalizer_nsmc_cases.tsv"
+
+
+def load_cases() -> list[tuple[str, str, str, str]]:
+    rows = []
+    for line in CASES_FILE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        nsmc_id, phenomenon, text, expected = line.split("\t")
+        rows.append((nsmc_id, phenomenon, text, expected))
+    return rows
+
+
+CASES = load_cases()
+NORMALIZER = Normalizer()
+
+
+def test_the_table_is_large_and_varied():
+    assert len(CASES) >= 150
+    assert len({phenomenon for _, phenomenon, _, _ in CASES}) >= 10
+
+
+@pytest.mark.parametrize("nsmc_id, phenomenon, text, expected", CASES, ids=[f"{c[1]}-{c[0]}" for c in CASES])
+def test_real_comment(nsmc_id, phenomenon, text, expected):
+    normalized, edits = NORMALIZER.normalize(text)
+    assert normalized == expected
+    assert replay_edits(text, edits) == normalized  # every change is auditable
+
+
+# --------------------------------------------------------------------------- must-keep guarantees
+
+MUST_KEEP = [
+    # numbers (soynlp's repeat_normalize turns 10000원 into 100원)
+    "10000원 ㅋㅋㅋ", "1111번 버스", "2000000 조회수", "3.5점 준다", "010이 아니라 011", "99.9% 확신",
+    # syllables next to jamo (soynlp's emoticon_normalize gives 안ㅋㅋㅋ)
+    "안녕ㅋㅋㅋ", "부엌ㅋㅋ", "대박ㅋㅋㅋㅋ", "헐ㅎㅎㅎ", "최고ㅠㅠㅠㅠ",
+    # Latin words and mixed scripts
+    "maybeeeeeeeee", "soooo good", "BTS 최고", "Netflix에서 봄", "iPhone15 Pro",
+    # names and real words that look colloquial
+    "여행 가요", "중앙 광장", "지인이랑 봤어", "누우면 잠 와", "기이하다", "사랑 이야기", "넘어지다", "돈 낼 거야",
+    "헤어 젤 샀어", "정지용 시인", "미군용 차량", "이용 후기",
+    # placeholders, emoji
+    "&name& 씨 안녕", "&tel-num& 로 연락", "😀😀", "👍 최고",
+]
+
+
+def hangul_syllables(text: str) -> list[str]:
+    return re.findall("[가-힣]", text)
+
+
+@pytest.mark.parametrize("text", MUST_KEEP)
+def test_never_deletes_syllables_changes_digits_or_latin(text):
+    normalized, _ = NORMALIZER.normalize(text)
+    assert re.findall(r"\d", normalized) == re.findall(r"\d", text)
+    assert re.findall("[A-Za-z]+", normalized) == re.findall("[A-Za-z]+", text)
+    # syllables may change form (엌 -> 어) but never disappear
+    assert len(hangul_syllables(normalized)) >= len(hangul_syllables(text))
+
+
+@pytest.mark.parametrize("text", MUST_KEEP[17:28])
+def test_real_words_are_left_alone(text):
+    assert NORMALIZER(text) == text
+
+
+def test_digits_and_syllables_survive_all_real_cases():
+    for _, _, text, _ in CASES:
+        normalized = NORMALIZER(text)
+        assert re.findall(r"\d", normalized) == re.findall(r"\d", text), text
+
+
+# --------------------------------------------------------------------------- rules, one by one
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("ㅋㅋㅋㅋㅋ", "ㅋㅋ"), ("ㅋㅎㅋㅎㅋㅎ", "ㅋㅎ"), ("ㅠㅜㅠㅜ", "ㅠㅜ"), ("ㄷㄷㄷㄷ", "ㄷㄷ"),
+        ("!!!!!", "!!!"), ("?!?!?!", "?!?"), ("……", "…"), ("~~~~~~", "~~~"),
+        ("먹었엌ㅋㅋ", "먹었어ㅋㅋ"), ("하하하하하", "하하"),
+        ("지이인짜", "진짜"), ("우와아아아", "우와"), ("좋아아아아", "좋아"), ("네에에에", "네"),
+        ("봅니당", "봅니다"), ("했어용", "했어요"), ("넹", "네"), ("알겠졍", "알겠죠"), ("먹었어욥", "먹었어요"),
+        ("넘 좋아", "너무 좋아"), ("걍 가자", "그냥 가자"), ("암튼 고마워", "아무튼 고마워"), ("낼 보자", "내일 보자"),
+        ("젤 좋아", "제일 좋아"), ("첨엔 몰랐어", "처음엔 몰랐어"), ("어케 해", "어떻게 해"), ("넘나 귀엽다", "너무나 귀엽다"),
+        ("Ｈｅｌｌｏ！", "Hello!"), ("a\u200bb", "ab"), ("탭\t문자", "탭 문자"), ("  양쪽  공백 ", "양쪽 공백"),
+        ("{laughing} 진짜?", "ㅋㅋ 진짜?"), ("((xx)) 그래서", "그래서"), ("((아마)) 맞아", "아마 맞아"),
+        ("{share:photo}", ""), ("어 -불완전 발화-", "어"), ("#@이름# 님", "&name& 님"), ("#@시스템#사진#", ""),
+        ("(70%)/(칠십 퍼센트)", "70%"), ("https://a.co/x 봐", "&url& 봐"), ("메일 a.b@c.com", "메일 &email&"),
+        ("@user_1 님", "&mention& 님"), ("010-1234-5678", "&tel-num&"),
+    ],
+)
+def test_rule(text, expected):
+    normalized, edits = NORMALIZER.normalize(text)
+    assert normalized == expected
+    assert replay_edits(text, edits) == normalized
+
+
+def test_kspon_marks_only_for_kspon():
+    text = "아/ 그+ 그게* 뭐야 b/ l/"
+    assert NORMALIZER(text, corpus="kspon") == "아 그 그게 뭐야 ㅋㅋ"
+    assert NORMALIZER("1+1 이벤트 and/or", corpus="csv") == "1+1 이벤트 and/or"
+
+
+def test_policies_change_behaviour():
+    assert Normalizer(NormalizerConfig(kspon_dual="pronunciation"))("(70%)/(칠십 퍼센트)") == "칠십 퍼센트"
+    assert Normalizer(NormalizerConfig(initialisms="expand"))("ㄱㅅ ㅇㅇ") == "감사 응"
+    assert Normalizer(NormalizerConfig(emoji="drop"))("좋아😀") == "좋아"
+    assert Normalizer(NormalizerConfig(emoji="placeholder"))("좋아😀😀") == "좋아&emoji&"
+    assert Normalizer(NormalizerConfig(max_jamo_run=3))("ㅋㅋㅋㅋㅋ") == "ㅋㅋㅋ"
+    assert Normalizer(NormalizerConfig(colloquial=False))("넘 좋앙") == "넘 좋앙"
+    assert Normalizer(NormalizerConfig(laughter_event_as=""))("{laughing} 응") == "응"
+    assert Normalizer(NormalizerConfig(mask_urls=False))("www.naver.com") == "www.naver.com"
+
+
+def test_kiwi_judge_strips_extra_codas_the_lexicon_lacks():
+    judged = Normalizer(NormalizerConfig(ending_judge="kiwi"))
+    assert NORMALIZER("밥 먹었냥") == "밥 먹었냥"  # not in the lexicon
+    assert judged("밥 먹었냥") == "밥 먹었냐"
+    assert judged("배고프당") == "배고프다"
+    assert judged("여행 사랑") == "여행 사랑"
+
+
+def test_edits_record_rule_span_before_after():
+    _, edits = NORMALIZER.normalize("넘 좋아ㅋㅋㅋㅋ")
+    assert Edit("contraction", 0, 1, "넘", "너무") in edits
+    assert [e.rule for e in edits] == ["contraction", "jamo_run"]
+
+
+def test_config_hash_is_stable_and_sensitive():
+    assert NormalizerConfig().hash() == NormalizerConfig().hash()
+    assert NormalizerConfig().hash() != NormalizerConfig(max_jamo_run=3).hash()
+    round_trip = NormalizerConfig.from_dict(NormalizerConfig(emoji="drop").to_dict())
+    assert round_trip == NormalizerConfig(emoji="drop")
+
+
+def test_bad_config_says_what_is_allowed():
+    with pytest.raises(ValueError, match="expected one of"):
+        NormalizerConfig(emoji="emojify")
+    with pytest.raises(ValueError, match="unknown key"):
+        NormalizerConfig.from_dict({"max_laugh": 2})
+
+
+def test_extra_lexicon_files_are_merged(tmp_path):
+    extra = tmp_path / "contractions_custom.tsv"
+    extra.write_text("겜방\t게임방\tjosa\t\t\n", encoding="utf-8")
+    config = NormalizerConfig(extra_lexicons=(str(extra),))
+    assert Normalizer(config)("겜방에서 봐") == "게임방에서 봐"
+    assert config.hash() != NormalizerConfig().hash()

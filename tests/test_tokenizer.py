@@ -1,0 +1,55 @@
+"""Tokenizer pieces and soynlp word splitting."""
+
+from __future__ import annotations
+
+import pytest
+
+from beam_jobs.tokenizer import Tokenizer, TokenizerConfig, pieces
+from beam_jobs.word_scores import artifact_bytes
+
+
+def test_pieces_split_off_laughter_placeholders_numbers_and_punctuation():
+    assert pieces("&name&이가 10,000원 냈어ㅋㅋ!!! 😀") == ["&name&", "이가", "10,000", "원", "냈어", "ㅋㅋ", "!!!", "😀"]
+    assert pieces("OST 3.5점 70%") == ["OST", "3.5", "점", "70%"]
+
+
+def test_whitespace_tokenizer_keeps_hangul_runs_whole():
+    assert Tokenizer().tokenize("배우들연기가 좋았다ㅋㅋ") == ["배우들연기가", "좋았다", "ㅋㅋ"]
+
+
+@pytest.fixture
+def scores_file(tmp_path):
+    scores = {"배우": 2.0, "연기": 2.0, "영화": 2.0, "정말": 1.5, "좋았": 1.0}
+    path = tmp_path / "scores.json"
+    path.write_bytes(artifact_bytes(scores, {"learned_from": ["test"]}))
+    return path
+
+
+def test_soynlp_maxscore_splits_with_corpus_scores(scores_file):
+    tokenizer = Tokenizer(TokenizerConfig("soynlp", "maxscore", str(scores_file)))
+    assert tokenizer.tokenize("배우연기정말 좋았다ㅋㅋ") == ["배우", "연기", "정말", "좋았", "다", "ㅋㅋ"]
+
+
+def test_soynlp_ltokenizer_splits_eojeol_into_left_and_right(scores_file):
+    tokenizer = Tokenizer(TokenizerConfig("soynlp", "ltokenizer", str(scores_file)))
+    assert tokenizer.tokenize("영화는 정말로") == ["영화", "는", "정말", "로"]
+
+
+def test_tokenizer_hash_follows_the_scores(scores_file, tmp_path):
+    first = Tokenizer(TokenizerConfig("soynlp", "maxscore", str(scores_file))).hash()
+    other = tmp_path / "other.json"
+    other.write_bytes(artifact_bytes({"배우": 1.0}, {}))
+    assert first != Tokenizer(TokenizerConfig("soynlp", "maxscore", str(other))).hash()
+    assert first == Tokenizer(TokenizerConfig("soynlp", "maxscore", str(scores_file))).hash()
+
+
+def test_soynlp_without_scores_is_a_clear_error():
+    with pytest.raises(ValueError, match="--word-scores"):
+        TokenizerConfig("soynlp")
+
+
+def test_foreign_scores_file_is_refused(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hello": 1}', encoding="utf-8")
+    with pytest.raises(ValueError, match="expected format malmoi.word_scores"):
+        Tokenizer(TokenizerConfig("soynlp", "maxscore", str(bad)))

@@ -1,0 +1,42 @@
+"""Word scores: partial counts add up to soynlp's own counts, so combined scores are soynlp's."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from soynlp.word import WordExtractor
+
+from beam_jobs.word_scores import count_substrings, prune, scores_from_counts
+
+SENTENCES = [
+    "영화 정말 재밌다", "영화가 정말 좋았다", "배우 연기가 좋았다", "이 영화 배우가 좋다", "정말 재밌는 영화",
+    "연기가 정말 좋다", "영화는 재밌다", "배우는 좋다", "영화를 봤다", "정말 재밌게 봤다",
+] * 6
+
+
+def soynlp_counts(sentences):
+    extractor = WordExtractor(min_frequency=2, verbose_points=0)
+    extractor.train(sentences)
+    return extractor
+
+
+def test_counts_equal_soynlp_train_after_pruning():
+    extractor = soynlp_counts(SENTENCES)
+    ours = prune(count_substrings([s.split() for s in SENTENCES]), 2)
+    tables = {kind: {t: n for (k, t), n in ours.items() if k == kind} for kind in ("L", "R", "aL", "aR")}
+    assert tables["L"] == extractor.L and tables["R"] == extractor.R
+    assert tables["aL"] == extractor._aL and tables["aR"] == extractor._aR
+
+
+def test_counts_from_parts_add_up_to_the_whole():
+    whole = count_substrings([s.split() for s in SENTENCES])
+    parts = Counter()
+    for start in range(0, len(SENTENCES), 7):
+        parts.update(count_substrings([s.split() for s in SENTENCES[start:start + 7]]))
+    assert parts == whole
+
+
+def test_scores_prefer_real_words():
+    scores = scores_from_counts(count_substrings([s.split() for s in SENTENCES]), min_count=2)
+    assert scores["영화"] > scores.get("영", 0)
+    assert "정말" in scores and "배우" in scores
