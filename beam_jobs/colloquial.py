@@ -119,18 +119,21 @@ def _contraction_rule(config: NormalizerConfig) -> tuple[re.Pattern[str], Callab
 
 
 def _ending_rule(config: NormalizerConfig) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
-    rows = lexicons.load("endings.tsv", 3, config.extra_lexicons)
-    table = {ending: (standard, int(min_prefix or 0)) for ending, standard, min_prefix in rows}
+    rows = lexicons.load("endings.tsv", 4, config.extra_lexicons)
+    table = {ending: (standard, int(min_prefix or 0), re.compile(not_after) if not_after else None)
+             for ending, standard, min_prefix, not_after in rows}
     endings = sorted(table, key=len, reverse=True)
     pattern = re.compile(f"({'|'.join(map(re.escape, endings))})(?![가-힣])")
 
     def replace(match: re.Match[str]) -> str:
-        standard, min_prefix = table[match.group(1)]
+        standard, min_prefix, not_after = table[match.group(1)]
         text, start = match.string, match.start()
         prefix = 0
         while start - prefix - 1 >= 0 and _is_syllable(text[start - prefix - 1]):
             prefix += 1
         if prefix < min_prefix:
+            return match.group(0)
+        if not_after is not None and not_after.search(text[start - prefix:start]):
             return match.group(0)
         return standard
 
