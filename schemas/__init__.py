@@ -14,11 +14,14 @@ from schemas.dataset import (
     table_from_rows,
     validate,
 )
+from schemas.kd import KD, KD_PROVENANCE_KEYS
 from schemas.utterances import SPLITS, UTTERANCES
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "KD",
+    "KD_PROVENANCE_KEYS",
     "MANIFEST_NAME",
     "REJECTS_DIR",
     "SPLITS",

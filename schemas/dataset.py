@@ -231,3 +231,30 @@ def read_dataset(folder: str, spec: DatasetSpec, *, columns: list[str] | None = 
             f"{manifest.get('num_rows')}. Fix: the folder was modified after the job finished; re-run the job."
         )
     return pa.concat_tables(tables)
+
+
+def write_local_dataset(folder: str, table: pa.Table, spec: DatasetSpec, *, created_by: str,
+                        provenance: Mapping[str, Any], options: Mapping[str, Any] | None = None,
+                        split_column: str = "split", row_group_rows: int = 50_000) -> None:
+    """Write a small dataset from one process (tests, benchmarks, in-memory tools).
+
+    Same layout and checks as the Beam jobs' output: validated table, zstd part file with
+    key-value metadata, ``_manifest.json``, ``_stats.json`` and, last, ``_SUCCESS``.
+    """
+    import os
+
+    validate(table, spec, where="the table to write")
+    os.makedirs(folder, exist_ok=True)
+    name = f"{PART_PREFIX}-00000-of-00001{PART_SUFFIX}"
+    schema = spec.schema_with_metadata(provenance)
+    pq.write_table(table.cast(schema), os.path.join(folder, name), compression="zstd", row_group_size=row_group_rows)
+    splits = pc.value_counts(table.column(split_column)).to_pylist() if table.num_rows else []
+    rows_per_split = {item["values"]: item["counts"] for item in splits}
+    manifest = build_manifest(spec, created_by=created_by, rows_per_split=rows_per_split, files=[name],
+                              options=options or {}, provenance=provenance)
+    with open(os.path.join(folder, MANIFEST_NAME), "wb") as handle:
+        handle.write(dumps_json(manifest))
+    with open(os.path.join(folder, STATS_NAME), "wb") as handle:
+        handle.write(dumps_json({"counts": {"records.out": table.num_rows}}))
+    with open(os.path.join(folder, SUCCESS_NAME), "wb") as handle:
+        handle.write(b"")

@@ -1,0 +1,447 @@
+"""Reading malmoi Parquet datasets for training: validation, streaming, fixed-shape batches.
+
+Two ways in:
+
+* :class:`KDShardDataset` — a ``torch.utils.data.IterableDataset`` over kd shards, one row
+  (a dict of numpy arrays) at a time, rank- and worker-aware, plus :func:`collate_kd`, for
+  users who feed malmoi shards to their own loops::
+
+      dataset = KDShardDataset("out/kd", split="train", shuffle_seed=0)
+      loader = torch.utils.data.DataLoader(dataset, batch_size=64, collate_fn=collate_kd)
+
+* :class:`BucketBatches` — what malmoi's own loop uses: streams row groups, shuffles within a
+  buffer, groups rows by length into a few fixed shapes (``buckets``) and a fixed batch size
+  (padding rows carry ``weight == 0``), so a CUDA graph per bucket can be replayed; exactly
+  resumable from ``(epoch, batches_consumed)``.
+
+:func:`open_kd_dataset` validates schema and provenance when a dataset is opened and says
+exactly what does not match.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+
+from schemas import KD, KD_PROVENANCE_KEYS, UTTERANCES, SchemaMismatchError, read_manifest
+from schemas.dataset import DatasetSpec, part_files, validate
+
+DEFAULT_BUCKETS = (16, 32, 48, 64, 128)
+
+
+class ProvenanceMismatchError(ValueError):
+    """A dataset was made with another teacher, tokenizer, label set or embedding size."""
+
+
+@dataclass(frozen=True)
+class OpenedDataset:
+    folder: str
+    spec: DatasetSpec
+    manifest: dict[str, Any]
+    files: tuple[str, ...]
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return self.manifest.get("provenance", {})
+
+
+def open_dataset(folder: str, spec: DatasetSpec) -> OpenedDataset:
+    """Open a finished dataset folder and check its manifest and every file's schema."""
+    manifest = read_manifest(folder)
+    if manifest.get("schema") != spec.name or manifest.get("schema_version") != spec.version:
+        raise SchemaMismatchError(
+            f"'{folder}' holds schema '{manifest.get('schema')}' v{manifest.get('schema_version')}, "
+            f"expected '{spec.name}' v{spec.version}. Fix: pass the output of the job that writes "
+            f"{spec.name} data ({'beam_jobs.augment' if spec.name == 'kd' else 'beam_jobs.preprocess'})."
+        )
+    files = tuple(part_files(folder))
+    for path in files:
+        validate(pq.read_schema(path).empty_table(), spec, where=f"file '{path}'")
+    return OpenedDataset(folder, spec, manifest, files)
+
+
+def open_kd_dataset(folder: str, expect: Mapping[str, Any] | None = None) -> OpenedDataset:
+    """Open kd shards; with ``expect``, refuse any provenance value that differs.
+
+    ``expect`` may hold any of ``label_names``, ``teacher_id``, ``teacher_weights_hash``,
+    ``student_tokenizer_hash``, ``normalizer_hash``, ``embedding_size``.
+    """
+    opened = open_dataset(folder, KD)
+    provenance = opened.provenance
+    missing = [k for k in KD_PROVENANCE_KEYS if k not in provenance]
+    if missing:
+        raise ProvenanceMismatchError(
+            f"kd dataset '{folder}': its manifest lacks provenance {missing}. Fix: re-run beam_jobs.augment."
+        )
+    problems = [
+        f"{key}: the data has {provenance.get(key)!r}, expected {value!r}"
+        for key, value in (expect or {}).items()
+        if value is not None and _normalized(provenance.get(key)) != _normalized(value)
+    ]
+    if problems:
+        raise ProvenanceMismatchError(
+            f"kd dataset '{folder}' does not match this run: " + "; ".join(problems)
+            + ". Fix: re-run beam_jobs.augment with this teacher and student tokenizer, or train a "
+            "student that matches the data (same label set and embedding size)."
+        )
+    return opened
+
+
+def _normalized(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+# --------------------------------------------------------------------------- streaming chunks
+
+
+@dataclass
+class Chunk:
+    """Rows of one or more row groups, columnar: ragged ``input_ids`` as values + offsets."""
+
+    values: np.ndarray  # int32, all token ids back to back
+    offsets: np.ndarray  # int64, (n + 1,)
+    columns: dict[str, np.ndarray] = field(default_factory=dict)  # per-row arrays (n, ...) or (n,)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def take(self, index: np.ndarray) -> Chunk:
+        lengths = self.lengths[index]
+        offsets = np.zeros(len(index) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        if len(index):
+            gather = (np.repeat(self.offsets[:-1][index] - offsets[:-1], lengths) + np.arange(offsets[-1]))
+            values = self.values[gather]
+        else:
+            values = self.values[:0]
+        return Chunk(values, offsets, {k: v[index] for k, v in self.columns.items()})
+
+    @staticmethod
+    def concat(chunks: list[Chunk]) -> Chunk:
+        chunks = [c for c in chunks if len(c)]
+        if not chunks:
+            return Chunk(np.zeros(0, np.int32), np.zeros(1, np.int64), {})
+        if len(chunks) == 1:
+            return chunks[0]
+        offsets = [chunks[0].offsets]
+        base = chunks[0].offsets[-1]
+        for c in chunks[1:]:
+            offsets.append(c.offsets[1:] + base)
+            base += c.offsets[-1]
+        return Chunk(np.concatenate([c.values for c in chunks]), np.concatenate(offsets),
+                     {k: np.concatenate([c.columns[k] for c in chunks]) for k in chunks[0].columns})
+
+
+def _list_to_matrix(array: pa.ChunkedArray | pa.Array, dtype: Any) -> np.ndarray:
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    if len(array) == 0:
+        return np.zeros((0, 0), dtype=dtype)
+    flat = array.flatten().to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+    return flat.reshape(len(array), -1)
+
+
+def table_to_chunk(table: pa.Table, columns: dict[str, Any]) -> Chunk:
+    """A table with ``input_ids`` (list<int32>) and per-row columns -> a :class:`Chunk`."""
+    ids = table.column("input_ids").combine_chunks()
+    values = ids.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    offsets = ids.offsets.to_numpy().astype(np.int64) - ids.offsets[0].as_py()
+    out = {}
+    for name, dtype in columns.items():
+        column = table.column(name)
+        if pa.types.is_list(column.type):
+            out[name] = _list_to_matrix(column, dtype)
+        else:
+            out[name] = column.to_numpy().astype(dtype, copy=False)
+    return Chunk(values, offsets, out)
+
+
+KD_COLUMNS = {"label": np.int64, "teacher_logits": np.float32, "teacher_embedding": np.float32}
+
+
+def iter_row_groups(files: tuple[str, ...], seed: int | None, epoch: int) -> Iterator[tuple[str, int]]:
+    """(file, row group) pairs, in a permuted order per epoch when ``seed`` is given."""
+    groups = [(path, index) for path in files for index in range(pq.ParquetFile(path).num_row_groups)]
+    if seed is not None:
+        order = np.random.default_rng([seed, epoch]).permutation(len(groups))
+        groups = [groups[i] for i in order]
+    yield from groups
+
+
+def kd_chunks(opened: OpenedDataset, split: str | None, seed: int | None, epoch: int) -> Iterator[Chunk]:
+    """One chunk per row group of kd shards, filtered to ``split``."""
+    for path, index in iter_row_groups(opened.files, seed, epoch):
+        table = pq.ParquetFile(path).read_row_group(index, columns=["input_ids", "split", *KD_COLUMNS])
+        if split is not None:
+            table = table.filter(pc.equal(table.column("split"), split))
+        if table.num_rows:
+            yield table_to_chunk(table, KD_COLUMNS)
+
+
+def utterance_chunks(opened: OpenedDataset, split: str | None, tokenizer: Any, max_length: int,
+                     label_to_id: Mapping[str, int] | None, seed: int | None, epoch: int,
+                     labeled_only: bool = False) -> Iterator[Chunk]:
+    """Chunks of an utterances dataset, tokenized with a Hugging Face tokenizer.
+
+    ``label`` is the label's id (-1 when unlabeled or unknown to ``label_to_id``).
+    """
+    for path, index in iter_row_groups(opened.files, seed, epoch):
+        table = pq.ParquetFile(path).read_row_group(index, columns=["text", "label", "split"])
+        if split is not None:
+            table = table.filter(pc.equal(table.column("split"), split))
+        if labeled_only:
+            table = table.filter(pc.is_valid(table.column("label")))
+        if not table.num_rows:
+            continue
+        encoded = tokenizer(table.column("text").to_pylist(), truncation=True, max_length=max_length,
+                            return_attention_mask=False)["input_ids"]
+        lengths = np.fromiter((len(e) for e in encoded), np.int64, len(encoded))
+        offsets = np.zeros(len(encoded) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.fromiter((t for e in encoded for t in e), np.int32, int(offsets[-1]))
+        names = table.column("label").to_pylist()
+        labels = np.array([(label_to_id or {}).get(n, -1) if n is not None else -1 for n in names], np.int64)
+        yield Chunk(values, offsets, {"label": labels})
+
+
+# --------------------------------------------------------------------------- fixed-shape batches
+
+
+def bucket_of(lengths: np.ndarray, buckets: tuple[int, ...]) -> np.ndarray:
+    """Index of the smallest bucket that holds each length (longer rows go to the last)."""
+    return np.minimum(np.searchsorted(np.asarray(buckets), lengths, side="left"), len(buckets) - 1)
+
+
+def pad_batch(chunk: Chunk, index: np.ndarray, length: int, batch_size: int, pad_id: int) -> dict[str, np.ndarray]:
+    """Rows ``index`` of ``chunk`` as fixed (batch_size, length) arrays; missing rows get weight 0."""
+    sub = chunk.take(index)
+    lengths = np.minimum(sub.lengths, length)
+    positions = np.arange(length)
+    mask = positions[None, :] < lengths[:, None]
+    gather = np.where(mask, sub.offsets[:-1, None] + positions[None, :], 0)
+    ids = np.where(mask, sub.values[gather] if len(sub.values) else 0, pad_id)
+    rows = len(index)
+    out = {"input_ids": np.full((batch_size, length), pad_id, np.int64),
+           "attention_mask": np.zeros((batch_size, length), np.int64),
+           "weight": np.zeros(batch_size, np.float32)}
+    out["input_ids"][:rows] = ids
+    out["attention_mask"][:rows] = mask
+    out["weight"][:rows] = 1.0
+    for name, values in sub.columns.items():
+        full = np.zeros((batch_size, *values.shape[1:]), values.dtype)
+        if name == "label":
+            full[:] = -1
+        full[:rows] = values
+        out[name] = full
+    return out
+
+
+class BucketBatches:
+    """Deterministic, resumable, rank-aware fixed-shape batches from a chunk stream.
+
+    For epoch ``e`` the order depends only on ``(seed, e)``. With ``world_size > 1`` every rank
+    reads the same stream and takes every ``world_size``-th batch; the last group is filled
+    with weight-0 batches so all ranks run the same number of steps (DDP needs that).
+    """
+
+    def __init__(self, chunks: Callable[[int], Iterator[Chunk]], *, batch_size: int, buckets: tuple[int, ...],
+                 pad_id: int, seed: int, shuffle_rows: int = 65_536, rank: int = 0, world_size: int = 1) -> None:
+        self.chunks = chunks
+        self.batch_size = batch_size
+        self.buckets = tuple(buckets)
+        self.pad_id = pad_id
+        self.seed = seed
+        self.shuffle_rows = shuffle_rows
+        self.rank = rank
+        self.world_size = world_size
+
+    def _global_batches(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        pending: list[Chunk] = []
+        pending_rows = 0
+        leftovers = Chunk.concat([])
+        for chunk in self.chunks(epoch):
+            pending.append(chunk)
+            pending_rows += len(chunk)
+            if pending_rows < self.shuffle_rows:
+                continue
+            leftovers = yield from self._emit(Chunk.concat([leftovers, *pending]), rng, final=False)
+            pending, pending_rows = [], 0
+        yield from self._emit(Chunk.concat([leftovers, *pending]), rng, final=True)
+
+    def _emit(self, chunk: Chunk, rng: np.random.Generator, final: bool):
+        """Yield full batches per bucket in random order; return the rows that wait for more."""
+        if not len(chunk):
+            return chunk
+        order = rng.permutation(len(chunk))
+        which = bucket_of(chunk.lengths[order], self.buckets)
+        plan: list[tuple[int, np.ndarray]] = []
+        keep: list[np.ndarray] = []
+        for b in range(len(self.buckets)):
+            rows = order[which == b]
+            full = len(rows) // self.batch_size * self.batch_size
+            plan += [(b, rows[i:i + self.batch_size]) for i in range(0, full, self.batch_size)]
+            if full < len(rows):
+                if final:
+                    plan.append((b, rows[full:]))
+                else:
+                    keep.append(rows[full:])
+        for position in rng.permutation(len(plan)):
+            b, rows = plan[position]
+            yield pad_batch(chunk, np.sort(rows), self.buckets[b], self.batch_size, self.pad_id)
+        return chunk.take(np.concatenate(keep)) if keep else Chunk.concat([])
+
+    def epoch(self, epoch: int, skip: int = 0) -> Iterator[dict[str, np.ndarray]]:
+        """This rank's batches of ``epoch``, after skipping ``skip`` of them (resume)."""
+        group: list[dict[str, np.ndarray]] = []
+        produced = 0
+        for batch in self._global_batches(epoch):
+            group.append(batch)
+            if len(group) < self.world_size:
+                continue
+            if produced >= skip:
+                yield group[self.rank]
+            produced += 1
+            group = []
+        if group:
+            while len(group) < self.world_size:
+                empty = {k: v.copy() for k, v in group[-1].items()}
+                empty["weight"][:] = 0.0
+                group.append(empty)
+            if produced >= skip:
+                yield group[self.rank]
+
+
+def to_tensors(batch: dict[str, np.ndarray], device: torch.device, pin: bool) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, value in batch.items():
+        tensor = torch.from_numpy(value)
+        if pin:
+            tensor = tensor.pin_memory()
+        out[name] = tensor.to(device, non_blocking=pin)
+    return out
+
+
+class Prefetcher:
+    """Builds the next batches on a background thread (pinned memory on CUDA)."""
+
+    def __init__(self, batches: Iterator[dict[str, np.ndarray]], device: torch.device, depth: int = 4) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._device = device
+        self._pin = device.type == "cuda"
+        self._thread = threading.Thread(target=self._fill, args=(batches,), daemon=True)
+        self._thread.start()
+
+    def _fill(self, batches) -> None:
+        try:
+            for batch in batches:
+                self._queue.put(("batch", {k: torch.from_numpy(v).pin_memory() if self._pin else torch.from_numpy(v)
+                                           for k, v in batch.items()}))
+        except BaseException as error:  # surfaced in the training thread
+            self._queue.put(("error", error))
+            return
+        self._queue.put(("end", None))
+
+    def __iter__(self):
+        while True:
+            kind, item = self._queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield {k: v.to(self._device, non_blocking=self._pin) for k, v in item.items()}
+
+
+# --------------------------------------------------------------------------- for users' own loops
+
+
+class KDShardDataset(torch.utils.data.IterableDataset):
+    """kd shards as rows (dicts of numpy arrays), for your own DataLoader.
+
+    Rank-aware (``torch.distributed`` rank / world size when initialized) and worker-aware:
+    row groups are dealt round-robin to ``rank * num_workers + worker`` so no two readers
+    overlap. Validates schema and provenance when constructed (``expect``: see
+    :func:`open_kd_dataset`). With ``shuffle_seed`` the row-group order changes per
+    :meth:`set_epoch`.
+    """
+
+    def __init__(self, folder: str, split: str | None = "train", *, expect: Mapping[str, Any] | None = None,
+                 shuffle_seed: int | None = None) -> None:
+        super().__init__()
+        self.opened = open_kd_dataset(folder, expect)
+        self.split = split
+        self.shuffle_seed = shuffle_seed
+        self.epoch = 0
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.opened.provenance["label_names"])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rank, world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        reader, readers = rank * workers + worker, world * workers
+        columns = ["id", "input_ids", "label", "split", "teacher_logits", "teacher_embedding"]
+        for index, (path, group) in enumerate(iter_row_groups(self.opened.files, self.shuffle_seed, self.epoch)):
+            if index % readers != reader:
+                continue
+            table = pq.ParquetFile(path).read_row_group(group, columns=columns)
+            if self.split is not None:
+                table = table.filter(pc.equal(table.column("split"), self.split))
+            chunk = table_to_chunk(table, KD_COLUMNS)
+            ids = table.column("id").to_pylist()
+            for i in range(len(chunk)):
+                yield {"id": ids[i], "input_ids": chunk.values[chunk.offsets[i]:chunk.offsets[i + 1]],
+                       **{k: v[i] for k, v in chunk.columns.items()}}
+
+
+def collate_kd(rows: list[dict[str, Any]], pad_token_id: int = 0) -> dict[str, torch.Tensor]:
+    """Pad a list of :class:`KDShardDataset` rows to the longest one; returns tensors.
+
+    Keys: ``input_ids``, ``attention_mask`` (B, L) int64; ``label`` (B,) int64 (-1 unlabeled);
+    ``teacher_logits`` (B, C) and ``teacher_embedding`` (B, D) float32; ``weight`` (B,) ones.
+    """
+    length = max(len(r["input_ids"]) for r in rows)
+    ids = np.full((len(rows), length), pad_token_id, np.int64)
+    mask = np.zeros((len(rows), length), np.int64)
+    for i, row in enumerate(rows):
+        ids[i, :len(row["input_ids"])] = row["input_ids"]
+        mask[i, :len(row["input_ids"])] = 1
+    return {
+        "input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+        "label": torch.tensor([int(r["label"]) for r in rows], dtype=torch.int64),
+        "teacher_logits": torch.from_numpy(np.stack([r["teacher_logits"] for r in rows]).astype(np.float32)),
+        "teacher_embedding": torch.from_numpy(np.stack([r["teacher_embedding"] for r in rows]).astype(np.float32)),
+        "weight": torch.ones(len(rows)),
+    }
+
+
+def utterance_labels(opened: OpenedDataset) -> list[str]:
+    """The sorted label names found in an utterances dataset (labeled rows only)."""
+    names: set[str] = set()
+    for path in opened.files:
+        column = pq.read_table(path, columns=["label"]).column("label")
+        names.update(v for v in pc.unique(column).to_pylist() if v is not None)
+    return sorted(names)
+
+
+__all__ = ["DEFAULT_BUCKETS", "KD", "UTTERANCES", "BucketBatches", "Chunk", "KDShardDataset", "Prefetcher",
+           "ProvenanceMismatchError", "collate_kd", "open_dataset", "open_kd_dataset", "to_tensors"]

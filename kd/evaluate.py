@@ -1,0 +1,182 @@
+"""``python -m kd.evaluate``: accuracy, macro-F1, calibration, retention, size and CPU speed.
+
+    python -m kd.evaluate --data KD_DIR --model STUDENT_DIR [--model STUDENT_DIR_SEED2 …] [--split test]
+
+The teacher's accuracy on the same split comes from the ``teacher_logits`` stored in the kd
+shards, so retention (student / teacher accuracy) needs no teacher model. With several
+``--model`` runs (seeds), each figure is reported as mean ± std.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from kd.data import DEFAULT_BUCKETS, BucketBatches, OpenedDataset, kd_chunks, open_kd_dataset
+from kd.models import count_parameters
+
+
+def classification_metrics(labels: np.ndarray, probs: np.ndarray, num_bins: int = 15) -> dict[str, float]:
+    """Accuracy, macro-F1 and expected calibration error (equal-width confidence bins) on labeled rows."""
+    keep = labels >= 0
+    labels, probs = labels[keep], probs[keep]
+    if not len(labels):
+        return {"n": 0}
+    preds = probs.argmax(axis=1)
+    accuracy = float((preds == labels).mean())
+    f1s = []
+    for c in range(probs.shape[1]):
+        tp = float(((preds == c) & (labels == c)).sum())
+        fp = float(((preds == c) & (labels != c)).sum())
+        fn = float(((preds != c) & (labels == c)).sum())
+        if tp + fp + fn:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    confidence = probs.max(axis=1)
+    edges = np.linspace(0, 1, num_bins + 1)
+    ece = 0.0
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        in_bin = (confidence > low) & (confidence <= high)
+        if in_bin.any():
+            ece += in_bin.mean() * abs(float((preds[in_bin] == labels[in_bin]).mean()) - float(confidence[in_bin].mean()))
+    return {"n": int(len(labels)), "accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else 0.0,
+            "ece": float(ece)}
+
+
+@torch.no_grad()
+def predict_kd_split(model: torch.nn.Module, opened: OpenedDataset, split: str, *, batch_size: int = 128,
+                     pad_id: int = 0, device: torch.device | None = None) -> dict[str, np.ndarray]:
+    """Student probabilities, gold labels and teacher probabilities for every row of ``split``."""
+    device = device or next(model.parameters()).device
+    batches = BucketBatches(lambda epoch: kd_chunks(opened, split, None, 0), batch_size=batch_size,
+                            buckets=DEFAULT_BUCKETS, pad_id=pad_id, seed=0, shuffle_rows=1 << 30)
+    probs, labels, teacher = [], [], []
+    was_training = model.training
+    model.eval()
+    for batch in batches.epoch(0):
+        real = batch["weight"] > 0
+        inputs = {k: torch.from_numpy(batch[k]).to(device) for k in ("input_ids", "attention_mask")}
+        out = model(**inputs)
+        logits = out[0] if isinstance(out, tuple) else out.logits
+        probs.append(torch.softmax(logits.float(), -1).cpu().numpy()[real])
+        labels.append(batch["label"][real])
+        teacher.append(torch.softmax(torch.from_numpy(batch["teacher_logits"]), -1).numpy()[real])
+    model.train(was_training)
+    if not probs:
+        return {"probs": np.zeros((0, 0)), "labels": np.zeros(0, np.int64), "teacher_probs": np.zeros((0, 0))}
+    return {"probs": np.concatenate(probs), "labels": np.concatenate(labels), "teacher_probs": np.concatenate(teacher)}
+
+
+def kd_split_metrics(predictions: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Student and teacher metrics on the same rows, retention and agreement."""
+    student = classification_metrics(predictions["labels"], predictions["probs"])
+    teacher = classification_metrics(predictions["labels"], predictions["teacher_probs"])
+    out: dict[str, Any] = {"student": student, "teacher": teacher}
+    if student.get("n") and teacher.get("accuracy"):
+        out["retention"] = student["accuracy"] / teacher["accuracy"]
+    if len(predictions["probs"]):
+        out["agreement_with_teacher"] = float(
+            (predictions["probs"].argmax(1) == predictions["teacher_probs"].argmax(1)).mean())
+    return out
+
+
+def cpu_speed(model: torch.nn.Module, tokenizer: Any, texts: list[str], *, repeats: int = 30) -> dict[str, float]:
+    """Median CPU latency at batch 1 (ms) and throughput at batch 64 (sentences/s), one thread."""
+    model = model.to("cpu").eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            single = [tokenizer(t, return_tensors="pt") for t in texts[:repeats]]
+            for inputs in single[:3]:
+                model(**inputs)
+            latencies = []
+            for inputs in single:
+                start = time.perf_counter()
+                model(**inputs)
+                latencies.append(time.perf_counter() - start)
+            batch = tokenizer(texts[:64], return_tensors="pt", padding=True)
+            model(**batch)
+            start = time.perf_counter()
+            rounds = 3
+            for _ in range(rounds):
+                model(**batch)
+            throughput = rounds * len(texts[:64]) / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return {"latency_ms_batch1": 1000 * statistics.median(latencies), "throughput_batch64": throughput}
+
+
+def evaluate_model_dir(model_dir: str, opened: OpenedDataset, split: str, texts: list[str]) -> dict[str, Any]:
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    predictions = predict_kd_split(model, opened, split, pad_id=tokenizer.pad_token_id or 0,
+                                   device=torch.device("cpu"))
+    return {"model": model_dir, **kd_split_metrics(predictions), "parameters": count_parameters(model),
+            **cpu_speed(model, tokenizer, texts)}
+
+
+def mean_std(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std of every numeric leaf over runs (std is 0 for one run)."""
+    def flatten(d: dict, prefix: str = "") -> dict[str, float]:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flatten(v, f"{prefix}{k}."))
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[f"{prefix}{k}"] = float(v)
+        return out
+
+    flats = [flatten(r) for r in runs]
+    keys = sorted(set().union(*flats)) if flats else []
+    return {k: {"mean": statistics.fmean(f[k] for f in flats if k in f),
+                "std": statistics.pstdev([f[k] for f in flats if k in f]) if len(flats) > 1 else 0.0}
+            for k in keys}
+
+
+def split_texts(opened: OpenedDataset, split: str, limit: int = 64) -> list[str]:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    texts: list[str] = []
+    for path in opened.files:
+        table = pq.read_table(path, columns=["text", "split"])
+        texts += table.filter(pc.equal(table.column("split"), split)).column("text").to_pylist()
+        if len(texts) >= limit:
+            break
+    return (texts or ["안녕하세요"])[:limit]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kd.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="kd shards with the split to evaluate on")
+    parser.add_argument("--model", action="append", required=True, help="student (or any) model dir; repeat")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--output", default=None, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    try:
+        opened = open_kd_dataset(args.data)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    texts = split_texts(opened, args.split)
+    runs = [evaluate_model_dir(m, opened, args.split, texts) for m in args.model]
+    result = {"split": args.split, "runs": runs, "summary": mean_std(runs)}
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Plots of ``metrics.jsonl`` (PNG) and the short ``report.md`` written next to a trained model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def plot_metrics(metrics_path: str | Path, output_png: str | Path, title: str) -> Path | None:
+    """Training losses (left) and evaluation metrics (right) against steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(metrics_path)
+    if not records:
+        return None
+    train = [r for r in records if "loss" in r]
+    evals = [r for r in records if any(k.startswith("eval/") for k in r)]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    loss_keys = sorted({k for r in train for k in r} - {"step", "epoch", "lr", "samples_per_s", "skipped_nonfinite"})
+    for key in loss_keys:
+        left.plot([r["step"] for r in train if key in r], [r[key] for r in train if key in r], label=key)
+    left.set_xlabel("step")
+    left.set_title("training losses")
+    left.legend()
+    eval_keys = sorted({k for r in evals for k in r if k.startswith("eval/") and isinstance(r[k], (int, float))})
+    for key in eval_keys:
+        right.plot([r["step"] for r in evals if key in r], [r[key] for r in evals if key in r], marker="o", label=key)
+    right.set_xlabel("step")
+    right.set_title("evaluation")
+    if eval_keys:
+        right.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(output_png, dpi=100)
+    plt.close(figure)
+    return Path(output_png)
+
+
+def write_report(path: str | Path, *, title: str, summary: dict[str, Any], evaluation: dict[str, Any],
+                 parameters: dict[str, Any], speed: dict[str, Any] | None, plot: str | None) -> None:
+    """A short Markdown report: teacher vs student, size, speed, training summary."""
+    student, teacher = evaluation.get("student", {}), evaluation.get("teacher", {})
+
+    def fmt(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = [f"# {title}", "", "| | teacher (stored logits) | student |", "|---|---|---|"]
+    for key in ("accuracy", "macro_f1", "ece", "n"):
+        lines.append(f"| {key} | {fmt(teacher.get(key, '–'))} | {fmt(student.get(key, '–'))} |")
+    lines += ["", f"- retention (student / teacher accuracy): {fmt(evaluation.get('retention', '–'))}",
+              f"- agreement with the teacher's argmax: {fmt(evaluation.get('agreement_with_teacher', '–'))}",
+              f"- student parameters: {parameters.get('total'):,} total, {parameters.get('non_embedding'):,} "
+              "without embeddings"]
+    if speed:
+        lines.append(f"- CPU (1 thread): {speed['latency_ms_batch1']:.2f} ms at batch 1, "
+                     f"{speed['throughput_batch64']:.0f} sentences/s at batch 64")
+    lines += [f"- training: {summary.get('steps')} steps in {summary.get('seconds', 0):.1f} s on "
+              f"{summary.get('device')} (bf16: {summary.get('bf16')}, CUDA graphs: {summary.get('cuda_graphs')}), "
+              f"status {summary.get('status')}"]
+    if plot:
+        lines += ["", f"![metrics]({Path(plot).name})"]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

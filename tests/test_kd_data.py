@@ -1,0 +1,96 @@
+"""kd shard reading: validation, fixed shapes, determinism, resume position, ranks, the user-facing Dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kd.data import (
+    BucketBatches,
+    KDShardDataset,
+    ProvenanceMismatchError,
+    collate_kd,
+    kd_chunks,
+    open_kd_dataset,
+)
+from schemas import SchemaMismatchError
+from tests.kd_fixtures import LABELS, make_kd_shards, make_tokenizer
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kd")
+    make_tokenizer(root / "tok")
+    make_kd_shards(root / "kd", root / "tok", rows=200)
+    return root
+
+
+def batches(opened, **kwargs):
+    defaults = dict(batch_size=8, buckets=(8, 16, 32), pad_id=0, seed=3, shuffle_rows=64)
+    defaults.update(kwargs)
+    return BucketBatches(lambda epoch: kd_chunks(opened, "train", 3, epoch), **defaults)
+
+
+def test_batches_have_fixed_shapes_and_keep_every_row(shards):
+    opened = open_kd_dataset(str(shards / "kd"))
+    seen = 0
+    for batch in batches(opened).epoch(0):
+        assert batch["input_ids"].shape[0] == 8 and batch["input_ids"].shape[1] in (8, 16, 32)
+        assert batch["teacher_logits"].shape == (8, 2) and batch["teacher_embedding"].shape == (8, 32)
+        real = batch["weight"] > 0
+        assert (batch["attention_mask"][~real] == 0).all()
+        seen += int(real.sum())
+    assert seen == opened.manifest["rows_per_split"]["train"]
+
+
+def test_order_is_deterministic_per_epoch_and_resume_skips_exactly(shards):
+    opened = open_kd_dataset(str(shards / "kd"))
+    first = [b["input_ids"] for b in batches(opened).epoch(1)]
+    again = [b["input_ids"] for b in batches(opened).epoch(1)]
+    other = [b["input_ids"] for b in batches(opened).epoch(2)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=False))
+    resumed = [b["input_ids"] for b in batches(opened).epoch(1, skip=3)]
+    assert all(np.array_equal(a, b) for a, b in zip(first[3:], resumed, strict=True))
+
+
+def test_ranks_get_disjoint_rows_and_the_same_number_of_batches(shards):
+    opened = open_kd_dataset(str(shards / "kd"))
+    per_rank = [list(batches(opened, rank=r, world_size=2).epoch(0)) for r in range(2)]
+    assert len(per_rank[0]) == len(per_rank[1])
+    rows = [sorted(map(tuple, np.concatenate([b["input_ids"][b["weight"] > 0] for b in bs]).tolist()))
+            for bs in per_rank]
+    total = sum(int((b["weight"] > 0).sum()) for bs in per_rank for b in bs)
+    assert total == opened.manifest["rows_per_split"]["train"]
+    assert rows[0] and rows[1]
+
+
+def test_provenance_mismatches_are_refused_with_the_reason(shards):
+    folder = str(shards / "kd")
+    with pytest.raises(ProvenanceMismatchError, match="embedding_size: the data has 32, expected 768"):
+        open_kd_dataset(folder, {"embedding_size": 768})
+    with pytest.raises(ProvenanceMismatchError, match="teacher_weights_hash"):
+        open_kd_dataset(folder, {"teacher_weights_hash": "abc"})
+    with pytest.raises(ProvenanceMismatchError, match="label_names"):
+        open_kd_dataset(folder, {"label_names": ["neg", "neu", "pos"]})
+    open_kd_dataset(folder, {"label_names": LABELS, "embedding_size": 32})
+
+
+def test_an_utterances_folder_is_not_kd(tmp_path):
+    from tests.conftest import ROOT, run_preprocess
+
+    run_preprocess([ROOT / "data" / "samples" / "generic" / "chat.txt"], tmp_path / "utt", "--runner", "FnApiRunner")
+    with pytest.raises(SchemaMismatchError, match="holds schema 'utterances' v1, expected 'kd' v1"):
+        open_kd_dataset(str(tmp_path / "utt"))
+
+
+def test_iterable_dataset_with_dataloader_and_collate(shards):
+    dataset = KDShardDataset(str(shards / "kd"), split="train", shuffle_seed=0)
+    assert dataset.label_names == LABELS
+    loader = torch.utils.data.DataLoader(dataset, batch_size=16, collate_fn=collate_kd)
+    batch = next(iter(loader))
+    assert batch["input_ids"].shape[0] == 16 and batch["attention_mask"].dtype == torch.int64
+    assert batch["teacher_logits"].shape == (16, 2) and set(batch["label"].tolist()) <= {-1, 0, 1}
+    total = sum(len(b["label"]) for b in loader)
+    assert total == dataset.opened.manifest["rows_per_split"]["train"]

@@ -1,0 +1,142 @@
+"""kd.distill on the CPU: the loss falls, resume equals continuous training, refusals, export, DDP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from kd import distill
+from kd.common import Distributed
+from kd.data import BucketBatches, kd_chunks, open_kd_dataset
+from kd.loop import LoopConfig, train
+from kd.models import DistillStudent, bert_student
+from kd.objectives import DistillObjective, DistillWeights
+from kd.report import read_metrics
+from tests.conftest import ROOT
+from tests.kd_fixtures import LABELS, make_kd_shards, make_teacher, make_tokenizer
+
+TINY = ["--student-layers", "2", "--student-hidden", "32", "--student-heads", "2", "--student-intermediate", "64",
+        "--batch-size", "8", "--no-progress", "--learning-rate", "3e-3"]
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("distill")
+    tokenizer = make_tokenizer(root / "tok")
+    make_teacher(root / "teacher", len(tokenizer))
+    make_kd_shards(root / "kd", root / "tok", rows=160, teacher_dir=root / "teacher")
+    return root
+
+
+def test_training_lowers_the_loss(artifacts, tmp_path):
+    out = tmp_path / "student"
+    assert distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"),
+                         "--output", str(out), "--max-steps", "60", "--log-every", "10", *TINY]) == 0
+    losses = [r["loss"] for r in read_metrics(out / "metrics.jsonl") if "loss" in r]
+    assert losses[-1] < 0.8 * losses[0]
+    assert (out / "report.md").exists() and (out / "metrics.png").exists()
+
+
+def tiny_run(artifacts, output, evaluate=None, *, resume=False):
+    opened = open_kd_dataset(str(artifacts / "kd"))
+    torch.manual_seed(0)
+    model = DistillStudent(bert_student(vocab_size=len(AutoTokenizer.from_pretrained(artifacts / "tok")),
+                                        label_names=LABELS, num_layers=2, hidden_size=32, num_heads=2,
+                                        intermediate_size=64), 32)
+    config = LoopConfig(output=str(output), max_steps=14, batch_size=8, learning_rate=3e-3, log_every=2,
+                        eval_every=7, save_every=7, seed=5, device="cpu", resume=resume, progress=False,
+                        buckets=(8, 16, 32))
+    batches = BucketBatches(lambda e: kd_chunks(opened, "train", config.seed, e), batch_size=8,
+                            buckets=config.buckets, pad_id=0, seed=config.seed)
+    weights = DistillWeights(kl=1.0, ce=1.0, mse=0.5, cosine=0.5)
+    summary = train(model=model, objective=DistillObjective(weights), batches=batches, config=config,
+                    dist=Distributed(), evaluate=evaluate or (lambda m, s: {}))
+    return model, summary
+
+
+def test_stop_and_resume_gives_the_same_weights_as_not_stopping(artifacts, tmp_path):
+    continuous, summary = tiny_run(artifacts, tmp_path / "continuous")
+    assert summary["status"] == "finished" and summary["steps"] == 14
+
+    def preempt(model, step):  # a preemptible machine receives SIGTERM after step 7
+        if step == 7:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return {}
+
+    _, first = tiny_run(artifacts, tmp_path / "resumed", preempt)
+    assert first["status"] == "interrupted by SIGTERM" and first["steps"] == 7
+    assert (tmp_path / "resumed" / "checkpoints" / "step-7" / "COMPLETE").exists()
+    resumed, second = tiny_run(artifacts, tmp_path / "resumed", resume=True)
+    assert second["steps"] == 14
+    for (name, a), (_, b) in zip(continuous.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    steps = [r["step"] for r in read_metrics(tmp_path / "resumed" / "metrics.jsonl") if "loss" in r]
+    assert steps == sorted(set(steps)) and steps[-1] == 14  # no duplicated lines after resume
+
+
+def test_export_round_trip_gives_the_same_predictions(artifacts, tmp_path):
+    out = tmp_path / "student"
+    distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output", str(out),
+                  "--max-steps", "10", "--mse", "1", *TINY])
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    assert (out / "model.safetensors").exists() and (out / "malmoi_normalizer.json").exists()
+    inputs = tokenizer(["이 영화 진짜 너무 재밌어요", "시간 아깝다"], return_tensors="pt", padding=True)
+    state = load_file(out / "model.safetensors")
+    fresh = AutoModelForSequenceClassification.from_config(model.config).eval()
+    fresh.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        assert torch.allclose(model(**inputs).logits, fresh(**inputs).logits)
+    # round trip of the tokenizer keeps Hangul syllables (no jamo decomposition, no [UNK])
+    assert "[UNK]" not in tokenizer.tokenize("영화 재밌어요")
+
+
+def test_wrong_tokenizer_or_teacher_is_refused(artifacts, tmp_path, capsys):
+    other = tmp_path / "other_tok"
+    from kd.tokenizer import train_tokenizer
+
+    train_tokenizer(["전혀 다른 말뭉치 문장"] * 5, other, vocab_size=60, min_frequency=1)
+    code = distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(other), "--output", str(tmp_path / "x"),
+                         "--max-steps", "2", *TINY])
+    assert code == 2 and "student_tokenizer_hash" in capsys.readouterr().err
+    wrong_teacher = tmp_path / "teacher2"
+    make_teacher(wrong_teacher, 50)
+    code = distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--teacher",
+                         str(wrong_teacher), "--output", str(tmp_path / "y"), "--max-steps", "2", *TINY])
+    assert code == 2 and "teacher_weights_hash" in capsys.readouterr().err
+
+
+def test_student_copied_from_teacher_layers(artifacts, tmp_path):
+    config = distill.DistillConfig(
+        data=str(artifacts / "kd"), tokenizer=str(artifacts / "tok"), teacher=str(artifacts / "teacher"),
+        student=distill.StudentConfig(num_layers=1, from_teacher=True),
+        loop=replace(LoopConfig(output=str(tmp_path / "s")), max_steps=4, batch_size=8, device="cpu",
+                     progress=False, extra={"measure_cpu_speed": False}))
+    result = distill.run(config)
+    assert result["training"]["steps"] == 4
+    teacher = AutoModelForSequenceClassification.from_pretrained(artifacts / "teacher")
+    student = AutoModelForSequenceClassification.from_pretrained(tmp_path / "s")
+    assert student.config.num_hidden_layers == 1
+    assert student.config.hidden_size == teacher.config.hidden_size
+
+
+def test_ddp_with_two_cpu_processes_on_gloo(artifacts, tmp_path):
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "kd.distill", "--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"),
+               "--output", str(out), "--max-steps", "6", "--log-every", "3", "--device", "cpu", *TINY]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (out / "model.safetensors").exists()
+    records = [r for r in read_metrics(out / "metrics.jsonl") if "loss" in r]
+    assert [r["step"] for r in records] == [3, 6]
