@@ -35,7 +35,9 @@ import torch
 from schemas import KD, KD_PROVENANCE_KEYS, UTTERANCES, SchemaMismatchError, read_manifest
 from schemas.dataset import DatasetSpec, part_files, validate
 
-DEFAULT_BUCKETS = (16, 32, 48, 64, 128)
+#: Sequence-length shapes. Finer steps than 16/32/48/64/128 cut padding ~13% and measured
+#: 6% faster on an H200 (docs/benchmarks.md) at the same warm-up.
+DEFAULT_BUCKETS = (8, 16, 24, 32, 40, 48, 64, 96, 128)
 
 
 class ProvenanceMismatchError(ValueError):
@@ -180,14 +182,17 @@ def iter_row_groups(files: tuple[str, ...], seed: int | None, epoch: int) -> Ite
     yield from groups
 
 
-def kd_chunks(opened: OpenedDataset, split: str | None, seed: int | None, epoch: int) -> Iterator[Chunk]:
-    """One chunk per row group of kd shards, filtered to ``split``."""
+def kd_chunks(opened: OpenedDataset, split: str | None, seed: int | None, epoch: int,
+              columns: Mapping[str, Any] = KD_COLUMNS) -> Iterator[Chunk]:
+    """One chunk per row group of kd shards, filtered to ``split``; only ``columns`` are read
+    (leave ``teacher_embedding`` out when no embedding loss is on: it is most of the bytes)."""
+    columns = dict(columns)
     for path, index in iter_row_groups(opened.files, seed, epoch):
-        table = pq.ParquetFile(path).read_row_group(index, columns=["input_ids", "split", *KD_COLUMNS])
+        table = pq.ParquetFile(path).read_row_group(index, columns=["input_ids", "split", *columns])
         if split is not None:
             table = table.filter(pc.equal(table.column("split"), split))
         if table.num_rows:
-            yield table_to_chunk(table, KD_COLUMNS)
+            yield table_to_chunk(table, columns)
 
 
 def utterance_chunks(opened: OpenedDataset, split: str | None, tokenizer: Any, max_length: int,

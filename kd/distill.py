@@ -21,7 +21,7 @@ import torch
 from transformers import AutoTokenizer
 
 from kd.common import init_distributed, pick_device, tokenizer_hash, weights_hash, write_json
-from kd.data import BucketBatches, kd_chunks, open_kd_dataset
+from kd.data import DEFAULT_BUCKETS, BucketBatches, kd_chunks, open_kd_dataset
 from kd.evaluate import classification_metrics, cpu_speed, kd_split_metrics, predict_kd_split, split_texts
 from kd.loop import LoopConfig, train
 from kd.models import DistillStudent, bert_student, count_parameters, export_pretrained, student_from_teacher
@@ -88,7 +88,8 @@ def run(config: DistillConfig) -> dict[str, Any]:
     student = build_student(config, len(tokenizer), label_names, pad_id, int(provenance["embedding_size"]))
 
     loop = config.loop
-    batches = BucketBatches(lambda epoch: kd_chunks(opened, config.train_split, loop.seed, epoch),
+    columns = config.weights.columns()
+    batches = BucketBatches(lambda epoch: kd_chunks(opened, config.train_split, loop.seed, epoch, columns),
                             batch_size=loop.batch_size, buckets=loop.buckets, pad_id=pad_id, seed=loop.seed,
                             rank=dist.rank, world_size=dist.world_size)
 
@@ -163,7 +164,7 @@ def add_loop_arguments(parser: argparse.ArgumentParser, *, max_steps: int, learn
     group.add_argument("--no-bf16", action="store_true")
     group.add_argument("--compile", action="store_true", help="torch.compile the model (long warm-up)")
     group.add_argument("--no-cuda-graphs", action="store_true")
-    group.add_argument("--buckets", default="16,32,48,64,128", help="sequence-length shapes")
+    group.add_argument("--buckets", default=",".join(map(str, DEFAULT_BUCKETS)), help="sequence-length shapes")
     group.add_argument("--no-progress", action="store_true")
 
 

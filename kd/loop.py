@@ -202,7 +202,8 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
             return out
         if entry["graph"] is None:
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=pool["handle"]):
+            # thread_local: the prefetch thread's pinned-memory allocations must not void the capture
+            with torch.cuda.graph(graph, pool=pool["handle"], capture_error_mode="thread_local"):
                 entry["out"] = eager_step(entry["static"])
             pool["handle"] = graph.pool()
             entry["graph"] = graph
@@ -222,8 +223,10 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
             for batch in Prefetcher(batches.epoch(epoch, skip=in_epoch), device):
                 set_lr(lr_at(step, config))
                 loss, parts = graph_step(batch) if use_graphs else eager_step(batch)
-                for name, value in {"loss": loss, **parts}.items():
-                    sums[name] = sums.get(name, torch.zeros((), device=device)) + value.float()
+                for name, value in (("loss", loss), *parts.items()):
+                    if name not in sums:
+                        sums[name] = torch.zeros((), device=device)
+                    sums[name].add_(value)
                 step, in_epoch, window_steps = step + 1, in_epoch + 1, window_steps + 1
                 bar.update(1)
                 if warmup["seconds"] is None and step >= min(config.max_steps, 20):

@@ -26,6 +26,15 @@ class DistillWeights:
     cosine: float = 0.0
     temperature: float = 2.0
 
+    def columns(self) -> dict[str, type]:
+        """The kd-shard columns this objective reads (the embedding only with an embedding loss)."""
+        import numpy as np
+
+        needed: dict[str, type] = {"label": np.int64, "teacher_logits": np.float32}
+        if self.mse or self.cosine:
+            needed["teacher_embedding"] = np.float32
+        return needed
+
 
 class DistillObjective:
     """w_kl * KL_T (T^2-scaled) + w_ce * CE(labeled rows) + w_mse * MSE(emb) + w_cos * (1 - cos(emb))."""
