@@ -1,6 +1,10 @@
 # The two commands a new user runs: `make demo` and `make test`.
 # Both create .venv and install the project into it first.
 PYTHON ?= python3
+# PyTorch is installed explicitly before the package: by default the CPU build 2.13.0. The
+# package's own requirement is a range, so on a GPU machine `make setup TORCH_SPEC=torch` (or
+# your CUDA build's spec) keeps or brings the CUDA build instead.
+TORCH_SPEC ?= torch==2.13.0
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -13,7 +17,8 @@ setup: $(STAMP)
 $(STAMP): setup.py Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet '$(TORCH_SPEC)'
+	$(PY) -m pip install --quiet -e '.[train,dev]'
 	touch $(STAMP)
 
 demo: setup

@@ -22,7 +22,10 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     # Teacher and student models; a range so GPU users keep their CUDA build.
-    "train": ["torch>=2.4", "transformers>=4.44", "tokenizers>=0.19", "safetensors>=0.4"],
+    # Install torch yourself first (`pip install torch==2.13.0` for the CPU build, or your CUDA
+    # build): the range below then leaves it alone.
+    "train": ["torch>=2.4", "transformers>=5.17,<6", "tokenizers>=0.23,<0.24", "safetensors>=0.8,<0.9",
+              "accelerate>=1.10,<2", "matplotlib>=3.8,<4", "tqdm>=4.66,<5"],
     "dataflow": ["apache-beam[gcp]==2.77.0"],
     "dev": ["pytest>=8", "ruff>=0.6", "setuptools>=68"],
 }
@@ -44,6 +47,10 @@ setup(
     entry_points={
         "console_scripts": [
             "malmoi-preprocess=beam_jobs.preprocess:main",
+            "malmoi-learn-words=beam_jobs.learn_words:main",
+            "malmoi-normalize=beam_jobs.normalize:main",
+            "malmoi-distill=kd.distill:main",
+            "malmoi-predict=kd.predict:main",
         ]
     },
 )

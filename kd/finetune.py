@@ -1,0 +1,135 @@
+"""``python -m kd.finetune``: fine-tune a teacher classifier on the labeled rows of an utterances dataset.
+
+    python -m kd.finetune --data out/utterances --init out/mlm --output out/teacher \\
+        [--max-steps 3000] [--eval-every 200 --patience 3]
+
+``--init`` is any local Hugging Face checkpoint (your pretrained Korean model, or kd.pretrain's
+output); a new classification head is created for the dataset's labels (sorted label strings).
+With ``--eval-every``, the best checkpoint on the valid split (macro-F1) is what OUTPUT holds,
+and training stops after ``--patience`` evaluations without improvement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from kd.common import init_distributed, pick_device, write_json
+from kd.data import BucketBatches, open_dataset, utterance_chunks, utterance_labels
+from kd.distill import add_loop_arguments, loop_config
+from kd.evaluate import classification_metrics
+from kd.loop import LoopConfig, train
+from kd.models import export_pretrained, label_maps
+from kd.objectives import ClassificationObjective
+from kd.report import plot_metrics
+from schemas import UTTERANCES
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    data: str
+    init: str
+    max_length: int = 128
+    patience: int = 3
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(output="out/teacher"))
+
+
+@torch.no_grad()
+def split_metrics(model, opened, split: str, tokenizer, label_to_id, max_length: int, batch_size: int) -> dict:
+    device = next(model.parameters()).device
+    batches = BucketBatches(
+        lambda epoch: utterance_chunks(opened, split, tokenizer, max_length, label_to_id, None, 0, labeled_only=True),
+        batch_size=batch_size, buckets=(16, 32, 64, 128, 256, 512), pad_id=tokenizer.pad_token_id or 0, seed=0)
+    probs, labels = [], []
+    for batch in batches.epoch(0):
+        real = batch["weight"] > 0
+        logits = model(input_ids=torch.from_numpy(batch["input_ids"]).to(device),
+                       attention_mask=torch.from_numpy(batch["attention_mask"]).to(device)).logits
+        probs.append(torch.softmax(logits.float(), -1).cpu().numpy()[real])
+        labels.append(batch["label"][real])
+    if not probs:
+        return {"n": 0}
+    return classification_metrics(np.concatenate(labels), np.concatenate(probs))
+
+
+def run(config: FinetuneConfig) -> dict:
+    device = pick_device(config.loop.device)
+    dist = init_distributed(device)
+    opened = open_dataset(config.data, UTTERANCES)
+    label_names = utterance_labels(opened)
+    if len(label_names) < 2:
+        raise ValueError(
+            f"'{config.data}' has {len(label_names)} label value(s) {label_names}; a classifier needs at least 2. "
+            "Fix: preprocess with --label-column pointing at the task labels."
+        )
+    id2label, label2id = label_maps(label_names)
+    tokenizer = AutoTokenizer.from_pretrained(config.init)
+    torch.manual_seed(config.loop.seed)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        config.init, num_labels=len(label_names), id2label=id2label, label2id=label2id, ignore_mismatched_sizes=True)
+    loop = config.loop
+    batches = BucketBatches(
+        lambda epoch: utterance_chunks(opened, "train", tokenizer, config.max_length, label2id, loop.seed, epoch,
+                                       labeled_only=True),
+        batch_size=loop.batch_size, buckets=loop.buckets, pad_id=tokenizer.pad_token_id or 0, seed=loop.seed,
+        rank=dist.rank, world_size=dist.world_size)
+    normalizer_config = opened.manifest.get("provenance", {}).get("normalizer_config")
+    output = Path(loop.output)
+    best = {"macro_f1": -1.0, "step": 0, "bad_evals": 0}
+
+    def evaluate(model_, step: int) -> dict:
+        metrics = split_metrics(model_, opened, "valid", tokenizer, label2id, config.max_length, loop.batch_size)
+        if not metrics.get("n"):
+            return {}
+        result = {f"eval/{k}": v for k, v in metrics.items() if k != "n"}
+        if metrics["macro_f1"] > best["macro_f1"]:
+            best.update(macro_f1=metrics["macro_f1"], step=step, bad_evals=0)
+            if dist.is_main:
+                export_pretrained(model_, tokenizer, output, normalizer_config=normalizer_config, training_config=config)
+        else:
+            best["bad_evals"] += 1
+            if best["bad_evals"] >= config.patience:
+                result["stop"] = True
+        return result
+
+    summary = train(model=model, objective=ClassificationObjective(), batches=batches, config=loop, dist=dist,
+                    evaluate=evaluate)
+    if dist.is_main:
+        if best["step"] == 0:  # never evaluated: keep the last weights
+            export_pretrained(model, tokenizer, output, normalizer_config=normalizer_config, training_config=config)
+        best_model = AutoModelForSequenceClassification.from_pretrained(output).to(device)
+        test = split_metrics(best_model, opened, "test", tokenizer, label2id, config.max_length, loop.batch_size)
+        plot_metrics(output / "metrics.jsonl", output / "metrics.png", f"finetune -> {output.name}")
+        write_json(output / "evaluation.json", {"training": summary, "best_valid": best, "test": test,
+                                                "label_names": label_names})
+        summary = {**summary, "best_valid": best, "test": test}
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kd.finetune", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="utterances dataset with labels")
+    parser.add_argument("--init", required=True, help="local Hugging Face checkpoint to start from")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--patience", type=int, default=3, help="evaluations without improvement before stopping")
+    add_loop_arguments(parser, max_steps=3000, learning_rate=5e-5)
+    args = parser.parse_args(argv)
+    try:
+        summary = run(FinetuneConfig(args.data, args.init, args.max_length, args.patience, loop_config(args)))
+    except (ValueError, FileNotFoundError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"teacher -> {args.output}: test {summary.get('test')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

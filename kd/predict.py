@@ -1,0 +1,85 @@
+"""``python -m kd.predict``: raw text -> the model's normalizer -> tokenizer -> model -> labels.
+
+    echo '넘 재밌어용ㅋㅋㅋ' | python -m kd.predict --model out/student
+    python -m kd.predict --model out/student --input comments.txt --json > predictions.jsonl
+
+From Python::
+
+    from kd.predict import Predictor
+    Predictor("out/student").predict(["넘 재밌어용"])  # [{"label": ..., "probs": {...}, "text": ...}]
+
+The normalizer configuration saved with the model (``malmoi_normalizer.json``) is applied
+first, so serving text is cleaned exactly as the training text was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from beam_jobs.normalizer import Normalizer, NormalizerConfig
+from kd.common import NORMALIZER_FILE, read_json
+
+
+class Predictor:
+    """Loads a model directory once; :meth:`predict` takes raw texts."""
+
+    def __init__(self, model_dir: str, device: str = "cpu", max_length: int = 128) -> None:
+        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.device = device
+        self.max_length = max_length
+        normalizer_file = Path(model_dir) / NORMALIZER_FILE
+        self.normalizer = (Normalizer(NormalizerConfig.from_dict(read_json(normalizer_file)))
+                           if normalizer_file.exists() else None)
+        self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+
+    @torch.inference_mode()
+    def predict(self, texts: list[str], batch_size: int = 64) -> list[dict]:
+        results = []
+        for start in range(0, len(texts), batch_size):
+            raw = texts[start:start + batch_size]
+            clean = [self.normalizer(t) if self.normalizer else t for t in raw]
+            inputs = self.tokenizer(clean, return_tensors="pt", padding=True, truncation=True,
+                                    max_length=self.max_length).to(self.device)
+            probs = torch.softmax(self.model(**inputs).logits.float(), -1).cpu()
+            for text, row in zip(clean, probs, strict=True):
+                best = int(row.argmax())
+                results.append({"label": self.labels[best], "probability": float(row[best]), "text": text,
+                                "probs": {name: float(p) for name, p in zip(self.labels, row, strict=True)}})
+        return results
+
+
+def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kd.predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--input", default=None, help="a text file, one utterance per line (default: stdin)")
+    parser.add_argument("--json", action="store_true", help="JSON lines with all probabilities")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    try:
+        predictor = Predictor(args.model, args.device)
+    except OSError as error:
+        print(f"error: cannot load --model {args.model}: {error}", file=sys.stderr)
+        return 2
+    source = open(args.input, encoding="utf-8") if args.input else (
+        stdin or io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
+    stdout = stdout or sys.stdout
+    lines = [line.rstrip("\n") for line in source]
+    for result in predictor.predict(lines):
+        if args.json:
+            stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        else:
+            stdout.write(f"{result['label']}\t{result['probability']:.4f}\t{result['text']}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""kd.tokenizer -> kd.pretrain -> kd.finetune -> kd.predict on a small labeled utterances dataset."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from kd import finetune, predict, pretrain
+from kd import tokenizer as kd_tokenizer
+from tests.conftest import run_preprocess
+from tests.kd_fixtures import TEXTS
+
+TINY = ["--batch-size", "8", "--no-progress", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def utterances(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cmds")
+    lines = [json.dumps({"id": f"{label}-{i}-{k}", "text": text + (" ㅋㅋㅋㅋ" if k else ""), "label": label},
+                        ensure_ascii=False)
+             for label, texts in TEXTS.items() for i, text in enumerate(texts) for k in range(4)]
+    (root / "reviews.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run_preprocess([root / "reviews.jsonl"], root / "utterances", "--runner", "FnApiRunner",
+                   "--split-ratios", "0.6,0.2,0.2")
+    return root
+
+
+def test_tokenizer_keeps_hangul_and_placeholders_and_round_trips(utterances):
+    out = utterances / "tok"
+    assert kd_tokenizer.main(["--data", str(utterances / "utterances"), "--output", str(out), "--vocab-size", "300",
+                              "--min-frequency", "1"]) == 0
+    loaded = AutoTokenizer.from_pretrained(out)
+    tokens = loaded.tokenize("영화 진짜 재밌어요 &name& 최고")  # characters the corpus has
+    assert "[UNK]" not in tokens and "&name&" in tokens
+    assert not any("\u1100" <= ch <= "\u11ff" for t in tokens for ch in t)  # no decomposed jamo
+    ids = loaded("영화 재밌어요")["input_ids"]
+    assert loaded.decode(ids, skip_special_tokens=True).replace(" ", "") == "영화재밌어요"
+
+
+def test_pretrain_finetune_predict(utterances, tmp_path):
+    tok = utterances / "tok_full"
+    kd_tokenizer.main(["--data", str(utterances / "utterances"), "--output", str(tok), "--vocab-size", "300",
+                       "--min-frequency", "1", "--kind", "unigram"])
+    mlm = tmp_path / "mlm"
+    assert pretrain.main(["--data", str(utterances / "utterances"), "--tokenizer", str(tok), "--output", str(mlm),
+                          "--layers", "1", "--hidden", "32", "--heads", "2", "--intermediate", "64",
+                          "--max-steps", "6", "--eval-every", "3", *TINY]) == 0
+    assert AutoModelForMaskedLM.from_pretrained(mlm).config.num_hidden_layers == 1
+
+    teacher = tmp_path / "teacher"
+    assert finetune.main(["--data", str(utterances / "utterances"), "--init", str(mlm), "--output", str(teacher),
+                          "--max-steps", "30", "--eval-every", "10", "--patience", "5", "--learning-rate", "3e-3",
+                          *TINY]) == 0
+    model = AutoModelForSequenceClassification.from_pretrained(teacher)
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    evaluation = json.loads((teacher / "evaluation.json").read_text())
+    assert evaluation["best_valid"]["step"] in (10, 20, 30) and evaluation["test"]["n"] > 0
+    assert (teacher / "malmoi_normalizer.json").exists()
+
+    out = io.StringIO()
+    assert predict.main(["--model", str(teacher), "--json"], stdin=io.StringIO("넘 재밌어용ㅋㅋㅋㅋ\n걍 별로\n"),
+                        stdout=out) == 0
+    results = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["text"] for r in results] == ["너무 재밌어요ㅋㅋ", "그냥 별로"]  # the saved normalizer ran
+    assert all(r["label"] in ("negative", "positive") for r in results)
+    assert all(abs(sum(r["probs"].values()) - 1) < 1e-5 for r in results)
+
+
+def test_finetune_refuses_unlabeled_data(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("하나\n둘\n", encoding="utf-8")
+    run_preprocess([tmp_path / "a.txt"], tmp_path / "utt", "--runner", "FnApiRunner")
+    assert finetune.main(["--data", str(tmp_path / "utt"), "--init", str(tmp_path), "--output",
+                          str(tmp_path / "t"), *TINY]) == 2
+    assert "needs at least 2" in capsys.readouterr().err
