@@ -190,9 +190,10 @@ class ParquetDatasetSink(filebasedsink.FileBasedSink):
 class RowsToTableFn(beam.DoFn):
     """A batch of row dicts -> one validated Arrow table, counting rows per split."""
 
-    def __init__(self, spec: DatasetSpec, split_column: str = "split") -> None:
+    def __init__(self, spec: DatasetSpec, split_column: str = "split", counter: str = "records.out") -> None:
         self._spec = spec
         self._split_column = split_column
+        self._counter = counter
 
     def process(self, rows: list[dict[str, Any]]):
         if not rows:
@@ -202,9 +203,9 @@ class RowsToTableFn(beam.DoFn):
         splits: dict[str, int] = {}
         for value in table.column(self._split_column).to_pylist():
             splits[value] = splits.get(value, 0) + 1
-        yield beam.pvalue.TaggedOutput(STATS, count("records.out", table.num_rows))
+        yield beam.pvalue.TaggedOutput(STATS, count(self._counter, table.num_rows))
         for split, n in sorted(splits.items()):
-            yield beam.pvalue.TaggedOutput(STATS, count(f"records.out.{split}", n))
+            yield beam.pvalue.TaggedOutput(STATS, count(f"{self._counter}.{split}", n))
         yield table
 
 
@@ -250,10 +251,12 @@ def finalize_dataset(
     options: Mapping[str, Any],
     provenance: Mapping[str, Any],
     conservation: Mapping[str, Any],
+    rows_counter: str = "records.out",
 ) -> str:
     """Write ``_stats.json``, ``_manifest.json`` and, last, ``_SUCCESS``."""
     folder = folder.rstrip("/")
-    rows_per_split = {k.split(".", 2)[2]: v for k, v in stats.items() if k.startswith("records.out.")}
+    prefix = rows_counter + "."
+    rows_per_split = {k[len(prefix):]: v for k, v in stats.items() if k.startswith(prefix)}
     stats_doc = {
         "counts": dict(sorted(stats.items())),
         "conservation": dict(conservation),

@@ -1,0 +1,407 @@
+"""``python -m beam_jobs.augment``: utterances -> kd shards with teacher signals and vetted paraphrases.
+
+    python -m beam_jobs.augment --input out/utterances --output out/kd --teacher out/teacher \\
+        --student-tokenizer out/tokenizer [--paraphrase colloquial --paraphrase eda …] [Beam options]
+
+For every utterance: the teacher's raw logits (temperature 1), its mean-pooled sentence
+embedding (float16), predicted label, confidence and entropy, and the student's ``input_ids``.
+Paraphrases (of the ``--paraphrase-splits`` rows, train by default) are kept only when the
+teacher agrees with itself: same argmax, KL below ``--max-kl``, embedding cosine above
+``--min-cosine``, at most ``--max-per-source``; they inherit ``split``, ``label`` and
+``parent_id`` from their source, so nothing derived from a test item reaches training.
+
+The teacher and paraphrase models are loaded once per worker process; on Dataflow GPU workers
+the teacher runs on CUDA with bf16 (``--dataflow_service_options=worker_accelerator=…``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.pvalue import AsDict, AsList, TaggedOutput
+from apache_beam.utils.shared import Shared
+
+from beam_jobs import beam_io
+from beam_jobs.beam_io import REJECTS, STATS, count
+from beam_jobs.paraphrase import METHODS, FilterConfig, filter_candidates
+from beam_jobs.readers import Reject
+from schemas import KD, REJECTS_DIR, UTTERANCES, read_manifest
+from schemas.dataset import part_files, validate
+
+LOG = logging.getLogger(__name__)
+JOB_NAME = "beam_jobs.augment"
+
+
+class AugmentError(ValueError):
+    """The job cannot start: bad teacher, tokenizer, labels or options."""
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    input: str
+    output: str
+    teacher: str
+    student_tokenizer: str
+    paraphrase: tuple[str, ...] = ()
+    paraphrase_splits: tuple[str, ...] = ("train",)
+    num_candidates: int = 2
+    filters: FilterConfig = FilterConfig()
+    mlm_model: str | None = None
+    seq2seq_model: str | None = None
+    seq2seq_prefix: str = ""
+    max_length: int = 128
+    teacher_max_length: int = 128
+    teacher_batch_size: int = 64
+    embedding_pooling: str = "mean"
+    max_chars: int = 2000
+    batch_size: int = 256
+    seed: int = 0
+    device: str = "auto"
+    row_group_rows: int = 50_000
+    codec: str = "zstd"
+    overwrite: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+# --------------------------------------------------------------------------- models, once per process
+
+
+class _Models:
+    """Teacher, student tokenizer and paraphrasers of one worker process (shared by its threads)."""
+
+    def __init__(self, config: AugmentConfig) -> None:
+        from transformers import AutoTokenizer
+
+        from beam_jobs.paraphrase import ColloquialParaphraser, EdaParaphraser, MlmParaphraser, Seq2SeqParaphraser
+        from beam_jobs.teacher import Teacher
+
+        self.teacher = Teacher(config.teacher, device=config.device, batch_size=config.teacher_batch_size,
+                               max_length=config.teacher_max_length, pooling=config.embedding_pooling)
+        self.student_tokenizer = AutoTokenizer.from_pretrained(config.student_tokenizer)
+        device = str(self.teacher.device)
+        makers = {
+            "colloquial": lambda: ColloquialParaphraser(config.num_candidates),
+            "eda": lambda: EdaParaphraser(config.num_candidates),
+            "mlm": lambda: MlmParaphraser(config.mlm_model, config.num_candidates, device=device),
+            "seq2seq": lambda: Seq2SeqParaphraser(config.seq2seq_model, config.num_candidates,
+                                                  prefix=config.seq2seq_prefix, device=device),
+        }
+        self.paraphrasers = {name: makers[name]() for name in config.paraphrase}
+
+
+def paraphrase_id(parent_id: str, method: str, text: str) -> str:
+    return hashlib.sha1(f"{parent_id}\x1f{method}\x1f{text}".encode()).hexdigest()[:20]
+
+
+class ReadRowGroupFn(beam.DoFn):
+    """(file, row group) -> batches of utterance rows (id, text, label, split), validated."""
+
+    def __init__(self, batch_size: int) -> None:
+        self._batch_size = batch_size
+
+    def process(self, element: tuple[str, int]):
+        import pyarrow.parquet as pq
+        from apache_beam.io.filesystems import FileSystems
+
+        path, index = element
+        with FileSystems.open(path) as handle:
+            parquet = pq.ParquetFile(handle)
+            table = parquet.read_row_group(index)
+        validate(table, UTTERANCES, where=f"'{path}' row group {index}")
+        rows = table.select(["id", "text", "label", "split"]).to_pylist()
+        for start in range(0, len(rows), self._batch_size):
+            batch = rows[start:start + self._batch_size]
+            yield TaggedOutput(STATS, count("records.in", len(batch)))
+            yield batch
+
+
+class LabelWithTeacherFn(beam.DoFn):
+    """A batch of utterances -> kd rows: originals plus the paraphrases that pass the filters."""
+
+    def __init__(self, config: AugmentConfig, shared: Shared, label_to_id: dict[str, int]) -> None:
+        self._config = config
+        self._shared = shared
+        self._label_to_id = label_to_id
+        self._models: _Models | None = None
+
+    def setup(self) -> None:
+        config = self._config
+        self._models = self._shared.acquire(lambda: _Models(config), tag=json.dumps(config.to_dict(), sort_keys=True))
+
+    def process(self, batch: list[dict[str, Any]]):
+        config, models = self._config, self._models
+        assert models is not None
+        sources = []
+        for row in batch:
+            text = row["text"] or ""
+            if not text.strip():
+                yield from self._reject(row, "empty_text", "no text")
+            elif len(text) > config.max_chars:
+                yield from self._reject(row, "too_long", f"{len(text)} characters > --max-chars {config.max_chars}")
+            else:
+                sources.append(row)
+        # paraphrase candidates, grouped by source
+        candidates: list[tuple[int, str, str]] = []  # (source index, method, text)
+        for index, row in enumerate(sources):
+            if row["split"] not in config.paraphrase_splits:
+                continue
+            seen = {row["text"].strip()}
+            for method, paraphraser in models.paraphrasers.items():
+                for text in paraphraser(row["id"], row["text"], config.seed):
+                    yield TaggedOutput(STATS, count(f"paraphrases.generated.{method}"))
+                    if text in seen:
+                        yield TaggedOutput(STATS, count("paraphrases.filtered.duplicate"))
+                        continue
+                    seen.add(text)
+                    candidates.append((index, method, text))
+        if not sources:
+            return
+        outputs = models.teacher.run([r["text"] for r in sources] + [c[2] for c in candidates])
+        finite = np.isfinite(outputs.logits).all(axis=1) & np.isfinite(outputs.embeddings.astype(np.float32)).all(axis=1)
+        derived = outputs.derived()
+        kept_rows: list[dict[str, Any]] = []
+        kept_texts: list[str] = []
+
+        def kd_row(i: int, row_id: str, parent: dict, origin: str, text: str) -> dict[str, Any]:
+            label = parent["label"]
+            return {"id": row_id, "parent_id": parent["id"], "origin": origin, "text": text,
+                    "label": self._label_to_id.get(label, -1) if label is not None else -1, "split": parent["split"],
+                    "teacher_logits": outputs.logits[i].tolist(), "teacher_embedding": outputs.embeddings[i].tolist(),
+                    "teacher_label": int(derived["teacher_label"][i]),
+                    "teacher_confidence": float(derived["teacher_confidence"][i]),
+                    "teacher_entropy": float(derived["teacher_entropy"][i])}
+
+        usable = [False] * len(sources)
+        for i, row in enumerate(sources):
+            if not finite[i]:
+                yield from self._reject(row, "nan_logits", "the teacher returned NaN/inf logits or embedding")
+                continue
+            usable[i] = True
+            kept_rows.append(kd_row(i, row["id"], row, "original", row["text"]))
+            kept_texts.append(row["text"])
+            yield TaggedOutput(STATS, count("records.out"))
+        by_source: dict[int, list[int]] = {}
+        for k, (index, _method, _text) in enumerate(candidates):
+            by_source.setdefault(index, []).append(k)
+        offset = len(sources)
+        for index, ks in by_source.items():
+            if not usable[index]:
+                for _ in ks:
+                    yield TaggedOutput(STATS, count("paraphrases.filtered.source_rejected"))
+                continue
+            rows = [offset + k for k in ks]
+            ok = [r for r in rows if finite[r]]
+            for _ in range(len(rows) - len(ok)):
+                yield TaggedOutput(STATS, count("paraphrases.filtered.nan_logits"))
+            if not ok:
+                continue
+            _, reasons = filter_candidates(outputs.logits[index], outputs.embeddings[index], outputs.logits[ok],
+                                              outputs.embeddings[ok], config.filters)
+            for position, reason in enumerate(reasons):
+                _, method, text = candidates[ok[position] - offset]
+                if reason != "kept":
+                    yield TaggedOutput(STATS, count(f"paraphrases.filtered.{reason}"))
+                    continue
+                yield TaggedOutput(STATS, count(f"paraphrases.kept.{method}"))
+                parent = sources[index]
+                kept_rows.append(kd_row(ok[position], paraphrase_id(parent["id"], method, text), parent,
+                                        f"paraphrase:{method}", text))
+                kept_texts.append(text)
+        if kept_rows:
+            encoded = models.student_tokenizer(kept_texts, truncation=True, max_length=config.max_length)["input_ids"]
+            for row, ids in zip(kept_rows, encoded, strict=True):
+                row["input_ids"] = ids
+            yield kept_rows
+
+    def _reject(self, row: dict[str, Any], reason: str, detail: str):
+        yield TaggedOutput(STATS, count(f"records.rejected.{reason}"))
+        yield TaggedOutput(REJECTS, Reject(reason, self._config.input, f"id {row['id']}", detail,
+                                           (row.get("text") or "")[:200]))
+
+
+# --------------------------------------------------------------------------- set-up checks
+
+
+def dataset_labels(files: list[str]) -> list[str]:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    names: set[str] = set()
+    for path in files:
+        column = pq.read_table(path, columns=["label"]).column("label")
+        names.update(v for v in pc.unique(column).to_pylist() if v is not None)
+    return sorted(names)
+
+
+def check_setup(config: AugmentConfig) -> dict[str, Any]:
+    """Everything that can be checked before the pipeline starts; returns the provenance."""
+    from transformers import AutoConfig
+
+    from kd.common import tokenizer_hash, weights_hash
+
+    manifest = read_manifest(config.input)
+    if manifest.get("schema") != UTTERANCES.name:
+        raise AugmentError(f"--input {config.input}: holds '{manifest.get('schema')}', expected an utterances "
+                           "dataset. Fix: pass the output of beam_jobs.preprocess.")
+    unknown = sorted(set(config.paraphrase) - set(METHODS))
+    if unknown:
+        raise AugmentError(f"--paraphrase {unknown}: expected some of {list(METHODS)}")
+    if "mlm" in config.paraphrase and not config.mlm_model:
+        raise AugmentError("--paraphrase mlm needs --mlm-model DIR (a masked-LM checkpoint)")
+    if "seq2seq" in config.paraphrase and not config.seq2seq_model:
+        raise AugmentError("--paraphrase seq2seq needs --seq2seq-model DIR (a seq2seq checkpoint)")
+    try:
+        teacher_config = AutoConfig.from_pretrained(config.teacher, trust_remote_code=False)
+        teacher_hash = weights_hash(config.teacher)
+    except (OSError, ValueError) as error:
+        raise AugmentError(f"--teacher {config.teacher!r}: cannot read it ({error}). Fix: pass a local "
+                           "save_pretrained directory of a sequence classifier.") from error
+    label_names = [teacher_config.id2label[i] for i in range(teacher_config.num_labels)]
+    data_labels = dataset_labels(part_files(config.input))
+    missing = [name for name in data_labels if name not in label_names]
+    if missing:
+        raise AugmentError(
+            f"labels {missing} of --input are not among the teacher's labels {label_names} (config.id2label). "
+            "Fix: fine-tune the teacher on these labels (kd.finetune), or preprocess with the teacher's label names."
+        )
+    try:
+        student_hash = tokenizer_hash(config.student_tokenizer)
+    except FileNotFoundError as error:
+        raise AugmentError(str(error)) from error
+    source = manifest.get("provenance", {})
+    return {"teacher_id": config.teacher, "teacher_weights_hash": teacher_hash, "label_names": label_names,
+            "embedding_size": int(teacher_config.hidden_size), "student_tokenizer_hash": student_hash,
+            "normalizer_hash": source.get("normalizer_hash"), "normalizer_config": source.get("normalizer_config"),
+            "embedding_pooling": config.embedding_pooling, "source_dataset": config.input,
+            "paraphrase": list(config.paraphrase), "filters": asdict(config.filters)}
+
+
+def conservation(stats: dict[str, int]) -> dict[str, Any]:
+    rejected = sum(v for k, v in stats.items() if k.startswith("records.rejected."))
+    generated = sum(v for k, v in stats.items() if k.startswith("paraphrases.generated."))
+    kept = sum(v for k, v in stats.items() if k.startswith("paraphrases.kept."))
+    filtered = sum(v for k, v in stats.items() if k.startswith("paraphrases.filtered."))
+    summary = {"records_in": stats.get("records.in", 0), "records_out": stats.get("records.out", 0),
+               "records_rejected": rejected, "paraphrases_generated": generated, "paraphrases_kept": kept,
+               "paraphrases_filtered": filtered, "rows_written": stats.get("rows.written", 0)}
+    summary["balanced"] = (summary["records_in"] == summary["records_out"] + rejected
+                           and generated == kept + filtered
+                           and summary["rows_written"] == summary["records_out"] + kept)
+    if not summary["balanced"]:
+        raise RuntimeError(f"malmoi bug: augment counts do not balance: {summary}")
+    return summary
+
+
+def _finalize(_, written, reject_files, stats, *, config: AugmentConfig, provenance: dict[str, Any]) -> str:
+    stats = dict(stats)
+    return beam_io.finalize_dataset(None, folder=config.output, spec=KD, created_by=JOB_NAME, written_files=written,
+                                    reject_files=reject_files, stats=stats, options=config.to_dict(),
+                                    provenance=provenance, conservation=conservation(stats), rows_counter="rows.written")
+
+
+def build(pipeline: beam.Pipeline, config: AugmentConfig, provenance: dict[str, Any]) -> None:
+    import pyarrow.parquet as pq
+
+    tasks = [(path, i) for path in part_files(config.input) for i in range(pq.ParquetFile(path).num_row_groups)]
+    label_to_id = {name: i for i, name in enumerate(provenance["label_names"])}
+    batches = (
+        pipeline
+        | "ListRowGroups" >> beam.Create(tasks)
+        | "SpreadRowGroups" >> beam.Reshuffle()
+        | "ReadUtterances" >> beam.ParDo(ReadRowGroupFn(config.batch_size)).with_outputs(STATS, main="batches")
+    )
+    labeled = batches.batches | "TeacherAndParaphrases" >> beam.ParDo(
+        LabelWithTeacherFn(config, Shared(), label_to_id)).with_outputs(REJECTS, STATS, main="rows")
+    tables = labeled.rows | "RowsToArrow" >> beam.ParDo(
+        beam_io.RowsToTableFn(KD, counter="rows.written")).with_outputs(STATS, main="tables")
+    written = tables.tables | "WriteShards" >> beam.io.Write(
+        beam_io.ParquetDatasetSink(config.output, KD.schema_with_metadata(provenance), config.codec,
+                                   config.row_group_rows))
+    reject_files = (
+        labeled[REJECTS]
+        | "RejectsToJson" >> beam.Map(beam_io.reject_to_json)
+        | "WriteRejects" >> beam.io.WriteToText(f"{config.output.rstrip('/')}/{REJECTS_DIR}/rejects",
+                                                file_name_suffix=".jsonl", shard_name_template="-SSSSS-of-NNNNN")
+    )
+    stats = ((batches[STATS], labeled[STATS], tables[STATS]) | "AllStats" >> beam.Flatten()
+             | "SumStats" >> beam.CombinePerKey(sum))
+    _ = (pipeline | "FinalizeTrigger" >> beam.Create([None])
+         | "WriteManifest" >> beam.Map(_finalize, AsList(written), AsList(reject_files), AsDict(stats),
+                                       config=config, provenance=provenance))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m beam_jobs.augment", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Any other option is passed to Beam.")
+    parser.add_argument("--input", required=True, help="utterances dataset (beam_jobs.preprocess output)")
+    parser.add_argument("--output", required=True, help="kd dataset folder to write")
+    parser.add_argument("--teacher", required=True, help="sequence-classifier checkpoint dir (with its tokenizer)")
+    parser.add_argument("--student-tokenizer", required=True, help="tokenizer dir the student will use")
+    parser.add_argument("--paraphrase", action="append", default=[], choices=METHODS, help="repeat for several")
+    parser.add_argument("--paraphrase-splits", default="train", help="comma-separated splits to paraphrase")
+    parser.add_argument("--num-candidates", type=int, default=2, help="candidates per source and method")
+    parser.add_argument("--max-kl", type=float, default=0.5)
+    parser.add_argument("--min-cosine", type=float, default=0.8)
+    parser.add_argument("--max-per-source", type=int, default=2)
+    parser.add_argument("--mlm-model", default=None)
+    parser.add_argument("--seq2seq-model", default=None)
+    parser.add_argument("--seq2seq-prefix", default="")
+    parser.add_argument("--max-length", type=int, default=128, help="student input_ids are truncated to this")
+    parser.add_argument("--teacher-max-length", type=int, default=128)
+    parser.add_argument("--teacher-batch-size", type=int, default=64)
+    parser.add_argument("--embedding-pooling", default="mean", choices=("mean", "cls"))
+    parser.add_argument("--max-chars", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=256, help="utterances per pipeline element")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--overwrite", action="store_true")
+    return parser
+
+
+def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None):
+    args, beam_args = build_parser().parse_known_args(argv)
+    config = AugmentConfig(
+        input=args.input.rstrip("/"), output=args.output.rstrip("/"), teacher=args.teacher,
+        student_tokenizer=args.student_tokenizer, paraphrase=tuple(dict.fromkeys(args.paraphrase)),
+        paraphrase_splits=tuple(s for s in args.paraphrase_splits.split(",") if s),
+        num_candidates=args.num_candidates,
+        filters=FilterConfig(args.max_kl, args.min_cosine, args.max_per_source),
+        mlm_model=args.mlm_model, seq2seq_model=args.seq2seq_model, seq2seq_prefix=args.seq2seq_prefix,
+        max_length=args.max_length, teacher_max_length=args.teacher_max_length,
+        teacher_batch_size=args.teacher_batch_size, embedding_pooling=args.embedding_pooling,
+        max_chars=args.max_chars, batch_size=args.batch_size, seed=args.seed, device=args.device,
+        overwrite=args.overwrite)
+    provenance = check_setup(config)
+    beam_io.prepare_output(config.output, config.overwrite)
+    pipeline = test_pipeline or beam.Pipeline(options=beam_io.pipeline_options(beam_args))
+    build(pipeline, config, provenance)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    try:
+        run(argv)
+    except (AugmentError, ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Paraphrase candidates for the augment job, and the filters that keep only faithful ones.
+
+Methods (each named in the ``origin`` column as ``paraphrase:<method>``):
+
+* ``colloquial`` — rule-based variants that make text *more* spoken: the normalizer's lexicons
+  run backwards (너무 → 넘, 그냥 → 걍, 했어요 → 했어용), laughter runs, dropped spaces and
+  common typos (했다 → 햇다, 않 → 안). Pure Python.
+* ``eda`` — eojeol-level swap of two neighbours and random deletion. Pure Python.
+* ``mlm`` — contextual word replacement with a masked-LM checkpoint (torch).
+* ``seq2seq`` — sampling from any Hugging Face seq2seq checkpoint (torch).
+
+Randomness is seeded per source id, so a rerun gives the same candidates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from beam_jobs import lexicons
+
+METHODS = ("colloquial", "eda", "mlm", "seq2seq")
+
+
+def rng_for(source_id: str, method: str, seed: int) -> random.Random:
+    digest = hashlib.sha1(f"{seed}\x1f{method}\x1f{source_id}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _distinct(source: str, candidates: Sequence[str], limit: int) -> list[str]:
+    seen, out = {source.strip()}, []
+    for candidate in candidates:
+        candidate = re.sub(r"\s+", " ", candidate).strip()
+        if candidate and candidate not in seen:
+            seen.add(candidate)
+            out.append(candidate)
+        if len(out) >= limit:
+            break
+    return out
+
+
+# --------------------------------------------------------------------------- colloquial
+
+
+class ColloquialParaphraser:
+    """Standard -> spoken: reverse contractions and endings, laughter, dropped spaces, typos."""
+
+    _TYPOS = ((re.compile("했"), "햇"), (re.compile("됐"), "됬"), (re.compile("않"), "안"), (re.compile("어떻게"), "어떡게"),
+              (re.compile("있"), "잇"), (re.compile("없"), "업"))
+
+    def __init__(self, num_candidates: int = 2) -> None:
+        self.num_candidates = num_candidates
+        rows = lexicons.load("contractions.tsv", 5)
+        reverse: dict[str, str] = {}
+        for form, standard, attach, *_ in rows:
+            if " " not in standard and attach in ("word", "josa") and len(form) < len(standard):
+                reverse.setdefault(standard, form)
+        self._words = reverse
+        endings = lexicons.load("endings.tsv", 4)
+        self._endings = sorted({(standard, ending) for ending, standard, *_ in endings
+                                if ending.endswith(("용", "당", "넹", "졍"))}, key=lambda p: -len(p[0]))
+
+    def _one(self, text: str, rng: random.Random) -> str:
+        words = text.split(" ")
+        out = []
+        for word in words:
+            core = word.rstrip(".,!?~")
+            tail = word[len(core):]
+            if core in self._words and rng.random() < 0.8:
+                core = self._words[core]
+            elif rng.random() < 0.5:
+                for standard, cute in self._endings:
+                    if core.endswith(standard) and len(core) > len(standard):
+                        core = core[: -len(standard)] + cute
+                        break
+            if rng.random() < 0.15:
+                for pattern, typo in self._TYPOS:
+                    if pattern.search(core):
+                        core = pattern.sub(typo, core, count=1)
+                        break
+            out.append(core + tail)
+        if len(out) > 2 and rng.random() < 0.4:  # drop a space
+            i = rng.randrange(len(out) - 1)
+            out[i:i + 2] = [out[i] + out[i + 1]]
+        text = " ".join(out)
+        if rng.random() < 0.5:
+            text += rng.choice(["ㅋㅋ", " ㅋㅋ", "ㅎㅎ", "ㅠㅠ", "!!"])
+        return text
+
+    def __call__(self, source_id: str, text: str, seed: int = 0) -> list[str]:
+        rng = rng_for(source_id, "colloquial", seed)
+        return _distinct(text, [self._one(text, rng) for _ in range(self.num_candidates * 3)], self.num_candidates)
+
+
+# --------------------------------------------------------------------------- eda
+
+
+class EdaParaphraser:
+    """Light eojeol-level edits: swap two neighbours, or delete one eojeol (never the only one)."""
+
+    def __init__(self, num_candidates: int = 2, delete_probability: float = 0.1) -> None:
+        self.num_candidates = num_candidates
+        self.delete_probability = delete_probability
+
+    def __call__(self, source_id: str, text: str, seed: int = 0) -> list[str]:
+        rng = rng_for(source_id, "eda", seed)
+        words = text.split()
+        if len(words) < 2:
+            return []
+        candidates = []
+        for _ in range(self.num_candidates * 3):
+            edited = list(words)
+            if rng.random() < 0.5:
+                i = rng.randrange(len(edited) - 1)
+                edited[i], edited[i + 1] = edited[i + 1], edited[i]
+            else:
+                kept = [w for w in edited if rng.random() >= self.delete_probability]
+                edited = kept if kept else edited
+                if edited == words:
+                    del edited[rng.randrange(len(edited))]
+            candidates.append(" ".join(edited))
+        return _distinct(text, candidates, self.num_candidates)
+
+
+# --------------------------------------------------------------------------- model-based
+
+
+class MlmParaphraser:
+    """Replace one word at a time with a masked-LM's top predictions (whole words only)."""
+
+    def __init__(self, model_dir: str, num_candidates: int = 2, top_k: int = 5, device: str = "cpu") -> None:
+        import torch
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForMaskedLM.from_pretrained(model_dir).to(device).eval()
+        if self.tokenizer.mask_token_id is None:
+            raise ValueError(f"--mlm-model {model_dir}: its tokenizer has no mask token")
+        self.device = device
+        self.num_candidates = num_candidates
+        self.top_k = top_k
+
+    def __call__(self, source_id: str, text: str, seed: int = 0) -> list[str]:
+        rng = rng_for(source_id, "mlm", seed)
+        words = text.split()
+        if not words:
+            return []
+        positions = rng.sample(range(len(words)), min(len(words), self.num_candidates * 2))
+        masked = [" ".join(words[:p] + [self.tokenizer.mask_token] + words[p + 1:]) for p in positions]
+        inputs = self.tokenizer(masked, return_tensors="pt", padding=True, truncation=True, max_length=128).to(self.device)
+        with self.torch.inference_mode():
+            logits = self.model(**inputs).logits
+        candidates = []
+        for row, p in enumerate(positions):
+            where = (inputs["input_ids"][row] == self.tokenizer.mask_token_id).nonzero()
+            if not len(where):
+                continue
+            top = logits[row, where[0, 0]].topk(self.top_k * 3).indices.tolist()
+            choices = [self.tokenizer.convert_ids_to_tokens(t) for t in top]
+            choices = [c for c in choices if c and not c.startswith(("##", "[", "<", "▁▁")) and c != words[p]
+                       and c not in self.tokenizer.all_special_tokens][: self.top_k]
+            if choices:
+                replacement = rng.choice(choices).lstrip("▁")
+                candidates.append(" ".join(words[:p] + [replacement] + words[p + 1:]))
+        return _distinct(text, candidates, self.num_candidates)
+
+
+class Seq2SeqParaphraser:
+    """Sample ``n`` paraphrases from a seq2seq checkpoint (``prefix`` is prepended to the input)."""
+
+    def __init__(self, model_dir: str, num_candidates: int = 2, prefix: str = "", top_p: float = 0.9,
+                 max_new_tokens: int = 64, device: str = "cpu") -> None:
+        import torch
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).to(device).eval()
+        self.device, self.num_candidates, self.prefix = device, num_candidates, prefix
+        self.top_p, self.max_new_tokens = top_p, max_new_tokens
+
+    def __call__(self, source_id: str, text: str, seed: int = 0) -> list[str]:
+        generator_seed = rng_for(source_id, "seq2seq", seed).randrange(2**31)
+        self.torch.manual_seed(generator_seed)
+        inputs = self.tokenizer([self.prefix + text], return_tensors="pt", truncation=True, max_length=128).to(self.device)
+        with self.torch.inference_mode():
+            out = self.model.generate(**inputs, do_sample=True, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
+                                      num_return_sequences=self.num_candidates * 2)
+        decoded = self.tokenizer.batch_decode(out, skip_special_tokens=True)
+        return _distinct(text, decoded, self.num_candidates)
+
+
+# --------------------------------------------------------------------------- filters
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """A candidate is kept when the teacher agrees with itself on the source."""
+
+    max_kl: float = 0.5  # KL(teacher(source) || teacher(candidate)), nats
+    min_cosine: float = 0.8  # cosine of the teacher embeddings
+    max_per_source: int = 2
+    require_same_label: bool = True
+
+
+def filter_candidates(source_logits: np.ndarray, source_embedding: np.ndarray, logits: np.ndarray,
+                      embeddings: np.ndarray, config: FilterConfig) -> tuple[list[int], list[str]]:
+    """Indices of kept candidates (best cosine first, capped) and, per candidate, why it was dropped.
+
+    Reasons: ``label_changed``, ``kl_too_high``, ``cosine_too_low``, ``over_cap``, or ``kept``.
+    """
+    def log_softmax(z: np.ndarray) -> np.ndarray:
+        z = z - z.max(axis=-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+    source_log = log_softmax(source_logits.astype(np.float64))
+    candidate_log = log_softmax(logits.astype(np.float64))
+    kl = (np.exp(source_log) * (source_log - candidate_log)).sum(axis=-1)
+    a = source_embedding.astype(np.float64)
+    b = embeddings.astype(np.float64)
+    cosine = (b @ a) / (np.linalg.norm(b, axis=1) * np.linalg.norm(a) + 1e-12)
+    reasons = []
+    for i in range(len(logits)):
+        if config.require_same_label and logits[i].argmax() != source_logits.argmax():
+            reasons.append("label_changed")
+        elif kl[i] > config.max_kl:
+            reasons.append("kl_too_high")
+        elif cosine[i] < config.min_cosine:
+            reasons.append("cosine_too_low")
+        else:
+            reasons.append("kept")
+    passing = sorted((i for i, r in enumerate(reasons) if r == "kept"), key=lambda i: -cosine[i])
+    for i in passing[config.max_per_source:]:
+        reasons[i] = "over_cap"
+    return sorted(passing[: config.max_per_source]), reasons

@@ -1,0 +1,108 @@
+"""The teacher as used by the augment job: load once, label texts in length-bucketed batches.
+
+Outputs per text: raw logits (temperature 1, float32), the sentence embedding (mean of the
+last hidden states over real tokens, float16), argmax, max probability and entropy. CUDA +
+bf16 autocast when a GPU is present, CPU otherwise. Imports torch lazily (the text core stays
+torch-free).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class TeacherError(ValueError):
+    """The teacher cannot be used: missing, unreadable, or not a sequence classifier."""
+
+
+@dataclass
+class TeacherOutputs:
+    logits: np.ndarray  # (n, C) float32, raw
+    embeddings: np.ndarray  # (n, D) float16
+
+    def derived(self) -> dict[str, np.ndarray]:
+        """Predicted label, confidence (max softmax) and entropy (nats) from the raw logits."""
+        z = self.logits - self.logits.max(axis=1, keepdims=True)
+        probs = np.exp(z)
+        probs /= probs.sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            entropy = -(probs * np.where(probs > 0, np.log(probs), 0.0)).sum(axis=1)
+        return {"teacher_label": self.logits.argmax(axis=1).astype(np.int32),
+                "teacher_confidence": probs.max(axis=1).astype(np.float32),
+                "teacher_entropy": entropy.astype(np.float32), "probs": probs}
+
+
+class Teacher:
+    """An ``AutoModelForSequenceClassification`` checkpoint (``trust_remote_code`` off)."""
+
+    def __init__(self, model_dir: str, *, device: str = "auto", batch_size: int = 64, max_length: int = 128,
+                 pooling: str = "mean") -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if not Path(model_dir).exists() and "/" not in model_dir:
+            raise TeacherError(f"--teacher {model_dir!r}: no such directory. Fix: pass a save_pretrained directory.")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+            self.model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=False)
+        except (OSError, ValueError) as error:
+            raise TeacherError(
+                f"--teacher {model_dir!r} is not a loadable sequence classifier with a tokenizer ({error}). "
+                "Fix: pass a directory written by kd.finetune or save_pretrained (model + tokenizer)."
+            ) from error
+        if pooling not in ("mean", "cls"):
+            raise TeacherError(f"--embedding-pooling: expected mean or cls, found {pooling!r}")
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
+                                   else ("cpu" if device == "auto" else device))
+        self.model.to(self.device).eval()
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.pooling = pooling
+        config = self.model.config
+        self.label_names = [config.id2label[i] for i in range(config.num_labels)]
+        self.embedding_size = int(config.hidden_size)
+
+    def run(self, texts: list[str]) -> TeacherOutputs:
+        """Logits and embeddings for ``texts``, in their order (batched by length internally)."""
+        import torch
+
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        order = np.argsort([len(e) for e in encoded], kind="stable")
+        logits = np.zeros((len(texts), len(self.label_names)), np.float32)
+        embeddings = np.zeros((len(texts), self.embedding_size), np.float16)
+        pad = self.tokenizer.pad_token_id or 0
+        use_bf16 = self.device.type == "cuda"
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                index = order[start:start + self.batch_size]
+                length = max(len(encoded[i]) for i in index)
+                length = 8 * math.ceil(length / 8)  # a few shapes, not one per batch
+                ids = torch.full((len(index), length), pad, dtype=torch.long)
+                mask = torch.zeros((len(index), length), dtype=torch.long)
+                for row, i in enumerate(index):
+                    ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
+                    mask[row, :len(encoded[i])] = 1
+                ids, mask = ids.to(self.device), mask.to(self.device)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+                hidden = out.hidden_states[-1].float()
+                if self.pooling == "mean":
+                    m = mask.unsqueeze(-1).float()
+                    pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+                else:
+                    pooled = hidden[:, 0]
+                logits[index] = out.logits.float().cpu().numpy()
+                embeddings[index] = pooled.cpu().numpy().astype(np.float16)
+        return TeacherOutputs(logits, embeddings)
+
+
+def provenance(teacher_dir: str, teacher: Teacher | Any) -> dict[str, Any]:
+    from kd.common import weights_hash
+
+    return {"teacher_id": teacher_dir, "teacher_weights_hash": weights_hash(teacher_dir),
+            "label_names": list(teacher.label_names), "embedding_size": teacher.embedding_size}

@@ -1,0 +1,139 @@
+"""The augment job with tiny random models built from configs: signals, paraphrases, filters, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BartConfig, BartForConditionalGeneration, \
+    BertConfig, BertForMaskedLM
+
+from beam_jobs import augment
+from beam_jobs.paraphrase import ColloquialParaphraser, EdaParaphraser, FilterConfig, filter_candidates
+from kd.data import open_kd_dataset
+from tests.conftest import run_preprocess
+from tests.kd_fixtures import TEXTS, make_teacher, make_tokenizer
+
+RUNNER = ["--runner", "FnApiRunner"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("augment")
+    tokenizer = make_tokenizer(root / "tok")
+    teacher = make_teacher(root / "teacher", len(tokenizer))
+    tokenizer.save_pretrained(root / "teacher")
+    del teacher
+    torch.manual_seed(0)
+    BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64)).save_pretrained(root / "mlm")
+    tokenizer.save_pretrained(root / "mlm")
+    BartForConditionalGeneration(BartConfig(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+        decoder_start_token_id=tokenizer.cls_token_id, forced_eos_token_id=None)).save_pretrained(root / "seq2seq")
+    tokenizer.save_pretrained(root / "seq2seq")
+    lines = [json.dumps({"id": f"{label}-{i}", "text": text, "label": label}, ensure_ascii=False)
+             for label, texts in TEXTS.items() for i, text in enumerate(texts)]
+    lines.append(json.dumps({"id": "unlabeled-1", "text": "그냥 그랬어요"}, ensure_ascii=False))
+    (root / "reviews.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run_preprocess([root / "reviews.jsonl"], root / "utterances", *RUNNER, "--split-ratios", "0.7,0.15,0.15")
+    return root
+
+
+def run_augment(models, out, *extra):
+    return augment.run(["--input", str(models / "utterances"), "--output", str(out), "--teacher",
+                        str(models / "teacher"), "--student-tokenizer", str(models / "tok"), *RUNNER, *extra])
+
+
+def test_signals_equal_a_direct_forward_pass(models, tmp_path):
+    out = tmp_path / "kd"
+    run_augment(models, out)
+    opened = open_kd_dataset(str(out), {"label_names": ["negative", "positive"], "embedding_size": 32})
+    frame = pd.read_parquet(out)
+    assert len(frame) == 13 and set(frame["origin"]) == {"original"}
+    assert (frame[frame["id"] == "unlabeled-1"]["label"] == -1).all()
+    teacher = AutoModelForSequenceClassification.from_pretrained(models / "teacher").eval()
+    tokenizer = AutoTokenizer.from_pretrained(models / "teacher")
+    with torch.no_grad():
+        inputs = tokenizer(list(frame["text"]), return_tensors="pt", padding=True)
+        out_ = teacher(**inputs, output_hidden_states=True)
+        mask = inputs["attention_mask"].unsqueeze(-1).float()
+        pooled = (out_.hidden_states[-1] * mask).sum(1) / mask.sum(1)
+    assert np.allclose(np.stack(frame["teacher_logits"]), out_.logits.numpy(), atol=1e-3)
+    assert np.allclose(np.stack(frame["teacher_embedding"]).astype(np.float32), pooled.numpy(), atol=1e-2)
+    assert (frame["teacher_label"] == out_.logits.argmax(1).numpy()).all()
+    student_tok = AutoTokenizer.from_pretrained(models / "tok")
+    assert list(frame["input_ids"][0]) == student_tok(frame["text"][0])["input_ids"]
+    provenance = opened.provenance
+    assert provenance["teacher_weights_hash"] and provenance["student_tokenizer_hash"] and provenance["normalizer_hash"]
+    stats = json.loads((out / "_stats.json").read_text())["conservation"]
+    assert stats["balanced"] and stats["records_in"] == 13 == stats["rows_written"]
+
+
+def test_paraphrases_inherit_split_and_parent_and_are_counted(models, tmp_path):
+    out = tmp_path / "kd"
+    run_augment(models, out, "--paraphrase", "colloquial", "--paraphrase", "eda", "--paraphrase", "mlm",
+                "--mlm-model", str(models / "mlm"), "--paraphrase", "seq2seq", "--seq2seq-model", str(models / "seq2seq"),
+                "--max-kl", "10", "--min-cosine", "-1", "--max-per-source", "8")
+    frame = pd.read_parquet(out)
+    originals = frame[frame["origin"] == "original"].set_index("id")
+    paraphrases = frame[frame["origin"] != "original"]
+    assert len(paraphrases) > 0
+    assert set(paraphrases["split"]) == {"train"}  # only train rows are paraphrased by default
+    for _, row in paraphrases.iterrows():
+        parent = originals.loc[row["parent_id"]]
+        assert row["split"] == parent["split"] and row["label"] == parent["label"] and row["text"] != parent["text"]
+    counts = json.loads((out / "_stats.json").read_text())["counts"]
+    for method in ("colloquial", "eda", "mlm", "seq2seq"):
+        assert counts.get(f"paraphrases.generated.{method}", 0) > 0, method
+    conservation = json.loads((out / "_stats.json").read_text())["conservation"]
+    assert conservation["balanced"]
+
+
+def test_filters_do_what_they_say():
+    source_logits = np.array([2.0, -2.0])
+    source_embedding = np.array([1.0, 0.0, 0.0])
+    logits = np.array([[2.1, -2.0], [-2.0, 2.0], [0.2, 0.0], [2.0, -2.0], [2.2, -2.1]])
+    embeddings = np.array([[1.0, 0.1, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.9, 0.2, 0.0]])
+    keep, reasons = filter_candidates(source_logits, source_embedding, logits, embeddings,
+                                      FilterConfig(max_kl=0.5, min_cosine=0.8, max_per_source=1))
+    assert reasons == ["kept", "label_changed", "kl_too_high", "cosine_too_low", "over_cap"]
+    assert keep == [0]  # the best cosine of the two that passed
+
+
+def test_rule_paraphrasers_are_deterministic_and_more_spoken():
+    colloquial = ColloquialParaphraser(num_candidates=3)
+    first = colloquial("id-1", "너무 재밌어요 그냥 최고예요", seed=0)
+    assert first == colloquial("id-1", "너무 재밌어요 그냥 최고예요", seed=0)
+    assert first and all(c != "너무 재밌어요 그냥 최고예요" for c in first)
+    assert any("넘" in c or "걍" in c or "용" in c for c in first)
+    assert EdaParaphraser()("x", "한 단어") != ["한 단어"]
+    assert EdaParaphraser()("x", "단어") == []
+
+
+def test_mismatched_labels_missing_teacher_and_nan_logits(models, tmp_path):
+    other = tmp_path / "teacher3"
+    teacher = AutoModelForSequenceClassification.from_pretrained(models / "teacher")
+    teacher.config.id2label, teacher.config.label2id = {0: "neg", 1: "pos"}, {"neg": 0, "pos": 1}
+    teacher.save_pretrained(other)
+    with pytest.raises(augment.AugmentError, match=r"labels \['negative', 'positive'\] of --input are not among"):
+        run_augment(models, tmp_path / "a", "--teacher", str(other))
+    with pytest.raises(augment.AugmentError, match="cannot read it"):
+        run_augment(models, tmp_path / "b", "--teacher", str(tmp_path / "nowhere"))
+    broken = tmp_path / "nan_teacher"
+    teacher = AutoModelForSequenceClassification.from_pretrained(models / "teacher")
+    with torch.no_grad():
+        teacher.classifier.bias.fill_(float("nan"))
+    teacher.save_pretrained(broken)
+    AutoTokenizer.from_pretrained(models / "teacher").save_pretrained(broken)
+    out = tmp_path / "c"
+    run_augment(models, out, "--teacher", str(broken))
+    stats = json.loads((out / "_stats.json").read_text())
+    assert stats["counts"]["records.rejected.nan_logits"] == 13 and stats["conservation"]["balanced"]
+    rejects = [json.loads(line) for f in (out / "_rejects").glob("*.jsonl") for line in f.open()]
+    assert {r["reason"] for r in rejects} == {"nan_logits"}
