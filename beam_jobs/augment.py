@@ -83,7 +83,12 @@ class _Models:
     def __init__(self, config: AugmentConfig) -> None:
         from transformers import AutoTokenizer
 
-        from beam_jobs.paraphrase import ColloquialParaphraser, EdaParaphraser, MlmParaphraser, Seq2SeqParaphraser
+        from beam_jobs.paraphrase import (
+            ColloquialParaphraser,
+            EdaParaphraser,
+            MlmParaphraser,
+            Seq2SeqParaphraser,
+        )
         from beam_jobs.teacher import Teacher
 
         self.teacher = Teacher(config.teacher, device=config.device, batch_size=config.teacher_batch_size,

@@ -8,8 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BartConfig, BartForConditionalGeneration, \
-    BertConfig, BertForMaskedLM
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BartConfig,
+    BartForConditionalGeneration,
+    BertConfig,
+    BertForMaskedLM,
+)
 
 from beam_jobs import augment
 from beam_jobs.paraphrase import ColloquialParaphraser, EdaParaphraser, FilterConfig, filter_candidates
