@@ -62,7 +62,7 @@ class AugmentConfig:
     teacher_batch_size: int = 64
     embedding_pooling: str = "mean"
     max_chars: int = 2000
-    batch_size: int = 256
+    batch_size: int = 2048
     seed: int = 0
     device: str = "auto"
     row_group_rows: int = 50_000
@@ -174,27 +174,14 @@ class LabelWithTeacherFn(beam.DoFn):
             return
         outputs = models.teacher.run([r["text"] for r in sources] + [c[2] for c in candidates])
         finite = np.isfinite(outputs.logits).all(axis=1) & np.isfinite(outputs.embeddings.astype(np.float32)).all(axis=1)
-        derived = outputs.derived()
-        kept_rows: list[dict[str, Any]] = []
-        kept_texts: list[str] = []
-
-        def kd_row(i: int, row_id: str, parent: dict, origin: str, text: str) -> dict[str, Any]:
-            label = parent["label"]
-            return {"id": row_id, "parent_id": parent["id"], "origin": origin, "text": text,
-                    "label": self._label_to_id.get(label, -1) if label is not None else -1, "split": parent["split"],
-                    "teacher_logits": outputs.logits[i].tolist(), "teacher_embedding": outputs.embeddings[i].tolist(),
-                    "teacher_label": int(derived["teacher_label"][i]),
-                    "teacher_confidence": float(derived["teacher_confidence"][i]),
-                    "teacher_entropy": float(derived["teacher_entropy"][i])}
-
+        kept: list[tuple[int, str, dict[str, Any], str, str]] = []  # (output row, id, parent, origin, text)
         usable = [False] * len(sources)
         for i, row in enumerate(sources):
             if not finite[i]:
                 yield from self._reject(row, "nan_logits", "the teacher returned NaN/inf logits or embedding")
                 continue
             usable[i] = True
-            kept_rows.append(kd_row(i, row["id"], row, "original", row["text"]))
-            kept_texts.append(row["text"])
+            kept.append((i, row["id"], row, "original", row["text"]))
             yield TaggedOutput(STATS, count("records.out"))
         by_source: dict[int, list[int]] = {}
         for k, (index, _method, _text) in enumerate(candidates):
@@ -212,7 +199,7 @@ class LabelWithTeacherFn(beam.DoFn):
             if not ok:
                 continue
             _, reasons = filter_candidates(outputs.logits[index], outputs.embeddings[index], outputs.logits[ok],
-                                              outputs.embeddings[ok], config.filters)
+                                           outputs.embeddings[ok], config.filters)
             for position, reason in enumerate(reasons):
                 _, method, text = candidates[ok[position] - offset]
                 if reason != "kept":
@@ -220,19 +207,56 @@ class LabelWithTeacherFn(beam.DoFn):
                     continue
                 yield TaggedOutput(STATS, count(f"paraphrases.kept.{method}"))
                 parent = sources[index]
-                kept_rows.append(kd_row(ok[position], paraphrase_id(parent["id"], method, text), parent,
-                                        f"paraphrase:{method}", text))
-                kept_texts.append(text)
-        if kept_rows:
-            encoded = models.student_tokenizer(kept_texts, truncation=True, max_length=config.max_length)["input_ids"]
-            for row, ids in zip(kept_rows, encoded, strict=True):
-                row["input_ids"] = ids
-            yield kept_rows
+                kept.append((ok[position], paraphrase_id(parent["id"], method, text), parent,
+                             f"paraphrase:{method}", text))
+        if kept:
+            yield self._table(kept, outputs, models)
+
+    def _table(self, kept, outputs, models):
+        """The kept rows as one Arrow table, built column by column (no per-float Python objects)."""
+        import pyarrow as pa
+
+        index = np.array([k[0] for k in kept])
+        texts = [k[4] for k in kept]
+        encoded = models.student_tokenizer(texts, truncation=True, max_length=self._config.max_length)["input_ids"]
+        derived = outputs.derived()
+
+        def matrix_column(matrix: np.ndarray, kind: pa.DataType) -> pa.ListArray:
+            width = matrix.shape[1]
+            offsets = pa.array(np.arange(0, len(matrix) * width + 1, width, dtype=np.int32))
+            return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(matrix).reshape(-1), kind))
+
+        labels = [k[2]["label"] for k in kept]
+        table = pa.table({
+            "id": [k[1] for k in kept], "parent_id": [k[2]["id"] for k in kept], "origin": [k[3] for k in kept],
+            "text": texts, "input_ids": pa.array(encoded, pa.list_(pa.int32())),
+            "label": pa.array([self._label_to_id.get(v, -1) if v is not None else -1 for v in labels], pa.int32()),
+            "split": [k[2]["split"] for k in kept],
+            "teacher_logits": matrix_column(outputs.logits[index], pa.float32()),
+            "teacher_embedding": matrix_column(outputs.embeddings[index], pa.float16()),
+            "teacher_label": pa.array(derived["teacher_label"][index], pa.int32()),
+            "teacher_confidence": pa.array(derived["teacher_confidence"][index], pa.float32()),
+            "teacher_entropy": pa.array(derived["teacher_entropy"][index], pa.float32()),
+        }).cast(KD.schema)
+        validate(table, KD, where="an augment batch")
+        return table
 
     def _reject(self, row: dict[str, Any], reason: str, detail: str):
         yield TaggedOutput(STATS, count(f"records.rejected.{reason}"))
         yield TaggedOutput(REJECTS, Reject(reason, self._config.input, f"id {row['id']}", detail,
                                            (row.get("text") or "")[:200]))
+
+
+class CountTableRowsFn(beam.DoFn):
+    """Counts written rows (total and per split) and passes the table on."""
+
+    def process(self, table):
+        import pyarrow.compute as pc
+
+        yield TaggedOutput(STATS, count("rows.written", table.num_rows))
+        for item in pc.value_counts(table.column("split")).to_pylist():
+            yield TaggedOutput(STATS, count(f"rows.written.{item['values']}", item["counts"]))
+        yield table
 
 
 # --------------------------------------------------------------------------- set-up checks
@@ -328,8 +352,7 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, provenance: dict[str, 
     )
     labeled = batches.batches | "TeacherAndParaphrases" >> beam.ParDo(
         LabelWithTeacherFn(config, Shared(), label_to_id)).with_outputs(REJECTS, STATS, main="rows")
-    tables = labeled.rows | "RowsToArrow" >> beam.ParDo(
-        beam_io.RowsToTableFn(KD, counter="rows.written")).with_outputs(STATS, main="tables")
+    tables = labeled.rows | "CountRows" >> beam.ParDo(CountTableRowsFn()).with_outputs(STATS, main="tables")
     written = tables.tables | "WriteShards" >> beam.io.Write(
         beam_io.ParquetDatasetSink(config.output, KD.schema_with_metadata(provenance), config.codec,
                                    config.row_group_rows))
@@ -368,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--teacher-batch-size", type=int, default=64)
     parser.add_argument("--embedding-pooling", default="mean", choices=("mean", "cls"))
     parser.add_argument("--max-chars", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=256, help="utterances per pipeline element")
+    parser.add_argument("--batch-size", type=int, default=2048,
+                        help="utterances per pipeline element (sorted by length inside for the teacher)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--overwrite", action="store_true")

@@ -81,7 +81,8 @@ class Teacher:
             for start in range(0, len(order), self.batch_size):
                 index = order[start:start + self.batch_size]
                 length = max(len(encoded[i]) for i in index)
-                length = 8 * math.ceil(length / 8)  # a few shapes, not one per batch
+                if self.device.type == "cuda":
+                    length = 8 * math.ceil(length / 8)  # tensor-core friendly shapes; on a CPU it only costs
                 ids = torch.full((len(index), length), pad, dtype=torch.long)
                 mask = torch.zeros((len(index), length), dtype=torch.long)
                 for row, i in enumerate(index):
