@@ -22,8 +22,8 @@ $(STAMP): setup.py Makefile
 	touch $(STAMP)
 
 demo: setup
-	$(PY) -m beam_jobs.preprocess --input data/samples --output $(DEMO_OUT)/utterances --overwrite
-	$(PY) -m schemas.inspect $(DEMO_OUT)/utterances
+	$(PY) -m kd.pipeline --task data/demo/sentiment.jsonl --corpus data/samples --output $(DEMO_OUT) --overwrite
+	$(PY) -m schemas.inspect $(DEMO_OUT)/utterances_corpus
 
 test: setup
 	$(PY) -m ruff check .

@@ -30,6 +30,33 @@ PARQUET_ROWS = {
     "label": [1, 0, 1, 0],
 }
 
+# A small sentiment task for the end-to-end demo: written here from templates, colloquial on purpose.
+DEMO_SUBJECTS = ["이 영화", "배우 연기", "스토리", "음악", "결말", "연출", "이 드라마", "주인공", "액션", "영상미"]
+DEMO_PREDICATES = {
+    "positive": ["진짜 재밌어요", "너무 좋았어요", "최고였다", "감동적이었어요", "완전 강추합니다", "또 보고 싶다",
+                 "대박이에요", "인생작임", "몰입감 최고예요", "볼만했어요"],
+    "negative": ["너무 지루했어요", "별로였다", "시간 아까움", "최악이에요", "실망했어요", "재미없다", "돈 아까워요",
+                 "엉망이었음", "노잼이었어요", "보다가 잠들었어요"],
+}
+DEMO_STYLES = [
+    lambda t, p: t.replace("너무", "넘").replace("그냥", "걍") + (" ㅋㅋㅋㅋ" if p else " ㅡㅡ"),
+    lambda t, p: t.replace("어요", "어용").replace("에요", "에용") + ("!!!!" if p else "..."),
+    lambda t, p: t.replace("진짜", "지이인짜") + (" ㅎㅎ" if p else " ㅠㅠㅠ"),
+    lambda t, p: t,
+]
+
+
+def demo_rows() -> list[dict]:
+    rows = []
+    for label, predicates in DEMO_PREDICATES.items():
+        for i, subject in enumerate(DEMO_SUBJECTS):
+            for j, predicate in enumerate(predicates):
+                style = DEMO_STYLES[(i + j) % len(DEMO_STYLES)]
+                text = style(f"{subject} {predicate}", label == "positive")
+                rows.append({"id": f"demo-{label[:3]}-{i}-{j}", "text": text, "label": label, "thread": f"t{i}-{j % 5}"})
+    return rows
+
+
 KSPON_SINGLE = "그래서 어/ 그거 어떻게 됐냐면 b/ 결국 (2)/(두) 번 다시 갔어."
 
 
@@ -44,6 +71,14 @@ def main() -> None:
 
     (HERE / "generic").mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(PARQUET_ROWS), HERE / "generic" / "reviews.parquet", compression="zstd")
+
+    demo = HERE.parent / "demo"
+    demo.mkdir(parents=True, exist_ok=True)
+    import json
+
+    with open(demo / "sentiment.jsonl", "w", encoding="utf-8") as handle:
+        for row in demo_rows():
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     folder = HERE / "kspon" / "KsponSpeech_0003"
     folder.mkdir(parents=True, exist_ok=True)
