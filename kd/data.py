@@ -183,14 +183,17 @@ def iter_row_groups(files: tuple[str, ...], seed: int | None, epoch: int) -> Ite
 
 
 def kd_chunks(opened: OpenedDataset, split: str | None, seed: int | None, epoch: int,
-              columns: Mapping[str, Any] = KD_COLUMNS) -> Iterator[Chunk]:
+              columns: Mapping[str, Any] = KD_COLUMNS, originals_only: bool = False) -> Iterator[Chunk]:
     """One chunk per row group of kd shards, filtered to ``split``; only ``columns`` are read
-    (leave ``teacher_embedding`` out when no embedding loss is on: it is most of the bytes)."""
+    (leave ``teacher_embedding`` out when no embedding loss is on: it is most of the bytes).
+    ``originals_only`` drops the paraphrase rows."""
     columns = dict(columns)
     for path, index in iter_row_groups(opened.files, seed, epoch):
-        table = pq.ParquetFile(path).read_row_group(index, columns=["input_ids", "split", *columns])
+        table = pq.ParquetFile(path).read_row_group(index, columns=["input_ids", "split", "origin", *columns])
         if split is not None:
             table = table.filter(pc.equal(table.column("split"), split))
+        if originals_only:
+            table = table.filter(pc.equal(table.column("origin"), "original"))
         if table.num_rows:
             yield table_to_chunk(table, columns)
 

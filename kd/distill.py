@@ -52,6 +52,7 @@ class DistillConfig:
     train_split: str = "train"
     eval_split: str = "valid"
     test_split: str = "test"
+    originals_only: bool = False  # train without the paraphrase rows
 
 
 def build_student(config: DistillConfig, vocab_size: int, label_names: list[str], pad_id: int,
@@ -89,7 +90,8 @@ def run(config: DistillConfig) -> dict[str, Any]:
 
     loop = config.loop
     columns = config.weights.columns()
-    batches = BucketBatches(lambda epoch: kd_chunks(opened, config.train_split, loop.seed, epoch, columns),
+    batches = BucketBatches(lambda epoch: kd_chunks(opened, config.train_split, loop.seed, epoch, columns,
+                                                    config.originals_only),
                             batch_size=loop.batch_size, buckets=loop.buckets, pad_id=pad_id, seed=loop.seed,
                             rank=dist.rank, world_size=dist.world_size)
 
@@ -144,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--mse", type=float, default=0.0, help="weight of the embedding MSE")
     group.add_argument("--cosine", type=float, default=0.0, help="weight of the embedding cosine loss")
     group.add_argument("--temperature", type=float, default=2.0)
+    group.add_argument("--originals-only", action="store_true", help="ignore the paraphrase rows of the shards")
     return parser
 
 
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         student=StudentConfig(args.student_layers, args.student_hidden, args.student_heads, args.student_intermediate,
                               from_teacher=args.student_from_teacher),
         weights=DistillWeights(args.kl, args.ce, args.mse, args.cosine, args.temperature),
-        loop=loop_config(args),
+        loop=loop_config(args), originals_only=args.originals_only,
     )
     try:
         result = run(config)

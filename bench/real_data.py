@@ -1,0 +1,251 @@
+"""The real-data benchmark (issue 6): the whole pipeline on NSMC and 3i4K, plus the StyleKQC gap.
+
+    .venv/bin/python -m bench.real_data --small            # CPU, under an hour on 2 cores
+    .venv/bin/python -m bench.real_data --device cuda      # full mode, for a GPU
+
+For each task (NSMC sentiment, 3i4K intent), with the unlabeled BEEP! comments as an extra
+pseudo-label pool: one shared tokenizer and masked-LM pretraining on all texts (no pretrained
+Korean checkpoint can be downloaded here, so the teacher starts from this small MLM — a real
+teacher would start from a checkpoint you provide), a fine-tuned teacher, kd shards with
+``colloquial`` paraphrases, then three students over 3 seeds:
+
+* ``kd+aug``  — KL + CE on the shards including vetted paraphrases and the unlabeled pool;
+* ``kd``      — KL + CE on the original rows (the unlabeled pool included);
+* ``hard``    — CE only on the labeled original rows.
+
+Reports accuracy and macro-F1 (mean ± std over seeds), retention (student / teacher accuracy on
+the same test rows), non-embedding parameters and CPU latency at batch 1 (one thread).
+
+StyleKQC (act, 4 classes): a classifier trained on the *formal* half of the training sentences,
+tested on formal vs informal test sentences; once on raw text, once with the normalizer and
+``colloquial`` augmentation of the training rows. The gap is formal − informal accuracy.
+
+Sources (see each SOURCE.md): NSMC sample (CC0), 3i4K (CC BY-SA), BEEP! (CC BY-SA), StyleKQC (CC BY-SA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.corpora import require_shared_data
+
+SIZES = {
+    "smoke": {"train_rows": 400, "pool": 200, "mlm_steps": 20, "teacher_steps": 30, "student_steps": 30,
+              "style_rows": 300, "batch": 16, "seeds": 2},
+    "small": {"train_rows": 6000, "pool": 3000, "mlm_steps": 500, "teacher_steps": 600, "student_steps": 700,
+              "style_rows": 4000, "batch": 32, "seeds": 3},
+    "full": {"train_rows": 60000, "pool": 30000, "mlm_steps": 10000, "teacher_steps": 6000, "student_steps": 8000,
+             "style_rows": 12000, "batch": 64, "seeds": 3},
+}
+TEACHER = ["--layers", "4", "--hidden", "256", "--heads", "4", "--intermediate", "1024"]
+STUDENT = ["--student-layers", "2", "--student-hidden", "128", "--student-heads", "4", "--student-intermediate", "256"]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def nsmc_rows(limit: int) -> list[dict]:
+    root = require_shared_data()
+    with open(root / "nsmc_sample" / "nsmc_raw_sample.tsv", encoding="utf-8") as handle:
+        rows = [{"id": f"nsmc-{r['id']}", "text": r["document"], "label": r["label"]}
+                for r in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if r["document"] and r["label"]]
+    return rows[:limit]
+
+
+def kor3i4k_rows(limit: int) -> list[dict]:
+    root = require_shared_data()
+    rows = []
+    for name in ("fci_train_val.txt", "fci_test.txt"):
+        with open(root / "kor_3i4k" / name, encoding="utf-8") as handle:
+            for i, line in enumerate(handle):
+                label, _, text = line.rstrip("\n").partition("\t")
+                if text:
+                    rows.append({"id": f"3i4k-{name[:8]}-{i}", "text": text, "label": label})
+    rng = np.random.default_rng(0)
+    return [rows[i] for i in rng.permutation(len(rows))[:limit]]
+
+
+def beep_pool(limit: int) -> list[dict]:
+    root = require_shared_data()
+    with open(root / "korean_hate_speech_beep" / "unlabeled_comments_5.txt", encoding="utf-8") as handle:
+        lines = [line.strip() for line in handle if line.strip()]
+    return [{"id": f"beep-{i}", "text": t} for i, t in enumerate(lines[:limit])]
+
+
+def stylekqc_rows(split: str) -> list[dict]:
+    root = require_shared_data()
+    with open(root / "stylekqc" / f"act__{split}.tsv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    # in every group of 10 sentences, positions 0-4 are formal and 5-9 informal (SOURCE.md)
+    out = [{"id": f"skqc-{split}-{i}", "text": r["sentence"], "label": r["act"],
+            "style": "formal" if i % 10 < 5 else "informal"} for i, r in enumerate(rows)]
+    return [out[i] for i in np.random.default_rng(0).permutation(len(out))]  # the files are grouped by label
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
+
+
+def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: dict, size: dict, device: str) -> dict:
+    from beam_jobs import augment, preprocess
+    from kd import distill, finetune
+    from kd.data import open_kd_dataset
+    from kd.evaluate import evaluate_model_dir, split_texts
+
+    runner = ["--runner", "FnApiRunner"]
+    loop = ["--no-progress", "--device", device, "--batch-size", str(size["batch"])]
+    task = work / name
+    task.mkdir()
+    write_jsonl(task / "labeled.jsonl", rows)
+    write_jsonl(task / "pool.jsonl", pool)
+    started = time.perf_counter()
+    preprocess.run(["--input", str(task / "labeled.jsonl"), "--input", str(task / "pool.jsonl"),
+                    "--output", str(task / "utterances")] + runner)
+    assert finetune.main(["--data", str(task / "utterances"), "--init", str(shared["mlm"]), "--output",
+                          str(task / "teacher"), "--max-steps", str(size["teacher_steps"]), "--learning-rate", "5e-4",
+                          "--eval-every", str(max(50, size["teacher_steps"] // 6)), "--patience", "3", *loop]) == 0
+    augment.run(["--input", str(task / "utterances"), "--output", str(task / "kd"), "--teacher", str(task / "teacher"),
+                 "--student-tokenizer", str(shared["tokenizer"]), "--paraphrase", "colloquial",
+                 "--device", device] + runner)
+    opened = open_kd_dataset(str(task / "kd"))
+    texts = split_texts(opened, "test")
+    teacher_eval = evaluate_model_dir(str(task / "teacher"), opened, "test", texts)
+    variants = {"kd+aug": [], "kd": ["--originals-only"], "hard": ["--originals-only", "--kl", "0"]}
+    students: dict[str, list[dict]] = {}
+    for variant, extra in variants.items():
+        for seed in range(size["seeds"]):
+            out = task / f"student-{variant}-{seed}"
+            assert distill.main(["--data", str(task / "kd"), "--tokenizer", str(shared["tokenizer"]), "--output", str(out),
+                                 "--teacher", str(task / "teacher"), *STUDENT, "--max-steps", str(size["student_steps"]),
+                                 "--learning-rate", "2e-3", "--seed", str(seed), *extra, *loop]) == 0
+            students.setdefault(variant, []).append(evaluate_model_dir(str(out), opened, "test", texts))
+    conservation = json.loads((task / "kd" / "_stats.json").read_text())["conservation"]
+    result = {
+        "rows": {"labeled": len(rows), "unlabeled_pool": len(pool), "kd": conservation},
+        "teacher": {"accuracy": teacher_eval["teacher"]["accuracy"], "macro_f1": teacher_eval["teacher"]["macro_f1"],
+                    "model_accuracy": teacher_eval["student"]["accuracy"],
+                    "non_embedding_params": teacher_eval["parameters"]["non_embedding"],
+                    "latency_ms_batch1": teacher_eval["latency_ms_batch1"]},
+        "students": {},
+        "minutes": (time.perf_counter() - started) / 60,
+    }
+    for variant, runs in students.items():
+        result["students"][variant] = {
+            "accuracy": mean_std([r["student"]["accuracy"] for r in runs]),
+            "macro_f1": mean_std([r["student"]["macro_f1"] for r in runs]),
+            "retention": mean_std([r["retention"] for r in runs]),
+            "non_embedding_params": runs[0]["parameters"]["non_embedding"],
+            "latency_ms_batch1": mean_std([r["latency_ms_batch1"] for r in runs]),
+        }
+    return result
+
+
+def run_stylekqc(work: Path, shared: dict, size: dict, device: str) -> dict:
+    from beam_jobs import preprocess
+    from beam_jobs.paraphrase import ColloquialParaphraser
+    from kd import finetune
+    from kd.predict import Predictor
+
+    runner = ["--runner", "FnApiRunner"]
+    loop = ["--no-progress", "--device", device, "--batch-size", str(size["batch"])]
+    folder = work / "stylekqc"
+    folder.mkdir()
+    train = [r for r in stylekqc_rows("train") if r["style"] == "formal"][: size["style_rows"]]
+    test = stylekqc_rows("test")
+    paraphrase = ColloquialParaphraser(num_candidates=2)
+    augmented = train + [dict(r, id=f"{r['id']}-c{k}", text=t) for r in train
+                         for k, t in enumerate(paraphrase(r["id"], r["text"]))]
+    switched_off = {k: False for k in ("colloquial", "split_glued_laughter", "nikl_markup", "kspon_markup",
+                                       "mask_urls", "mask_emails", "mask_mentions", "mask_phone_numbers")}
+    (folder / "raw.json").write_text(json.dumps({**switched_off, "max_jamo_run": 1000, "max_punct_run": 1000}),
+                                     encoding="utf-8")
+    results = {}
+    for variant, rows, normalizer in (("raw text, no augmentation", train, ["--normalizer-config", str(folder / "raw.json")]),
+                                       ("normalized + colloquial augmentation", augmented, [])):
+        key = "raw" if normalizer else "normalized_aug"
+        data = write_jsonl(folder / f"{key}.jsonl", rows)
+        preprocess.run(["--input", str(data), "--output", str(folder / f"utt-{key}"), "--split-ratios", "0.9,0.1,0.0",
+                        *normalizer] + runner)
+        assert finetune.main(["--data", str(folder / f"utt-{key}"), "--init", str(shared["mlm"]), "--output",
+                              str(folder / f"model-{key}"), "--max-steps", str(size["teacher_steps"]),
+                              "--learning-rate", "5e-4", "--eval-every", str(max(50, size["teacher_steps"] // 6)),
+                              "--patience", "3", *loop]) == 0
+        predictor = Predictor(str(folder / f"model-{key}"))
+        accuracy = {}
+        for style in ("formal", "informal"):
+            subset = [r for r in test if r["style"] == style]
+            predictions = predictor.predict([r["text"] for r in subset])
+            accuracy[style] = float(np.mean([p["label"] == r["label"] for p, r in zip(predictions, subset, strict=True)]))
+        results[variant] = {**accuracy, "gap": accuracy["formal"] - accuracy["informal"], "train_rows": len(rows)}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="CPU-sized run (under an hour on 2 cores)")
+    parser.add_argument("--smoke", action="store_true", help="a few minutes, to check the script runs")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--only", default="nsmc,3i4k,stylekqc")
+    args = parser.parse_args()
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    from itertools import chain
+
+    from beam_jobs import preprocess
+    from kd import pretrain
+    from kd.tokenizer import dataset_texts, train_tokenizer
+
+    mode = "smoke" if args.smoke else "small" if args.small else "full"
+    size = SIZES[mode]
+    torch.manual_seed(0)
+    report: dict = {"date": time.strftime("%Y-%m-%d"), "mode": mode,
+                    "device": torch.cuda.get_device_name() if args.device == "cuda" else
+                    f"{platform.machine()} CPU, {torch.get_num_threads()} threads", "sizes": size}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        nsmc, intents = nsmc_rows(size["train_rows"]), kor3i4k_rows(size["train_rows"])
+        pool = beep_pool(size["pool"])
+        style = [r for r in stylekqc_rows("train") if r["style"] == "formal"][: size["style_rows"]]
+        write_jsonl(work / "all.jsonl", [{"id": r["id"], "text": r["text"]} for r in nsmc + intents + pool + style])
+        preprocess.run(["--input", str(work / "all.jsonl"), "--output", str(work / "all"), "--runner", "FnApiRunner",
+                        "--split-ratios", "0.98,0.02,0.0"])
+        shared = {"tokenizer": work / "tokenizer", "mlm": work / "mlm"}
+        train_tokenizer(chain(dataset_texts(str(work / "all"), split=None)), shared["tokenizer"], vocab_size=8000)
+        assert pretrain.main(["--data", str(work / "all"), "--tokenizer", str(shared["tokenizer"]), "--output",
+                              str(shared["mlm"]), *TEACHER, "--max-steps", str(size["mlm_steps"]), "--learning-rate",
+                              "1e-3", "--batch-size", str(size["batch"] * 2), "--no-progress", "--device", args.device]) == 0
+        report["pretrain_minutes"] = (time.perf_counter() - started) / 60
+        print(f"pretraining done in {report['pretrain_minutes']:.1f} min", flush=True)
+        tasks = {"nsmc": ("NSMC sentiment", nsmc), "3i4k": ("3i4K intent", intents)}
+        for key, (title, rows) in tasks.items():
+            if key in args.only:
+                report[title] = run_task(key, rows, pool, work, shared, size, args.device)
+                print(title, json.dumps(report[title]), flush=True)
+        if "stylekqc" in args.only:
+            report["StyleKQC act: formal vs informal"] = run_stylekqc(work, shared, size, args.device)
+    report["minutes"] = (time.perf_counter() - started) / 60
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
