@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -68,7 +68,6 @@ class AugmentConfig:
     row_group_rows: int = 50_000
     codec: str = "zstd"
     overwrite: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -414,22 +413,11 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
         overwrite=args.overwrite)
     provenance = check_setup(config)
     beam_io.prepare_output(config.output, config.overwrite)
-    pipeline = test_pipeline or beam.Pipeline(options=beam_io.pipeline_options(beam_args))
-    build(pipeline, config, provenance)
-    result = pipeline.run()
-    result.wait_until_finish()
-    return result
+    return beam_io.run_job(lambda pipeline: build(pipeline, config, provenance), beam_args, test_pipeline)
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    try:
-        run(argv)
-    except (AugmentError, ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return beam_io.job_main(run, argv)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,30 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     return options
 
 
+def run_job(build: Any, beam_args: list[str], test_pipeline: beam.Pipeline | None = None):
+    """Build a job's steps into ``test_pipeline`` (or a new pipeline from ``beam_args``), run it to the end."""
+    pipeline = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args))
+    build(pipeline)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result
+
+
+def job_main(run: Any, argv: list[str] | None) -> int:
+    """A job's command-line entry: quiet Beam logs, and a clear one-line error (exit 2) for bad input."""
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("apache_beam", "root"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        run(argv)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 # --------------------------------------------------------------------------- inputs
 
 

@@ -136,22 +136,11 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
         normalizer=normalizer_config(args), min_count=args.min_count, max_left_length=args.max_left_length,
         max_right_length=args.max_right_length, min_cohesion_forward=args.min_cohesion_forward,
     )
-    pipeline = test_pipeline or beam.Pipeline(options=beam_io.pipeline_options(beam_args))
-    build(pipeline, config)
-    result = pipeline.run()
-    result.wait_until_finish()
-    return result
+    return beam_io.run_job(lambda pipeline: build(pipeline, config), beam_args, test_pipeline)
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    try:
-        run(argv)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return beam_io.job_main(run, argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -52,7 +52,6 @@ class PreprocessConfig:
     row_group_rows: int = 50_000
     codec: str = "zstd"
     overwrite: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -318,23 +317,11 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     config = config_from_args(args)
     config = PreprocessConfig(**{**config.__dict__, "inputs": tuple(beam_io.check_inputs(config.inputs))})
     beam_io.prepare_output(config.output, config.overwrite)
-    pipeline = test_pipeline or beam.Pipeline(options=beam_io.pipeline_options(beam_args))
-    build(pipeline, config)
-    result = pipeline.run()
-    result.wait_until_finish()
-    return result
+    return beam_io.run_job(lambda pipeline: build(pipeline, config), beam_args, test_pipeline)
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("apache_beam", "root"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        run(argv)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return beam_io.job_main(run, argv)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Beam or torch import so that every stage (and users' own code) can use it.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -241,8 +242,6 @@ def write_local_dataset(folder: str, table: pa.Table, spec: DatasetSpec, *, crea
     Same layout and checks as the Beam jobs' output: validated table, zstd part file with
     key-value metadata, ``_manifest.json``, ``_stats.json`` and, last, ``_SUCCESS``.
     """
-    import os
-
     validate(table, spec, where="the table to write")
     os.makedirs(folder, exist_ok=True)
     name = f"{PART_PREFIX}-00000-of-00001{PART_SUFFIX}"
