@@ -130,7 +130,8 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
     metrics_path = output / METRICS_FILE
     checkpoint = latest_checkpoint(config.output) if config.resume else None
     if checkpoint is not None:
-        state = torch.load(checkpoint / "state.pt", map_location=device, weights_only=False)
+        # RNG states must stay CPU tensors; load_state_dict moves weights and optimizer state to the device
+        state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, epoch, in_epoch = state["step"], state["epoch"], state["batches_in_epoch"]
