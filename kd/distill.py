@@ -21,9 +21,9 @@ import torch
 from transformers import AutoTokenizer
 
 from kd.common import init_distributed, pick_device, tokenizer_hash, weights_hash, write_json
-from kd.data import DEFAULT_BUCKETS, BucketBatches, kd_chunks, open_kd_dataset
+from kd.data import BucketBatches, kd_chunks, open_kd_dataset
 from kd.evaluate import classification_metrics, cpu_speed, kd_split_metrics, predict_kd_split, split_texts
-from kd.loop import LoopConfig, train
+from kd.loop import LoopConfig, add_loop_arguments, loop_config, train
 from kd.models import DistillStudent, bert_student, count_parameters, export_pretrained, student_from_teacher
 from kd.objectives import DistillObjective, DistillWeights
 from kd.report import plot_metrics, write_report
@@ -148,37 +148,6 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--temperature", type=float, default=2.0)
     group.add_argument("--originals-only", action="store_true", help="ignore the paraphrase rows of the shards")
     return parser
-
-
-def add_loop_arguments(parser: argparse.ArgumentParser, *, max_steps: int, learning_rate: float) -> None:
-    group = parser.add_argument_group("training loop")
-    group.add_argument("--max-steps", type=int, default=max_steps)
-    group.add_argument("--batch-size", type=int, default=64)
-    group.add_argument("--learning-rate", type=float, default=learning_rate)
-    group.add_argument("--weight-decay", type=float, default=0.01)
-    group.add_argument("--warmup-ratio", type=float, default=0.06)
-    group.add_argument("--clip-norm", type=float, default=1.0)
-    group.add_argument("--log-every", type=int, default=50)
-    group.add_argument("--eval-every", type=int, default=0)
-    group.add_argument("--save-every", type=int, default=0, help="write a resumable checkpoint every N steps")
-    group.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints/ (latest)")
-    group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--device", default="auto")
-    group.add_argument("--no-bf16", action="store_true")
-    group.add_argument("--compile", action="store_true", help="torch.compile the model (long warm-up)")
-    group.add_argument("--no-cuda-graphs", action="store_true")
-    group.add_argument("--buckets", default=",".join(map(str, DEFAULT_BUCKETS)), help="sequence-length shapes")
-    group.add_argument("--no-progress", action="store_true")
-
-
-def loop_config(args: argparse.Namespace) -> LoopConfig:
-    return LoopConfig(output=args.output, max_steps=args.max_steps, batch_size=args.batch_size,
-                      learning_rate=args.learning_rate, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
-                      clip_norm=args.clip_norm, log_every=args.log_every, eval_every=args.eval_every,
-                      save_every=args.save_every, seed=args.seed, device=args.device, bf16=not args.no_bf16,
-                      compile=args.compile, cuda_graphs=not args.no_cuda_graphs,
-                      buckets=tuple(int(b) for b in args.buckets.split(",")), resume=args.resume,
-                      progress=not args.no_progress)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,8 +19,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertFo
 
 from kd.common import init_distributed, pick_device, write_json
 from kd.data import BucketBatches, open_dataset, utterance_chunks
-from kd.distill import add_loop_arguments, loop_config
-from kd.loop import LoopConfig, train
+from kd.loop import LoopConfig, add_loop_arguments, loop_config, train
 from kd.objectives import MaskedLMObjective
 from kd.report import plot_metrics
 from schemas import UTTERANCES
