@@ -34,7 +34,7 @@ from beam_jobs.beam_io import REJECTS, STATS, count
 from beam_jobs.paraphrase import METHODS, FilterConfig, filter_candidates
 from beam_jobs.readers import Reject
 from schemas import KD, REJECTS_DIR, UTTERANCES, read_manifest
-from schemas.dataset import part_files, validate
+from schemas.dataset import distinct_values, part_files, validate
 
 LOG = logging.getLogger(__name__)
 JOB_NAME = "beam_jobs.augment"
@@ -261,17 +261,6 @@ class CountTableRowsFn(beam.DoFn):
 # --------------------------------------------------------------------------- set-up checks
 
 
-def dataset_labels(files: list[str]) -> list[str]:
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    names: set[str] = set()
-    for path in files:
-        column = pq.read_table(path, columns=["label"]).column("label")
-        names.update(v for v in pc.unique(column).to_pylist() if v is not None)
-    return sorted(names)
-
-
 def check_setup(config: AugmentConfig) -> dict[str, Any]:
     """Everything that can be checked before the pipeline starts; returns the provenance."""
     from transformers import AutoConfig
@@ -296,7 +285,7 @@ def check_setup(config: AugmentConfig) -> dict[str, Any]:
         raise AugmentError(f"--teacher {config.teacher!r}: cannot read it ({error}). Fix: pass a local "
                            "save_pretrained directory of a sequence classifier.") from error
     label_names = [teacher_config.id2label[i] for i in range(teacher_config.num_labels)]
-    data_labels = dataset_labels(part_files(config.input))
+    data_labels = distinct_values(part_files(config.input), "label")
     missing = [name for name in data_labels if name not in label_names]
     if missing:
         raise AugmentError(

@@ -197,6 +197,15 @@ def part_files(folder: str) -> list[str]:
     return sorted(names)
 
 
+def distinct_values(files: Iterable[str], column: str) -> list[str]:
+    """The sorted non-null values of ``column`` over a dataset's part files (e.g. its label names)."""
+    names: set[Any] = set()
+    for path in files:
+        values = pq.read_table(path, columns=[column]).column(column)
+        names.update(v for v in pc.unique(values).to_pylist() if v is not None)
+    return sorted(names)
+
+
 def read_dataset(folder: str, spec: DatasetSpec, *, columns: list[str] | None = None) -> pa.Table:
     """Read a finished dataset folder into one table, validating manifest and every file.
 
