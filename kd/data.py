@@ -343,11 +343,11 @@ def to_tensors(batch: dict[str, np.ndarray], device: torch.device, pin: bool) ->
 
 
 class Prefetcher:
-    """Builds the next batches on a background thread (pinned memory on CUDA)."""
+    """Builds the next batches on a background thread; yields CPU tensors, pinned when
+    ``device`` is CUDA so the loop's copies to the GPU are asynchronous."""
 
     def __init__(self, batches: Iterator[dict[str, np.ndarray]], device: torch.device, depth: int = 4) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._device = device
         self._pin = device.type == "cuda"
         self._thread = threading.Thread(target=self._fill, args=(batches,), daemon=True)
         self._thread.start()
@@ -362,14 +362,14 @@ class Prefetcher:
             return
         self._queue.put(("end", None))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         while True:
             kind, item = self._queue.get()
             if kind == "end":
                 return
             if kind == "error":
                 raise item
-            yield {k: v.to(self._device, non_blocking=self._pin) for k, v in item.items()}
+            yield item
 
 
 # --------------------------------------------------------------------------- for users' own loops

@@ -6,7 +6,7 @@ What it does, in order:
 2. resume exactly from the latest ``OUTPUT/checkpoints/step-N/`` when asked: weights, optimizer,
    step, data position (epoch, batches consumed) and every RNG;
 3. for each fixed-shape batch (prefetched into pinned memory on a background thread):
-   forward under bf16 autocast on CUDA, backward, a NaN/inf guard that zeroes the update of a
+   forward under bf16 autocast on CUDA, backward, a NaN/inf guard that skips the update of a
    non-finite step (counted, no host sync), gradient clipping, the optimizer step — on CUDA the
    whole step is captured once per batch shape as a CUDA graph and replayed;
 4. every ``log_every`` steps: one host sync to log means to ``metrics.jsonl`` and the progress
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import shutil
 import signal
@@ -116,8 +115,12 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
     groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": config.weight_decay},
               {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
     lr: float | torch.Tensor = torch.tensor(lr_at(0, config), device=device) if use_graphs else lr_at(0, config)
-    optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8,
-                                  fused=device.type == "cuda", capturable=use_graphs)
+    # fused AdamW (CUDA and CPU) reads two tensors the loop fills each step without a host sync:
+    # ``found_inf`` (1 skips the whole update: the NaN/inf guard) and ``grad_scale`` (gradients are
+    # divided by it: gradient clipping folded into the optimizer kernel)
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True, capturable=use_graphs)
+    optimizer.found_inf = torch.zeros((), device=device)
+    optimizer.grad_scale = torch.ones((), device=device)
 
     def set_lr(value: float) -> None:
         for group in optimizer.param_groups:
@@ -170,29 +173,32 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
     skipped = torch.zeros((), device=device)
 
     def eager_step(batch: dict[str, torch.Tensor]):
+        optimizer.zero_grad(set_to_none=True)  # backward then writes gradients instead of adding to zeros
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             loss, parts = objective(step_model, batch)
         loss.backward()
-        finite = torch.isfinite(loss)
-        for p in params:
-            if p.grad is not None:
-                p.grad.masked_fill_(~finite, 0.0)  # a NaN/inf step updates nothing
-        skipped.add_((~finite).float())
-        torch.nn.utils.clip_grad_norm_(params, config.clip_norm, foreach=True)
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads, foreach=True)
+        bad = ~(torch.isfinite(loss) & torch.isfinite(norm))  # a NaN/inf step updates nothing
+        optimizer.found_inf.copy_(bad)
+        skipped.add_(optimizer.found_inf)
+        if config.clip_norm > 0:  # clip to clip_norm: the optimizer divides by max(1, norm / clip_norm)
+            optimizer.grad_scale.copy_(((norm + 1e-6) / config.clip_norm).clamp_min(1.0))
         optimizer.step()
-        optimizer.zero_grad(set_to_none=not use_graphs)
-        return torch.where(finite, loss.detach(), torch.zeros_like(loss)), parts
+        zero = torch.zeros_like(loss)  # a skipped step logs 0 for every term
+        return torch.where(bad, zero, loss.detach()), {k: torch.where(bad, zero, v)
+                                                         for k, v in {**parts, "grad_norm": norm.detach()}.items()}
 
     graphs: dict[tuple, dict[str, Any]] = {}
     pool = {"handle": None}
     warmup_started = time.perf_counter()
     warmup = {"seconds": None}
 
-    def graph_step(batch: dict[str, torch.Tensor]):
-        key = tuple((k, tuple(v.shape)) for k, v in sorted(batch.items()))
-        entry = graphs.setdefault(key, {"static": {k: torch.empty_like(v) for k, v in batch.items()},
+    def graph_step(host_batch: dict[str, torch.Tensor]):
+        key = tuple((k, tuple(v.shape)) for k, v in sorted(host_batch.items()))
+        entry = graphs.setdefault(key, {"static": {k: torch.empty_like(v, device=device) for k, v in host_batch.items()},
                                         "warm": 0, "graph": None})
-        for name, value in batch.items():
+        for name, value in host_batch.items():  # pinned host -> the graph's input buffers, asynchronously
             entry["static"][name].copy_(value, non_blocking=True)
         if entry["graph"] is None and entry["warm"] < 2:  # real steps that also create optimizer state
             side = torch.cuda.Stream()
@@ -212,9 +218,12 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
         entry["graph"].replay()
         return entry["out"]
 
+    def to_device(host_batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(device, non_blocking=True) for k, v in host_batch.items()}
+
     # 4. the loop ------------------------------------------------------------------------------
     sums: dict[str, torch.Tensor] = {}
-    window_steps, window_start = 0, time.perf_counter()
+    window_steps, window_start, skipped_before = 0, time.perf_counter(), 0
     started = time.perf_counter()
     status = "finished"
     bar = tqdm(total=config.max_steps, initial=step, disable=not (config.progress and dist.is_main),
@@ -224,7 +233,7 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
             steps_at_epoch_start = step
             for batch in Prefetcher(batches.epoch(epoch, skip=in_epoch), device):
                 set_lr(lr_at(step, config))
-                loss, parts = graph_step(batch) if use_graphs else eager_step(batch)
+                loss, parts = graph_step(batch) if use_graphs else eager_step(to_device(batch))
                 for name, value in (("loss", loss), *parts.items()):
                     if name not in sums:
                         sums[name] = torch.zeros((), device=device)
@@ -241,16 +250,19 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
                     record = {"step": step, "epoch": epoch, "lr": lr_at(step - 1, config), **means,
                               "samples_per_s": window_steps * config.batch_size * dist.world_size / elapsed,
                               "skipped_nonfinite": int(skipped.item())}
+                    window_skipped = record["skipped_nonfinite"] - skipped_before
                     if dist.is_main:
                         with metrics_path.open("a", encoding="utf-8") as handle:
                             handle.write(json.dumps(record) + "\n")
                     bar.set_postfix(loss=f"{means['loss']:.4f}")
-                    if not math.isfinite(means["loss"]) and record["skipped_nonfinite"] >= window_steps:
+                    if window_steps == config.log_every and window_skipped == window_steps:
                         raise FloatingPointError(
-                            f"every step of the last {window_steps} had a non-finite loss; stopping. Fix: lower "
+                            f"every step of the last {window_steps} had a non-finite loss or gradient and was "
+                            "skipped; stopping. Fix: lower "
                             "--learning-rate, check the data for NaN teacher logits, or resume from a checkpoint."
                         )
                     sums, window_steps, window_start = {}, 0, time.perf_counter()
+                    skipped_before = record["skipped_nonfinite"]
                 if evaluate is not None and config.eval_every and step % config.eval_every == 0:
                     model.eval()
                     with torch.no_grad():

@@ -75,7 +75,8 @@ class DistillStudent(nn.Module):
     """A sequence classifier plus the projection used by the embedding losses.
 
     ``forward`` returns ``(logits, projected_embedding)``; the embedding is the mean of the
-    last hidden states over real tokens, as the teacher's is.
+    last hidden states over real tokens, as the teacher's is. With ``with_embedding=False``
+    (no embedding loss) it is ``None`` and its kernels are not run.
     """
 
     def __init__(self, model: nn.Module, teacher_embedding_size: int | None) -> None:
@@ -84,8 +85,11 @@ class DistillStudent(nn.Module):
         hidden = model.config.hidden_size
         self.projection = EmbeddingProjection(hidden, teacher_embedding_size or hidden)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                with_embedding: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=with_embedding)
+        if not with_embedding:
+            return out.logits, None
         embedding = self.projection(mean_pool(out.hidden_states[-1], attention_mask))
         return out.logits, embedding
 

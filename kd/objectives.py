@@ -43,8 +43,8 @@ class DistillObjective:
         self.weights = weights
 
     def __call__(self, model, batch):
-        logits, embedding = model(batch["input_ids"], batch["attention_mask"])
         w = self.weights
+        logits, embedding = model(batch["input_ids"], batch["attention_mask"], with_embedding=bool(w.mse or w.cosine))
         weight = batch["weight"]
         parts = {}
         loss = torch.zeros((), device=logits.device, dtype=torch.float32)

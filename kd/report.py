@@ -27,7 +27,8 @@ def plot_metrics(metrics_path: str | Path, output_png: str | Path, title: str) -
     train = [r for r in records if "loss" in r]
     evals = [r for r in records if any(k.startswith("eval/") for k in r)]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    loss_keys = sorted({k for r in train for k in r} - {"step", "epoch", "lr", "samples_per_s", "skipped_nonfinite"})
+    loss_keys = sorted({k for r in train for k in r} - {"step", "epoch", "lr", "samples_per_s", "skipped_nonfinite",
+                                                       "grad_norm"})
     for key in loss_keys:
         left.plot([r["step"] for r in train if key in r], [r[key] for r in train if key in r], label=key)
     left.set_xlabel("step")

@@ -45,21 +45,55 @@ def test_training_lowers_the_loss(artifacts, tmp_path):
     assert (out / "report.md").exists() and (out / "metrics.png").exists()
 
 
-def tiny_run(artifacts, output, evaluate=None, *, resume=False):
+def tiny_run(artifacts, output, evaluate=None, *, resume=False, max_steps=14, eval_every=7, poison_steps=()):
     opened = open_kd_dataset(str(artifacts / "kd"))
     torch.manual_seed(0)
     model = DistillStudent(bert_student(vocab_size=len(AutoTokenizer.from_pretrained(artifacts / "tok")),
                                         label_names=LABELS, num_layers=2, hidden_size=32, num_heads=2,
                                         intermediate_size=64), 32)
-    config = LoopConfig(output=str(output), max_steps=14, batch_size=8, learning_rate=3e-3, log_every=2,
-                        eval_every=7, save_every=7, seed=5, device="cpu", resume=resume, progress=False,
+    config = LoopConfig(output=str(output), max_steps=max_steps, batch_size=8, learning_rate=3e-3, log_every=2,
+                        eval_every=eval_every, save_every=7, seed=5, device="cpu", resume=resume, progress=False,
                         buckets=(8, 16, 32))
     batches = BucketBatches(lambda e: kd_chunks(opened, "train", config.seed, e), batch_size=8,
                             buckets=config.buckets, pad_id=0, seed=config.seed)
     weights = DistillWeights(kl=1.0, ce=1.0, mse=0.5, cosine=0.5)
-    summary = train(model=model, objective=DistillObjective(weights), batches=batches, config=config,
+    objective = Poisoned(DistillObjective(weights), poison_steps)
+    summary = train(model=model, objective=objective, batches=batches, config=config,
                     dist=Distributed(), evaluate=evaluate or (lambda m, s: {}))
     return model, summary
+
+
+class Poisoned:
+    """The objective, with a NaN loss on the given (1-based) steps."""
+
+    def __init__(self, inner, steps) -> None:
+        self.inner, self.steps, self.calls = inner, set(steps), 0
+
+    def __call__(self, model, batch):
+        self.calls += 1
+        loss, parts = self.inner(model, batch)
+        return (loss * float("nan"), parts) if self.calls in self.steps else (loss, parts)
+
+
+def test_a_nonfinite_step_updates_nothing_and_is_counted(artifacts, tmp_path):
+    # guards against the NaN/inf guard only zeroing some gradients, or the optimizer still moving
+    # (AdamW's moments and step count) on a skipped step
+    def stop_after_two(model, step):
+        return {"stop": step == 2}
+
+    two, stopped = tiny_run(artifacts, tmp_path / "two", stop_after_two, max_steps=3, eval_every=1)
+    assert stopped["status"] == "early_stopped" and stopped["steps"] == 2
+    poisoned, summary = tiny_run(artifacts, tmp_path / "poisoned", max_steps=3, poison_steps={3})
+    assert summary["skipped_nonfinite"] == 1
+    for (name, a), (_, b) in zip(two.state_dict().items(), poisoned.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    last = [r for r in read_metrics(tmp_path / "poisoned" / "metrics.jsonl") if "loss" in r][-1]
+    assert last["skipped_nonfinite"] == 1 and all(v == v for v in last.values())  # no NaN logged
+
+
+def test_a_window_of_only_nonfinite_steps_stops_with_a_clear_error(artifacts, tmp_path):
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        tiny_run(artifacts, tmp_path / "nan", max_steps=6, poison_steps={3, 4})
 
 
 def test_stop_and_resume_gives_the_same_weights_as_not_stopping(artifacts, tmp_path):
