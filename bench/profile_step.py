@@ -121,7 +121,7 @@ def sdpa_backend(batch_size: int, length: int) -> str:
                            requires_grad=True) for _ in range(3))
     mask = torch.ones(batch_size, 1, length, length, device="cuda", dtype=torch.bool)
     choice = torch._fused_sdp_choice(q, k, v, mask, 0.1, False)
-    names = {int(b): b.name for b in torch.nn.attention.SDPBackend if hasattr(b, "name")}
+    names = {int(v): k for k, v in torch.nn.attention.SDPBackend.__members__.items()}
     return names.get(int(choice), str(choice))
 
 
