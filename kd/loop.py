@@ -228,6 +228,12 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
     status = "finished"
     bar = tqdm(total=config.max_steps, initial=step, disable=not (config.progress and dist.is_main),
                desc=Path(config.output).name, unit="step", dynamic_ncols=True)
+    # head size 26 (hidden 312 / 12 heads) rules out the flash and memory-efficient attention
+    # kernels, and the math fallback upcasts bf16 to fp32 (casts + fp32 GEMMs: ~10% of a step on an
+    # H200, bench/profile_step.py); bf16 reductions there are what HF's eager attention does anyway
+    math_sdp_bf16 = torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed()
+    if use_bf16:
+        torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(True)
     try:
         while step < config.max_steps:
             steps_at_epoch_start = step
@@ -290,6 +296,7 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
                 continue
             break
     finally:
+        torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(math_sdp_bf16)
         bar.close()
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
