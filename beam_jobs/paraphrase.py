@@ -2,9 +2,10 @@
 
 Methods (each named in the ``origin`` column as ``paraphrase:<method>``):
 
-* ``colloquial`` — rule-based variants that make text *more* spoken: the normalizer's lexicons
-  run backwards (너무 → 넘, 그냥 → 걍, 했어요 → 했어용), laughter runs, dropped spaces and
-  common typos (했다 → 햇다, 않 → 안). Pure Python.
+* ``colloquial`` — rule-based variants that make text *more* spoken: polite endings shifted to
+  casual speech with Kiwi (알려주세요 → 알려줘, 입니까 → 이냐; lexicons/speech_levels.tsv), the
+  normalizer's lexicons run backwards (너무 → 넘, 그냥 → 걍, 했어요 → 했어용), laughter runs,
+  dropped spaces and common typos (했다 → 햇다, 않 → 안).
 * ``eda`` — eojeol-level swap of two neighbours and random deletion. Pure Python.
 * ``mlm`` — contextual word replacement with a masked-LM checkpoint (torch).
 * ``seq2seq`` — sampling from any Hugging Face seq2seq checkpoint (torch).
@@ -47,14 +48,82 @@ def _distinct(source: str, candidates: Sequence[str], limit: int) -> list[str]:
 # --------------------------------------------------------------------------- colloquial
 
 
+def _closed(form: str) -> bool:
+    """Whether a morpheme ends in a consonant (a final jamo or a syllable with a batchim)."""
+    last = form[-1:] or " "
+    return "\u11a8" <= last <= "\u11c2" or ("가" <= last <= "힣" and (ord(last) - 0xAC00) % 28 != 0)
+
+
+class SpeechLevelShift:
+    """Polite speech (존댓말) -> casual speech (반말), on Kiwi morphemes.
+
+    Drops the honorific 시 before an ending, replaces the polite endings and words listed in
+    ``lexicons/speech_levels.tsv`` (세요 → 어, ᆸ니까 → 냐, 요/JX dropped, 저 → 나), turns 드리다
+    into 하다 after a noun (부탁드립니다 → 부탁해) and into 주다 elsewhere, and lets
+    ``Kiwi.join`` re-conjugate (알리+어+주+어 → 알려줘). Spacing follows the original text.
+    """
+
+    def __init__(self) -> None:
+        from kiwipiepy import Kiwi
+
+        self._kiwi = Kiwi()
+        self._map: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {}
+        for form, tag, casual, after_closed in lexicons.load("speech_levels.tsv", 4):
+            choices = tuple(c for c in casual.split(",") if c)
+            self._map[(form, tag)] = (choices, after_closed or (choices[0] if choices else ""))
+
+    def tokenize(self, text: str) -> list:
+        return self._kiwi.tokenize(text)
+
+    def __call__(self, tokens: list, rng: random.Random) -> str | None:
+        """The casual version of tokenized ``text``; None when nothing in it is polite."""
+        out: list[tuple[str, str, bool]] = []
+        changed, previous_end = False, None
+        for i, token in enumerate(tokens):
+            space = previous_end is not None and token.start > previous_end
+            previous_end = token.end
+            following = tokens[i + 1] if i + 1 < len(tokens) else None
+            if token.tag == "EP" and token.form == "시" and following is not None and following.tag in ("EP", "EF", "EC"):
+                changed = True
+                continue
+            if (token.form, token.tag) in self._map:
+                choices, after_closed = self._map[(token.form, token.tag)]
+                changed = True
+                if not choices:  # dropped (요 after an ending)
+                    continue
+                closed = bool(out) and (out[-1][1] == "EP" or _closed(out[-1][0]))
+                out.append((after_closed if closed and token.tag == "EF" else rng.choice(choices), token.tag, space))
+                continue
+            if token.tag in ("VV", "VX") and token.form == "드리":
+                out.append(("하" if i and tokens[i - 1].tag == "NNG" else "주", token.tag, space))
+                changed = True
+                continue
+            out.append((token.form, token.tag, space))
+        return self._kiwi.join(out) if changed else None
+
+
+_SHARED_SHIFT: list[SpeechLevelShift] = []
+
+
+def speech_level_shift() -> SpeechLevelShift:
+    """One Kiwi-backed shifter per process (Kiwi takes about a second to load)."""
+    if not _SHARED_SHIFT:
+        _SHARED_SHIFT.append(SpeechLevelShift())
+    return _SHARED_SHIFT[0]
+
+
 class ColloquialParaphraser:
-    """Standard -> spoken: reverse contractions and endings, laughter, dropped spaces, typos."""
+    """Standard -> spoken: casual speech level, reverse contractions and endings, laughter,
+    dropped spaces, typos. ``speech_level`` is the share of candidates shifted to 반말 (0: never,
+    and Kiwi is not loaded)."""
 
     _TYPOS = ((re.compile("했"), "햇"), (re.compile("됐"), "됬"), (re.compile("않"), "안"), (re.compile("어떻게"), "어떡게"),
               (re.compile("있"), "잇"), (re.compile("없"), "업"))
 
-    def __init__(self, num_candidates: int = 2) -> None:
+    def __init__(self, num_candidates: int = 2, speech_level: float = 0.5) -> None:
         self.num_candidates = num_candidates
+        self.speech_level = speech_level
+        self._shift = speech_level_shift() if speech_level > 0 else None
         rows = lexicons.load("contractions.tsv", 5)
         reverse: dict[str, str] = {}
         for form, standard, attach, *_ in rows:
@@ -94,7 +163,14 @@ class ColloquialParaphraser:
 
     def __call__(self, source_id: str, text: str, seed: int = 0) -> list[str]:
         rng = rng_for(source_id, "colloquial", seed)
-        return _distinct(text, [self._one(text, rng) for _ in range(self.num_candidates * 3)], self.num_candidates)
+        tokens = self._shift.tokenize(text) if self._shift is not None else None
+        candidates = []
+        for _ in range(self.num_candidates * 3):
+            base = text
+            if tokens is not None and rng.random() < self.speech_level:
+                base = self._shift(tokens, rng) or text
+            candidates.append(self._one(base, rng))
+        return _distinct(text, candidates, self.num_candidates)
 
 
 # --------------------------------------------------------------------------- eda

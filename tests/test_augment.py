@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,13 @@ from transformers import (
 )
 
 from beam_jobs import augment
-from beam_jobs.paraphrase import ColloquialParaphraser, EdaParaphraser, FilterConfig, filter_candidates
+from beam_jobs.paraphrase import (
+    ColloquialParaphraser,
+    EdaParaphraser,
+    FilterConfig,
+    filter_candidates,
+    speech_level_shift,
+)
 from kd.data import open_kd_dataset
 from tests.conftest import run_preprocess
 from tests.kd_fixtures import TEXTS, make_teacher, make_tokenizer
@@ -120,6 +127,33 @@ def test_rule_paraphrasers_are_deterministic_and_more_spoken():
     assert any("넘" in c or "걍" in c or "용" in c for c in first)
     assert EdaParaphraser()("x", "한 단어") != ["한 단어"]
     assert EdaParaphraser()("x", "단어") == []
+
+
+# polite (존댓말) -> casual (반말); each case exercises one lexicon row or rule
+SPEECH_LEVEL_CASES = [
+    ("노트북이 삼성인지 엘지인지 알려주세요", "노트북이 삼성인지 엘지인지 알려줘"),  # 시+어요, 주다 conjugation
+    ("확인 부탁드립니다.", "확인 부탁해."),  # 드리다 after a noun -> 하다, ᆸ니다, punctuation kept
+    ("싱글 사이즈의 침대를 주문했나요", "싱글 사이즈의 침대를 주문했어"),  # question after 었 -> 어
+    ("어디가 더 잡화가 많나요", "어디가 더 잡화가 많아"),  # after a consonant-final stem -> 어
+    ("저는 학생이에요!", "나는 학생이야!"),  # 저 -> 나, 에요 -> 야
+    ("선생님께서 오셨어요", "선생님이 왔어"),  # 께서 -> 이/가, honorific 시 dropped
+    ("말씀해 주세요", "말해 줘"),  # spacing follows the original
+    ("알려주시겠습니까", "알려주겠어"),
+]
+
+
+@pytest.mark.parametrize(("polite", "casual"), SPEECH_LEVEL_CASES)
+def test_speech_level_shift_makes_polite_text_casual(polite, casual):
+    shift = speech_level_shift()
+    assert shift(shift.tokenize(polite), random.Random(0)) == casual
+
+
+def test_speech_level_shift_leaves_casual_text_alone_and_feeds_colloquial():
+    shift = speech_level_shift()
+    assert shift(shift.tokenize("ㅋㅋ 오늘 날씨 좋다"), random.Random(0)) is None
+    candidates = ColloquialParaphraser(num_candidates=4, speech_level=1.0)("q1", "이거 얼마예요?")
+    assert candidates and all("예요" not in c for c in candidates)
+    assert all("예" in c for c in ColloquialParaphraser(4, speech_level=0.0)("q1", "이거 얼마예요?"))  # 예요 or 예용
 
 
 def test_mismatched_labels_missing_teacher_and_nan_logits(models, tmp_path):
