@@ -17,8 +17,9 @@ Reports accuracy and macro-F1 (mean ± std over seeds), retention (student / tea
 the same test rows), non-embedding parameters and CPU latency at batch 1 (one thread).
 
 StyleKQC (act, 4 classes): a classifier trained on the *formal* half of the training sentences,
-tested on formal vs informal test sentences; once on raw text, once with the normalizer and
-``colloquial`` augmentation of the training rows. The gap is formal − informal accuracy.
+tested on formal vs informal test sentences; on raw text, with the normalizer, and with the
+normalizer and ``colloquial`` augmentation of the training rows (over the seeds). The gap is
+formal − informal accuracy. CPU latency at batch 1 is measured eagerly and as TorchScript.
 
 Sources (see each SOURCE.md): NSMC sample (CC0), 3i4K (CC BY-SA), BEEP! (CC BY-SA), StyleKQC (CC BY-SA).
 """
@@ -139,7 +140,8 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
         "teacher": {"accuracy": teacher_eval["teacher"]["accuracy"], "macro_f1": teacher_eval["teacher"]["macro_f1"],
                     "model_accuracy": teacher_eval["student"]["accuracy"],
                     "non_embedding_params": teacher_eval["parameters"]["non_embedding"],
-                    "latency_ms_batch1": teacher_eval["latency_ms_batch1"]},
+                    "latency_ms_batch1": teacher_eval["latency_ms_batch1"],
+                    "latency_ms_batch1_torchscript": teacher_eval["latency_ms_batch1_torchscript"]},
         "students": {},
         "minutes": (time.perf_counter() - started) / 60,
     }
@@ -150,11 +152,18 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
             "retention": mean_std([r["retention"] for r in runs]),
             "non_embedding_params": runs[0]["parameters"]["non_embedding"],
             "latency_ms_batch1": mean_std([r["latency_ms_batch1"] for r in runs]),
+            "latency_ms_batch1_torchscript": mean_std([r["latency_ms_batch1_torchscript"] for r in runs]),
         }
+        for kind in ("", "_torchscript"):  # how many times faster than the teacher at batch 1 on the CPU
+            result["students"][variant][f"speedup_batch1{kind}"] = (
+                result["teacher"][f"latency_ms_batch1{kind}"] / result["students"][variant][f"latency_ms_batch1{kind}"]["mean"])
     return result
 
 
 def run_stylekqc(work: Path, shared: dict, size: dict, device: str) -> dict:
+    """Formal-trained act classifiers tested on formal vs informal sentences, three training
+    variants over ``size["seeds"]`` seeds: raw text; the default normalizer; the default
+    normalizer + ``colloquial`` augmentation (which shifts polite endings to casual speech)."""
     from beam_jobs import preprocess
     from beam_jobs.paraphrase import ColloquialParaphraser
     from kd import finetune
@@ -173,24 +182,33 @@ def run_stylekqc(work: Path, shared: dict, size: dict, device: str) -> dict:
                                        "mask_urls", "mask_emails", "mask_mentions", "mask_phone_numbers")}
     (folder / "raw.json").write_text(json.dumps({**switched_off, "max_jamo_run": 1000, "max_punct_run": 1000}),
                                      encoding="utf-8")
+    raw = ["--normalizer-config", str(folder / "raw.json")]
+    variants = {"raw text, no augmentation": ("raw", train, raw),
+                "normalized, no augmentation": ("normalized", train, []),
+                "normalized + colloquial augmentation": ("normalized_aug", augmented, [])}
     results = {}
-    for variant, rows, normalizer in (("raw text, no augmentation", train, ["--normalizer-config", str(folder / "raw.json")]),
-                                       ("normalized + colloquial augmentation", augmented, [])):
-        key = "raw" if normalizer else "normalized_aug"
+    for variant, (key, rows, normalizer) in variants.items():
         data = write_jsonl(folder / f"{key}.jsonl", rows)
         preprocess.run(["--input", str(data), "--output", str(folder / f"utt-{key}"), "--split-ratios", "0.9,0.1,0.0",
                         *normalizer] + runner)
-        assert finetune.main(["--data", str(folder / f"utt-{key}"), "--init", str(shared["mlm"]), "--output",
-                              str(folder / f"model-{key}"), "--max-steps", str(size["teacher_steps"]),
-                              "--learning-rate", "5e-4", "--eval-every", str(max(50, size["teacher_steps"] // 6)),
-                              "--patience", "3", *loop]) == 0
-        predictor = Predictor(str(folder / f"model-{key}"))
-        accuracy = {}
-        for style in ("formal", "informal"):
-            subset = [r for r in test if r["style"] == style]
-            predictions = predictor.predict([r["text"] for r in subset])
-            accuracy[style] = float(np.mean([p["label"] == r["label"] for p, r in zip(predictions, subset, strict=True)]))
-        results[variant] = {**accuracy, "gap": accuracy["formal"] - accuracy["informal"], "train_rows": len(rows)}
+        runs = []
+        for seed in range(size["seeds"]):
+            model_dir = folder / f"model-{key}-{seed}"
+            assert finetune.main(["--data", str(folder / f"utt-{key}"), "--init", str(shared["mlm"]), "--output",
+                                  str(model_dir), "--max-steps", str(size["teacher_steps"]), "--learning-rate", "5e-4",
+                                  "--eval-every", str(max(50, size["teacher_steps"] // 6)), "--patience", "3",
+                                  "--seed", str(seed), *loop]) == 0
+            predictor = Predictor(str(model_dir))
+            accuracy = {}
+            for style in ("formal", "informal"):
+                subset = [r for r in test if r["style"] == style]
+                predictions = predictor.predict([r["text"] for r in subset])
+                accuracy[style] = float(np.mean([p["label"] == r["label"]
+                                                 for p, r in zip(predictions, subset, strict=True)]))
+            runs.append({**accuracy, "gap": accuracy["formal"] - accuracy["informal"]})
+        results[variant] = {k: mean_std([r[k] for r in runs]) for k in ("formal", "informal", "gap")}
+        results[variant]["train_rows"] = len(rows)
+        print("StyleKQC", variant, json.dumps(results[variant]), flush=True)
     return results
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,34 @@ class DistillStudent(nn.Module):
             return out.logits, None
         embedding = self.projection(mean_pool(out.hidden_states[-1], attention_mask))
         return out.logits, embedding
+
+
+class _Logits(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
+def torchscript_for_cpu(model: nn.Module, input_ids: torch.Tensor) -> torch.jit.ScriptModule:
+    """A traced and frozen TorchScript copy of a sequence classifier, for batch-1 CPU serving:
+    ``scripted(input_ids, attention_mask) -> logits``, without the per-module Python of the eager
+    forward. Traced on one unpadded row (HF drops an all-ones mask while tracing), so it is
+    only valid for single, unpadded rows of any length; checked against the eager model on the
+    example and on a shorter prefix of it."""
+    wrapped = _Logits(model.to("cpu").eval()).eval()
+    mask = torch.ones_like(input_ids)
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shape branches: checked below instead
+        scripted = torch.jit.freeze(torch.jit.trace(wrapped, (input_ids, mask), check_trace=False).eval())
+        for ids in (input_ids, input_ids[:, : max(2, input_ids.shape[1] // 2)]):
+            expected, got = wrapped(ids, torch.ones_like(ids)), scripted(ids, torch.ones_like(ids))
+            if not torch.allclose(expected, got, rtol=1e-4, atol=1e-4):
+                raise ValueError(f"the traced model disagrees with the eager one (max difference "
+                                 f"{(expected - got).abs().max().item():.2e}); serve it eagerly instead")
+    return scripted
 
 
 def count_parameters(model: nn.Module) -> dict[str, int]:

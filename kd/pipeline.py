@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"      test accuracy: teacher {result['teacher'].get('accuracy', float('nan')):.3f}, "
           f"student {result['student'].get('accuracy', float('nan')):.3f} (n={result['student'].get('n')}); "
           f"student {result['parameters']['non_embedding']:,} non-embedding parameters, "
-          f"{result['latency_ms_batch1']:.2f} ms at batch 1 on one CPU thread")
+          f"{result['latency_ms_batch1']:.2f} ms at batch 1 on one CPU thread "
+          f"({result['latency_ms_batch1_torchscript']:.2f} ms as TorchScript)")
     done(t, str(out / "evaluation.json"))
     print(f"\nall stages done in {time.perf_counter() - total:.0f} s. Report: {out / 'student' / 'report.md'}")
     print(f"open any stage with pandas, e.g. pandas.read_parquet('{out / 'kd'}')")

@@ -9,7 +9,9 @@ From Python::
     Predictor("out/student").predict(["넘 재밌어용"])  # [{"label": ..., "probs": {...}, "text": ...}]
 
 The normalizer configuration saved with the model (``malmoi_normalizer.json``) is applied
-first, so serving text is cleaned exactly as the training text was.
+first, so serving text is cleaned exactly as the training text was. ``--torchscript`` (CPU)
+runs each text on its own through a traced, frozen copy of the model — the fast path for
+single requests (see ``latency_ms_batch1_torchscript`` in ``kd.evaluate``).
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from beam_jobs.normalizer import Normalizer, NormalizerConfig
 from kd.common import NORMALIZER_FILE, read_json
+from kd.models import torchscript_for_cpu
 
 
 class Predictor:
     """Loads a model directory once; :meth:`predict` takes raw texts."""
 
-    def __init__(self, model_dir: str, device: str = "cpu", max_length: int = 128) -> None:
+    def __init__(self, model_dir: str, device: str = "cpu", max_length: int = 128, torchscript: bool = False) -> None:
+        if torchscript and device != "cpu":
+            raise ValueError(f"torchscript=True serves on the CPU, not on {device!r}; drop one of the two")
         self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.device = device
@@ -39,6 +44,21 @@ class Predictor:
         self.normalizer = (Normalizer(NormalizerConfig.from_dict(read_json(normalizer_file)))
                            if normalizer_file.exists() else None)
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        self.torchscript = torchscript
+        self._scripted: torch.jit.ScriptModule | None = None
+
+    def _probs(self, clean: list[str]) -> torch.Tensor:
+        if not self.torchscript:
+            inputs = self.tokenizer(clean, return_tensors="pt", padding=True, truncation=True,
+                                    max_length=self.max_length).to(self.device)
+            return torch.softmax(self.model(**inputs).logits.float(), -1).cpu()
+        rows = []
+        for text in clean:  # one unpadded row at a time: what the traced copy is valid for
+            ids = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=self.max_length)["input_ids"]
+            if self._scripted is None:
+                self._scripted = torchscript_for_cpu(self.model, ids)
+            rows.append(torch.softmax(self._scripted(ids, torch.ones_like(ids)).float(), -1)[0])
+        return torch.stack(rows) if rows else torch.zeros(0, len(self.labels))
 
     @torch.inference_mode()
     def predict(self, texts: list[str], batch_size: int = 64) -> list[dict]:
@@ -46,9 +66,7 @@ class Predictor:
         for start in range(0, len(texts), batch_size):
             raw = texts[start:start + batch_size]
             clean = [self.normalizer(t) if self.normalizer else t for t in raw]
-            inputs = self.tokenizer(clean, return_tensors="pt", padding=True, truncation=True,
-                                    max_length=self.max_length).to(self.device)
-            probs = torch.softmax(self.model(**inputs).logits.float(), -1).cpu()
+            probs = self._probs(clean)
             for text, row in zip(clean, probs, strict=True):
                 best = int(row.argmax())
                 results.append({"label": self.labels[best], "probability": float(row[best]), "text": text,
@@ -63,9 +81,10 @@ def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:
     parser.add_argument("--input", default=None, help="a text file, one utterance per line (default: stdin)")
     parser.add_argument("--json", action="store_true", help="JSON lines with all probabilities")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--torchscript", action="store_true", help="CPU: one text at a time through a traced copy")
     args = parser.parse_args(argv)
     try:
-        predictor = Predictor(args.model, args.device)
+        predictor = Predictor(args.model, args.device, torchscript=args.torchscript)
     except OSError as error:
         print(f"error: cannot load --model {args.model}: {error}", file=sys.stderr)
         return 2

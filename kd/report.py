@@ -64,7 +64,8 @@ def write_report(path: str | Path, *, title: str, summary: dict[str, Any], evalu
               f"- student parameters: {parameters.get('total'):,} total, {parameters.get('non_embedding'):,} "
               "without embeddings"]
     if speed:
-        lines.append(f"- CPU (1 thread): {speed['latency_ms_batch1']:.2f} ms at batch 1, "
+        lines.append(f"- CPU (1 thread): {speed['latency_ms_batch1']:.2f} ms at batch 1 "
+                     f"({speed['latency_ms_batch1_torchscript']:.2f} ms as TorchScript), "
                      f"{speed['throughput_batch64']:.0f} sentences/s at batch 64")
     lines += [f"- training: {summary.get('steps')} steps in {summary.get('seconds', 0):.1f} s on "
               f"{summary.get('device')} (bf16: {summary.get('bf16')}, CUDA graphs: {summary.get('cuda_graphs')}), "

@@ -8,7 +8,7 @@ import json
 import pytest
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from kd import finetune, predict, pretrain
+from kd import evaluate, finetune, predict, pretrain
 from kd import tokenizer as kd_tokenizer
 from tests.conftest import run_preprocess
 from tests.kd_fixtures import TEXTS
@@ -67,6 +67,15 @@ def test_pretrain_finetune_predict(utterances, tmp_path):
     assert [r["text"] for r in results] == ["너무 재밌어요ㅋㅋ", "그냥 별로"]  # the saved normalizer ran
     assert all(r["label"] in ("negative", "positive") for r in results)
     assert all(abs(sum(r["probs"].values()) - 1) < 1e-5 for r in results)
+
+    # the TorchScript serving path gives the eager path's probabilities, texts of any length
+    texts = ["넘 재밌어용ㅋㅋㅋㅋ", "걍 별로", "진짜 최고의 영화 또 보고 싶어요 배우들 연기도 좋고"]
+    eager = predict.Predictor(str(teacher)).predict(texts)
+    served = predict.Predictor(str(teacher), torchscript=True).predict(texts)
+    for a, b in zip(eager, served, strict=True):
+        assert a["label"] == b["label"] and a["probs"] == pytest.approx(b["probs"], abs=1e-4)
+    speed = evaluate.cpu_speed(model, AutoTokenizer.from_pretrained(teacher), texts * 4, repeats=6)
+    assert speed["latency_ms_batch1"] > 0 and speed["latency_ms_batch1_torchscript"] > 0
 
 
 def test_finetune_refuses_unlabeled_data(tmp_path, capsys):
