@@ -107,7 +107,7 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
     from beam_jobs import augment, preprocess
     from kd import distill, finetune
     from kd.data import open_kd_dataset
-    from kd.evaluate import evaluate_model_dir, split_texts
+    from kd.evaluate import evaluate_model_dir, interleaved_latency, split_texts
 
     runner = ["--runner", "FnApiRunner"]
     loop = ["--no-progress", "--device", device, "--batch-size", str(size["batch"])]
@@ -156,9 +156,14 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
             "latency_ms_batch1": mean_std([r["latency_ms_batch1"] for r in runs]),
             "latency_ms_batch1_torchscript": mean_std([r["latency_ms_batch1_torchscript"] for r in runs]),
         }
-        for kind in ("", "_torchscript"):  # how many times faster than the teacher at batch 1 on the CPU
-            result["students"][variant][f"speedup_batch1{kind}"] = (
-                result["teacher"][f"latency_ms_batch1{kind}"] / result["students"][variant][f"latency_ms_batch1{kind}"]["mean"])
+    # how many times faster than the teacher at batch 1 on the CPU: the teacher and each variant's
+    # seed-0 student timed in turn on each sentence (back-to-back figures drift with the machine)
+    interleaved = interleaved_latency({"teacher": str(task / "teacher"),
+                                       **{v: str(task / f"student-{v}-0") for v in variants}}, texts)
+    result["batch1_interleaved"] = {
+        "latency": interleaved,
+        "speedup_vs_teacher": {v: {kind: interleaved["teacher"][kind] / value for kind, value in interleaved[v].items()}
+                               for v in variants}}
     return result
 
 

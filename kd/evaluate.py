@@ -114,6 +114,40 @@ def cpu_speed(model: torch.nn.Module, tokenizer: Any, texts: list[str], *, repea
     return {"latency_ms_batch1": eager, "latency_ms_batch1_torchscript": served, "throughput_batch64": throughput}
 
 
+def interleaved_latency(model_dirs: dict[str, str], texts: list[str], *, repeats: int = 30,
+                        passes: int = 5) -> dict[str, dict[str, float]]:
+    """Median batch-1 CPU latency (ms, one thread) of several models timed **in turn on each
+    sentence**, eager and as TorchScript, so a shared machine's drift hits all of them alike
+    (timing one model after another does not: ratios then move by tens of percent)."""
+    loaded = {}
+    for name, folder in model_dirs.items():
+        model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        single = [tokenizer(t, return_tensors="pt") for t in texts[:repeats]]
+        loaded[name] = (model, torchscript_for_cpu(model, single[0]["input_ids"]), single)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    times: dict[str, dict[str, list[float]]] = {n: {"eager": [], "torchscript": []} for n in loaded}
+    try:
+        with torch.inference_mode():
+            for round_ in range(passes + 1):  # round 0 warms up
+                for i in range(len(texts[:repeats])):
+                    for name, (model, scripted, single) in loaded.items():
+                        inputs = single[i]
+                        start = time.perf_counter()
+                        model(**inputs)
+                        middle = time.perf_counter()
+                        scripted(inputs["input_ids"], inputs["attention_mask"])
+                        end = time.perf_counter()
+                        if round_:
+                            times[name]["eager"].append(middle - start)
+                            times[name]["torchscript"].append(end - middle)
+    finally:
+        torch.set_num_threads(threads)
+    return {name: {f"latency_ms_batch1{'' if kind == 'eager' else '_torchscript'}": 1000 * statistics.median(values)
+                   for kind, values in kinds.items()} for name, kinds in times.items()}
+
+
 def _median_ms(forward: Callable[[dict], Any], inputs: list[dict], passes: int = 3) -> float:
     """Median over ``passes`` rounds of every input (a shared CPU is noisy)."""
     for item in inputs[:3]:  # warm-up

@@ -76,6 +76,8 @@ def test_pretrain_finetune_predict(utterances, tmp_path):
         assert a["label"] == b["label"] and a["probs"] == pytest.approx(b["probs"], abs=1e-4)
     speed = evaluate.cpu_speed(model, AutoTokenizer.from_pretrained(teacher), texts * 4, repeats=6)
     assert speed["latency_ms_batch1"] > 0 and speed["latency_ms_batch1_torchscript"] > 0
+    both = evaluate.interleaved_latency({"a": str(teacher), "b": str(teacher)}, texts, repeats=3, passes=2)
+    assert set(both) == {"a", "b"} and all(v > 0 for row in both.values() for v in row.values())
 
 
 def test_finetune_refuses_unlabeled_data(tmp_path, capsys):
