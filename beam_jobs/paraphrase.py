@@ -20,6 +20,7 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -102,14 +103,10 @@ class SpeechLevelShift:
         return self._kiwi.join(out) if changed else None
 
 
-_SHARED_SHIFT: list[SpeechLevelShift] = []
-
-
+@lru_cache(maxsize=1)
 def speech_level_shift() -> SpeechLevelShift:
     """One Kiwi-backed shifter per process (Kiwi takes about a second to load)."""
-    if not _SHARED_SHIFT:
-        _SHARED_SHIFT.append(SpeechLevelShift())
-    return _SHARED_SHIFT[0]
+    return SpeechLevelShift()
 
 
 class ColloquialParaphraser:
