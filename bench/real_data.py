@@ -21,6 +21,12 @@ tested on formal vs informal test sentences; on raw text, with the normalizer, a
 normalizer and ``colloquial`` augmentation of the training rows (over the seeds). The gap is
 formal − informal accuracy. CPU latency at batch 1 is measured eagerly and as TorchScript.
 
+With ``--mlm DIR`` the teacher starts from a masked LM you provide (its tokenizer is then the
+students' too) instead of the small one pretrained here, and with ``--student-init DIR`` every
+student starts from a small pretrained checkpoint with the same tokenizer instead of random
+weights — how malmoi is meant to be used. ``bench.pretrain_checkpoints`` makes both on a lent GPU
+from the real sentences this benchmark does not use.
+
 Sources (see each SOURCE.md): NSMC sample (CC0), 3i4K (CC BY-SA), BEEP! (CC BY-SA), StyleKQC (CC BY-SA).
 """
 
@@ -132,9 +138,12 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
     for variant, extra in variants.items():
         for seed in range(size["seeds"]):
             out = task / f"student-{variant}-{seed}"
+            shape = ["--student-init", str(shared["student_init"])] if shared.get("student_init") else STUDENT
             assert distill.main(["--data", str(task / "kd"), "--tokenizer", str(shared["tokenizer"]), "--output", str(out),
-                                 "--teacher", str(task / "teacher"), *STUDENT, "--max-steps", str(size["student_steps"]),
-                                 "--learning-rate", "2e-3", "--seed", str(seed), *extra, *loop]) == 0
+                                 "--teacher", str(task / "teacher"), *shape, "--max-steps", str(size["student_steps"]),
+                                 # a pretrained student is fine-tuned more gently than one from random weights
+                                 "--learning-rate", "1e-3" if shared.get("student_init") else "2e-3",
+                                 "--seed", str(seed), *extra, *loop]) == 0
             students.setdefault(variant, []).append(evaluate_model_dir(str(out), opened, "test", texts))
     conservation = json.loads((task / "kd" / "_stats.json").read_text())["conservation"]
     result = {
@@ -219,6 +228,30 @@ def run_stylekqc(work: Path, shared: dict, size: dict, device: str) -> dict:
     return results
 
 
+def provided_checkpoints(mlm: str, student_init: str | None, mode: str) -> dict:
+    """What the provided checkpoints are (shape, pretraining record), and a warning when their
+    corpus was not made holding out this mode's rows."""
+    from transformers import AutoConfig
+
+    out = {}
+    for role, folder in (("teacher_init", mlm), ("student_init", student_init)):
+        if not folder:
+            continue
+        config = AutoConfig.from_pretrained(folder)
+        entry = {"path": folder, "layers": config.num_hidden_layers, "hidden": config.hidden_size}
+        summary = Path(folder) / "training_summary.json"
+        if summary.exists():
+            entry["pretraining"] = json.loads(summary.read_text())["summary"]
+        corpus = Path(folder) / "malmoi_pretrain_corpus.json"
+        if corpus.exists():
+            entry["corpus"] = json.loads(corpus.read_text())
+            if entry["corpus"].get("held_out_for_mode") != mode:
+                print(f"warning: {folder} was pretrained holding out the {entry['corpus'].get('held_out_for_mode')} "
+                      f"rows, not the {mode} ones: its corpus may contain test sentences", flush=True)
+        out[role] = entry
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", action="store_true", help="CPU-sized run (under an hour on 2 cores)")
@@ -226,6 +259,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", default=None)
     parser.add_argument("--only", default="nsmc,3i4k,stylekqc")
+    parser.add_argument("--mlm", default=None, help="start the teacher from this masked LM (and use its tokenizer) "
+                                                    "instead of pretraining a small one here")
+    parser.add_argument("--student-init", default=None, help="start every student from this checkpoint "
+                                                             "(same tokenizer as --mlm)")
     args = parser.parse_args()
     import transformers
 
@@ -248,16 +285,21 @@ def main() -> None:
         nsmc, intents = nsmc_rows(size["train_rows"]), kor3i4k_rows(size["train_rows"])
         pool = beep_pool(size["pool"])
         style = [r for r in stylekqc_rows("train") if r["style"] == "formal"][: size["style_rows"]]
-        write_jsonl(work / "all.jsonl", [{"id": r["id"], "text": r["text"]} for r in nsmc + intents + pool + style])
-        preprocess.run(["--input", str(work / "all.jsonl"), "--output", str(work / "all"), "--runner", "FnApiRunner",
-                        "--split-ratios", "0.98,0.02,0.0"])
-        shared = {"tokenizer": work / "tokenizer", "mlm": work / "mlm"}
-        train_tokenizer(chain(dataset_texts(str(work / "all"), split=None)), shared["tokenizer"], vocab_size=8000)
-        assert pretrain.main(["--data", str(work / "all"), "--tokenizer", str(shared["tokenizer"]), "--output",
-                              str(shared["mlm"]), *TEACHER, "--max-steps", str(size["mlm_steps"]), "--learning-rate",
-                              "1e-3", "--batch-size", str(size["batch"] * 2), "--no-progress", "--device", args.device]) == 0
-        report["pretrain_minutes"] = (time.perf_counter() - started) / 60
-        print(f"pretraining done in {report['pretrain_minutes']:.1f} min", flush=True)
+        if args.mlm:
+            shared = {"tokenizer": Path(args.mlm), "mlm": Path(args.mlm), "student_init": args.student_init}
+            report["checkpoints"] = provided_checkpoints(args.mlm, args.student_init, mode)
+        else:
+            write_jsonl(work / "all.jsonl", [{"id": r["id"], "text": r["text"]} for r in nsmc + intents + pool + style])
+            preprocess.run(["--input", str(work / "all.jsonl"), "--output", str(work / "all"), "--runner",
+                            "FnApiRunner", "--split-ratios", "0.98,0.02,0.0"])
+            shared = {"tokenizer": work / "tokenizer", "mlm": work / "mlm", "student_init": args.student_init}
+            train_tokenizer(chain(dataset_texts(str(work / "all"), split=None)), shared["tokenizer"], vocab_size=8000)
+            assert pretrain.main(["--data", str(work / "all"), "--tokenizer", str(shared["tokenizer"]), "--output",
+                                  str(shared["mlm"]), *TEACHER, "--max-steps", str(size["mlm_steps"]),
+                                  "--learning-rate", "1e-3", "--batch-size", str(size["batch"] * 2), "--no-progress",
+                                  "--device", args.device]) == 0
+            report["pretrain_minutes"] = (time.perf_counter() - started) / 60
+            print(f"pretraining done in {report['pretrain_minutes']:.1f} min", flush=True)
         tasks = {"nsmc": ("NSMC sentiment", nsmc), "3i4k": ("3i4K intent", intents)}
         for key, (title, rows) in tasks.items():
             if key in args.only:

@@ -24,14 +24,22 @@ from kd.common import init_distributed, pick_device, tokenizer_hash, weights_has
 from kd.data import BucketBatches, kd_chunks, open_kd_dataset
 from kd.evaluate import classification_metrics, cpu_speed, kd_split_metrics, predict_kd_split, split_texts
 from kd.loop import LoopConfig, add_loop_arguments, loop_config, train
-from kd.models import DistillStudent, bert_student, count_parameters, export_pretrained, student_from_teacher
+from kd.models import (
+    DistillStudent,
+    bert_student,
+    count_parameters,
+    export_pretrained,
+    student_from_checkpoint,
+    student_from_teacher,
+)
 from kd.objectives import DistillObjective, DistillWeights
 from kd.report import plot_metrics, write_report
 
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """The student's shape, or how many teacher layers to copy (``from_teacher``)."""
+    """The student's shape, how many teacher layers to copy (``from_teacher``), or a pretrained
+    checkpoint to start from (``init``: a small masked-LM or classifier with the same tokenizer)."""
 
     num_layers: int = 4
     hidden_size: int = 312
@@ -39,6 +47,7 @@ class StudentConfig:
     intermediate_size: int = 1200
     max_positions: int = 512
     from_teacher: bool = False
+    init: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,11 @@ def build_student(config: DistillConfig, vocab_size: int, label_names: list[str]
                   embedding_size: int) -> DistillStudent:
     torch.manual_seed(config.loop.seed)
     s = config.student
-    if s.from_teacher:
+    if s.from_teacher and s.init:
+        raise ValueError("--student-from-teacher and --student-init both say where the student starts; pick one")
+    if s.init:
+        model = student_from_checkpoint(s.init, config.tokenizer, label_names)
+    elif s.from_teacher:
         if not config.teacher:
             raise ValueError("--student-from-teacher needs --teacher DIR")
         model = student_from_teacher(config.teacher, s.num_layers, label_names)
@@ -140,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--student-heads", type=int, default=12)
     group.add_argument("--student-intermediate", type=int, default=1200)
     group.add_argument("--student-from-teacher", action="store_true", help="copy embeddings and every k-th layer")
+    group.add_argument("--student-init", default=None,
+                       help="start from this pretrained checkpoint (a small masked-LM, same tokenizer as --tokenizer); "
+                            "the --student-layers/hidden/heads/intermediate shape options are then ignored")
     group = parser.add_argument_group("objective")
     group.add_argument("--kl", type=float, default=1.0, help="weight of the soft-label KL (T^2-scaled)")
     group.add_argument("--ce", type=float, default=1.0, help="weight of the hard-label cross-entropy")
@@ -155,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     config = DistillConfig(
         data=args.data, tokenizer=args.tokenizer, teacher=args.teacher,
         student=StudentConfig(args.student_layers, args.student_hidden, args.student_heads, args.student_intermediate,
-                              from_teacher=args.student_from_teacher),
+                              from_teacher=args.student_from_teacher, init=args.student_init),
         weights=DistillWeights(args.kl, args.ce, args.mse, args.cosine, args.temperature),
         loop=loop_config(args), originals_only=args.originals_only,
     )

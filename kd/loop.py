@@ -44,6 +44,7 @@ class LoopConfig:
 
     output: str
     max_steps: int = 1000
+    max_minutes: float = 0.0  # > 0: also stop (and export as usual) once this much wall time is spent
     batch_size: int = 64
     learning_rate: float = 5e-4
     weight_decay: float = 0.01
@@ -284,6 +285,9 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
                 if stop["signal"] is not None:
                     save(stop["signal"])
                     status = f"interrupted by {stop['signal']}"
+                if config.max_minutes and status == "finished" and \
+                        time.perf_counter() - started >= 60 * config.max_minutes:
+                    status = "time_budget"
                 if step >= config.max_steps or status != "finished":
                     break
             else:
@@ -303,7 +307,7 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
     if device.type == "cuda":
         torch.cuda.synchronize()
     wall = time.perf_counter() - started
-    if config.save_every and status == "finished" and not (output / CHECKPOINTS / f"step-{step}").exists():
+    if config.save_every and status in ("finished", "time_budget") and not (output / CHECKPOINTS / f"step-{step}").exists():
         save("final")
     return to_jsonable({"status": status, "steps": step, "epochs_started": epoch + 1, "seconds": wall,
                         "warmup_seconds": warmup["seconds"], "cuda_graphs": use_graphs, "bf16": use_bf16,
@@ -316,6 +320,8 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
 def add_loop_arguments(parser: argparse.ArgumentParser, *, max_steps: int, learning_rate: float) -> None:
     group = parser.add_argument_group("training loop")
     group.add_argument("--max-steps", type=int, default=max_steps)
+    group.add_argument("--max-minutes", type=float, default=0.0,
+                       help="also stop once this much wall time is spent (the schedule still assumes --max-steps)")
     group.add_argument("--batch-size", type=int, default=64)
     group.add_argument("--learning-rate", type=float, default=learning_rate)
     group.add_argument("--weight-decay", type=float, default=0.01)
@@ -335,7 +341,7 @@ def add_loop_arguments(parser: argparse.ArgumentParser, *, max_steps: int, learn
 
 
 def loop_config(args: argparse.Namespace) -> LoopConfig:
-    return LoopConfig(output=args.output, max_steps=args.max_steps, batch_size=args.batch_size,
+    return LoopConfig(output=args.output, max_steps=args.max_steps, max_minutes=args.max_minutes, batch_size=args.batch_size,
                       learning_rate=args.learning_rate, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                       clip_norm=args.clip_norm, log_every=args.log_every, eval_every=args.eval_every,
                       save_every=args.save_every, seed=args.seed, device=args.device, bf16=not args.no_bf16,

@@ -61,6 +61,34 @@ def student_from_teacher(teacher_dir: str, num_layers: int, label_names: list[st
     return student
 
 
+def student_from_checkpoint(checkpoint: str, tokenizer_dir: str, label_names: list[str]) -> nn.Module:
+    """A classifier started from a pretrained checkpoint (typically a small masked-LM: its encoder
+    is kept, the pooler and the classification head start fresh), refused unless the checkpoint
+    was made with the same vocabulary as ``tokenizer_dir`` (the ids in the kd shards)."""
+    from transformers import AutoTokenizer
+
+    folder = Path(checkpoint)
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"--student-init '{checkpoint}' has no config.json. Fix: pass a folder written by "
+                                "save_pretrained (e.g. kd.pretrain's output)")
+    expected = AutoTokenizer.from_pretrained(tokenizer_dir).get_vocab()
+    if any((folder / name).exists() for name in ("tokenizer.json", "vocab.txt")):
+        found = AutoTokenizer.from_pretrained(checkpoint).get_vocab()
+        if found != expected:
+            raise ValueError(f"--student-init '{checkpoint}' has a different vocabulary ({len(found)} tokens) than "
+                             f"--tokenizer '{tokenizer_dir}' ({len(expected)}): the kd shards' ids would mean other "
+                             "words. Fix: pretrain the student with the same tokenizer the shards were made with")
+    id2label, label2id = label_maps(label_names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "some weights were newly initialized": the head, by design
+        model = AutoModelForSequenceClassification.from_pretrained(
+            checkpoint, num_labels=len(label_names), id2label=id2label, label2id=label2id)
+    if model.get_input_embeddings().num_embeddings < len(expected):
+        raise ValueError(f"--student-init '{checkpoint}' embeds {model.get_input_embeddings().num_embeddings} "
+                         f"ids but the tokenizer has {len(expected)}. Fix: use the checkpoint's own tokenizer")
+    return model
+
+
 class EmbeddingProjection(nn.Module):
     """Student pooled hidden state -> teacher embedding size (identity when they match)."""
 

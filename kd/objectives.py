@@ -86,7 +86,9 @@ class MaskedLMObjective:
 
     def __call__(self, model, batch):
         ids, attention = batch["input_ids"], batch["attention_mask"]
-        special = torch.isin(ids, self.special_ids.to(ids.device))
+        if self.special_ids.device != ids.device:  # once, in an eager warm-up step: no host copy inside a CUDA graph
+            self.special_ids = self.special_ids.to(ids.device)
+        special = torch.isin(ids, self.special_ids)
         eligible = (attention > 0) & ~special & (batch["weight"][:, None] > 0)
         chosen = (torch.rand(ids.shape, device=ids.device) < self.probability) & eligible
         action = torch.rand(ids.shape, device=ids.device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -161,6 +162,61 @@ def test_student_copied_from_teacher_layers(artifacts, tmp_path):
     student = AutoModelForSequenceClassification.from_pretrained(tmp_path / "s")
     assert student.config.num_hidden_layers == 1
     assert student.config.hidden_size == teacher.config.hidden_size
+
+
+def make_masked_lm(folder, tokenizer_dir, hidden=24):
+    from transformers import BertConfig, BertForMaskedLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(3)
+    model = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=1,
+                                       num_attention_heads=2, intermediate_size=48))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return model
+
+
+def test_student_started_from_a_pretrained_masked_lm(artifacts, tmp_path):
+    # guards against --student-init silently building a fresh student (the encoder must be the
+    # checkpoint's) and against a classifier head that does not match the shards' labels
+    mlm = make_masked_lm(tmp_path / "mlm", artifacts / "tok")
+    config = distill.DistillConfig(data=str(artifacts / "kd"), tokenizer=str(artifacts / "tok"),
+                                   student=distill.StudentConfig(init=str(tmp_path / "mlm")),
+                                   loop=LoopConfig(output=str(tmp_path / "s"), seed=1))
+    student = distill.build_student(config, len(AutoTokenizer.from_pretrained(artifacts / "tok")), LABELS, 0, 32)
+    encoder = {k.removeprefix("bert."): v for k, v in mlm.state_dict().items() if k.startswith("bert.")}
+    for name, value in student.model.bert.state_dict().items():
+        if name in encoder:
+            assert torch.equal(value, encoder[name]), name
+    assert student.model.config.id2label == {0: "negative", 1: "positive"}
+    out = tmp_path / "trained"
+    assert distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output", str(out),
+                         "--student-init", str(tmp_path / "mlm"), "--max-steps", "4", *TINY]) == 0
+    assert AutoModelForSequenceClassification.from_pretrained(out).config.hidden_size == 24
+
+
+def test_student_init_with_another_vocabulary_is_refused(artifacts, tmp_path, capsys):
+    from kd.tokenizer import train_tokenizer
+
+    train_tokenizer(["전혀 다른 말뭉치 문장"] * 5, tmp_path / "other_tok", vocab_size=60, min_frequency=1)
+    make_masked_lm(tmp_path / "mlm", tmp_path / "other_tok")
+    code = distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output",
+                         str(tmp_path / "x"), "--student-init", str(tmp_path / "mlm"), "--max-steps", "2", *TINY])
+    assert code == 2 and "different vocabulary" in capsys.readouterr().err
+    code = distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output",
+                         str(tmp_path / "y"), "--student-init", str(tmp_path / "mlm"), "--student-from-teacher",
+                         "--teacher", str(artifacts / "teacher"), "--max-steps", "2", *TINY])
+    assert code == 2 and "pick one" in capsys.readouterr().err
+
+
+def test_a_time_budget_stops_training_and_still_exports(artifacts, tmp_path):
+    out = tmp_path / "budget"
+    assert distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output", str(out),
+                         "--max-steps", "100000", "--max-minutes", "0.0001", "--save-every", "1000", *TINY]) == 0
+    summary = json.loads((out / "evaluation.json").read_text())["training"]
+    assert summary["status"] == "time_budget" and summary["steps"] < 100000
+    assert (out / "model.safetensors").exists()
+    assert (out / "checkpoints" / f"step-{summary['steps']}" / "COMPLETE").exists()  # resumable
 
 
 def test_ddp_with_two_cpu_processes_on_gloo(artifacts, tmp_path):
