@@ -125,7 +125,8 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
     preprocess.run(["--input", str(task / "labeled.jsonl"), "--input", str(task / "pool.jsonl"),
                     "--output", str(task / "utterances")] + runner)
     assert finetune.main(["--data", str(task / "utterances"), "--init", str(shared["mlm"]), "--output",
-                          str(task / "teacher"), "--max-steps", str(size["teacher_steps"]), "--learning-rate", "5e-4",
+                          str(task / "teacher"), "--seed", str(shared.get("teacher_seed", 0)),
+                          "--max-steps", str(size["teacher_steps"]), "--learning-rate", "5e-4",
                           "--eval-every", str(max(50, size["teacher_steps"] // 6)), "--patience", "3", *loop]) == 0
     augment.run(["--input", str(task / "utterances"), "--output", str(task / "kd"), "--teacher", str(task / "teacher"),
                  "--student-tokenizer", str(shared["tokenizer"]), "--paraphrase", "colloquial",
@@ -261,6 +262,7 @@ def main() -> None:
     parser.add_argument("--only", default="nsmc,3i4k,stylekqc")
     parser.add_argument("--mlm", default=None, help="start the teacher from this masked LM (and use its tokenizer) "
                                                     "instead of pretraining a small one here")
+    parser.add_argument("--teacher-seed", type=int, default=0, help="the task teachers' fine-tuning seed")
     parser.add_argument("--student-init", default=None, help="start every student from this checkpoint "
                                                              "(same tokenizer as --mlm)")
     args = parser.parse_args()
@@ -300,6 +302,8 @@ def main() -> None:
                                   "--device", args.device]) == 0
             report["pretrain_minutes"] = (time.perf_counter() - started) / 60
             print(f"pretraining done in {report['pretrain_minutes']:.1f} min", flush=True)
+        shared["teacher_seed"] = args.teacher_seed
+        report["teacher_seed"] = args.teacher_seed
         tasks = {"nsmc": ("NSMC sentiment", nsmc), "3i4k": ("3i4K intent", intents)}
         for key, (title, rows) in tasks.items():
             if key in args.only:

@@ -247,6 +247,10 @@ def pad_batch(chunk: Chunk, index: np.ndarray, length: int, batch_size: int, pad
     out["input_ids"][:rows] = ids
     out["attention_mask"][:rows] = mask
     out["weight"][:rows] = 1.0
+    # padding rows attend to their first position: a row with nothing to attend to makes CUDA's
+    # attention kernels return NaN, which voided each epoch's last (partial) step on a GPU
+    # (weight 0 keeps these rows out of every loss and metric)
+    out["attention_mask"][rows:, 0] = 1
     for name, values in sub.columns.items():
         full = np.zeros((batch_size, *values.shape[1:]), values.dtype)
         if name == "label":
