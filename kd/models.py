@@ -63,8 +63,9 @@ def student_from_teacher(teacher_dir: str, num_layers: int, label_names: list[st
 
 def student_from_checkpoint(checkpoint: str, tokenizer_dir: str, label_names: list[str]) -> nn.Module:
     """A classifier started from a pretrained checkpoint (typically a small masked-LM: its encoder
-    is kept, the pooler and the classification head start fresh), refused unless the checkpoint
-    was made with the same vocabulary as ``tokenizer_dir`` (the ids in the kd shards)."""
+    is kept, the pooler and the classification head start fresh). Refused when the checkpoint's
+    own tokenizer has another vocabulary than ``tokenizer_dir`` (the ids in the kd shards), or,
+    without tokenizer files, when it embeds fewer ids than that tokenizer has."""
     from transformers import AutoTokenizer
 
     folder = Path(checkpoint)
