@@ -38,6 +38,13 @@ def _is_syllable(ch: str) -> bool:
     return "가" <= ch <= "힣"
 
 
+def ends_in_consonant(text: str) -> bool:
+    """Whether ``text`` ends in a consonant: a final jamo (ᆨ…ᇂ, as Kiwi writes some endings) or a
+    syllable with a final consonant (받침)."""
+    last = text[-1:]
+    return bool(last) and ("\u11a8" <= last <= "\u11c2" or (_is_syllable(last) and _decompose(last)[2] != 0))
+
+
 # Vowel indices (jungseong order: ㅏㅐㅑㅒㅓㅔㅕㅖㅗㅘㅙㅚㅛㅜㅝㅞㅟㅠㅡㅢㅣ).
 # An extension syllable ㅇ+V lengthens a syllable whose vowel "ends in" V.
 _LENGTHENS = {

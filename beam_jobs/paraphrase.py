@@ -25,6 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from beam_jobs import lexicons
+from beam_jobs.colloquial import ends_in_consonant
 
 METHODS = ("colloquial", "eda", "mlm", "seq2seq")
 
@@ -47,12 +48,6 @@ def _distinct(source: str, candidates: Sequence[str], limit: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------- colloquial
-
-
-def _closed(form: str) -> bool:
-    """Whether a morpheme ends in a consonant (a final jamo or a syllable with a batchim)."""
-    last = form[-1:] or " "
-    return "\u11a8" <= last <= "\u11c2" or ("가" <= last <= "힣" and (ord(last) - 0xAC00) % 28 != 0)
 
 
 class SpeechLevelShift:
@@ -92,7 +87,7 @@ class SpeechLevelShift:
                 changed = True
                 if not choices:  # dropped (요 after an ending)
                     continue
-                closed = bool(out) and (out[-1][1] == "EP" or _closed(out[-1][0]))
+                closed = bool(out) and (out[-1][1] == "EP" or ends_in_consonant(out[-1][0]))
                 out.append((after_closed if closed and token.tag == "EF" else rng.choice(choices), token.tag, space))
                 continue
             if token.tag in ("VV", "VX") and token.form == "드리":

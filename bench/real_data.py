@@ -288,13 +288,13 @@ def main() -> None:
         pool = beep_pool(size["pool"])
         style = [r for r in stylekqc_rows("train") if r["style"] == "formal"][: size["style_rows"]]
         if args.mlm:
-            shared = {"tokenizer": Path(args.mlm), "mlm": Path(args.mlm), "student_init": args.student_init}
+            shared = {"tokenizer": Path(args.mlm), "mlm": Path(args.mlm)}
             report["checkpoints"] = provided_checkpoints(args.mlm, args.student_init, mode)
         else:
             write_jsonl(work / "all.jsonl", [{"id": r["id"], "text": r["text"]} for r in nsmc + intents + pool + style])
             preprocess.run(["--input", str(work / "all.jsonl"), "--output", str(work / "all"), "--runner",
                             "FnApiRunner", "--split-ratios", "0.98,0.02,0.0"])
-            shared = {"tokenizer": work / "tokenizer", "mlm": work / "mlm", "student_init": args.student_init}
+            shared = {"tokenizer": work / "tokenizer", "mlm": work / "mlm"}
             train_tokenizer(chain(dataset_texts(str(work / "all"), split=None)), shared["tokenizer"], vocab_size=8000)
             assert pretrain.main(["--data", str(work / "all"), "--tokenizer", str(shared["tokenizer"]), "--output",
                                   str(shared["mlm"]), *TEACHER, "--max-steps", str(size["mlm_steps"]),
@@ -302,7 +302,7 @@ def main() -> None:
                                   "--device", args.device]) == 0
             report["pretrain_minutes"] = (time.perf_counter() - started) / 60
             print(f"pretraining done in {report['pretrain_minutes']:.1f} min", flush=True)
-        shared["teacher_seed"] = args.teacher_seed
+        shared.update(student_init=args.student_init, teacher_seed=args.teacher_seed)
         report["teacher_seed"] = args.teacher_seed
         tasks = {"nsmc": ("NSMC sentiment", nsmc), "3i4k": ("3i4K intent", intents)}
         for key, (title, rows) in tasks.items():
