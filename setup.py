@@ -4,7 +4,7 @@ This is also what Dataflow workers install (``--setup_file ./setup.py``), so it
 must carry everything the jobs import at run time, lexicons included.
 """
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 VERSION = "0.1.0"
 
@@ -39,8 +39,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["beam_jobs", "beam_jobs.lexicons", "kd", "schemas"],
-    package_data={"beam_jobs": ["lexicons/*.tsv", "lexicons/*.json"]},
+    packages=find_packages(include=["beam_jobs", "beam_jobs.*", "kd", "kd.*", "schemas", "schemas.*"]),
+    package_data={"beam_jobs.text.lexicons": ["*.tsv", "*.json"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -17,7 +17,6 @@ the teacher runs on CUDA with bf16 (``--dataflow_service_options=worker_accelera
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -35,6 +34,7 @@ from beam_jobs.paraphrase import METHODS, FilterConfig, filter_candidates
 from beam_jobs.readers import Reject
 from schemas import KD, REJECTS_DIR, UTTERANCES, read_manifest
 from schemas.dataset import distinct_values, part_files, validate
+from schemas.provenance import stable_id, tokenizer_hash, weights_hash
 
 LOG = logging.getLogger(__name__)
 JOB_NAME = "beam_jobs.augment"
@@ -105,7 +105,7 @@ class _Models:
 
 
 def paraphrase_id(parent_id: str, method: str, text: str) -> str:
-    return hashlib.sha1(f"{parent_id}\x1f{method}\x1f{text}".encode()).hexdigest()[:20]
+    return stable_id(parent_id, method, text)
 
 
 class ReadRowGroupFn(beam.DoFn):
@@ -264,8 +264,6 @@ class CountTableRowsFn(beam.DoFn):
 def check_setup(config: AugmentConfig) -> dict[str, Any]:
     """Everything that can be checked before the pipeline starts; returns the provenance."""
     from transformers import AutoConfig
-
-    from kd.common import tokenizer_hash, weights_hash
 
     manifest = read_manifest(config.input)
     if manifest.get("schema") != UTTERANCES.name:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from beam_jobs.normalizer import NormalizerConfig
 from beam_jobs.readers import FORMATS, ReaderOptions
+from beam_jobs.text.normalizer import NormalizerConfig
 
 
 def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--doc-id-column", default=None, help="field grouping rows into documents/dialogues")
     parser.add_argument("--corpus-name", default=None, help="value of the corpus column (default: the format)")
     parser.add_argument("--normalizer-config", default=None, metavar="JSON",
-                        help="a NormalizerConfig as JSON (see beam_jobs.normalizer)")
+                        help="a NormalizerConfig as JSON (see beam_jobs.text.normalizer)")
 
 
 def reader_options(args: argparse.Namespace) -> ReaderOptions:

@@ -19,9 +19,15 @@ import apache_beam as beam
 
 from beam_jobs import beam_io, preprocess
 from beam_jobs.cli import add_reader_arguments, normalizer_config, reader_options
-from beam_jobs.normalizer import Normalizer, NormalizerConfig
 from beam_jobs.readers import RawUtterance, ReaderOptions
-from beam_jobs.word_scores import artifact_bytes, count_substrings, hangul_words, prune, scores_from_counts
+from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
+from beam_jobs.text.word_scores import (
+    artifact_bytes,
+    count_substrings,
+    hangul_words,
+    prune,
+    scores_from_counts,
+)
 
 LOG = logging.getLogger(__name__)
 NUM_SHARDS = 16

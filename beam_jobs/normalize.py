@@ -13,7 +13,7 @@ import io
 import json
 import sys
 
-from beam_jobs.normalizer import Normalizer, NormalizerConfig
+from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
 
 
 def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:

@@ -15,7 +15,6 @@ Randomness is seeded per source id, so a rerun gives the same candidates.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from collections.abc import Sequence
@@ -24,15 +23,15 @@ from functools import lru_cache
 
 import numpy as np
 
-from beam_jobs import lexicons
-from beam_jobs.colloquial import ends_in_consonant
+from beam_jobs.text import lexicons
+from beam_jobs.text.hangul import ends_in_consonant
+from schemas.provenance import stable_seed
 
 METHODS = ("colloquial", "eda", "mlm", "seq2seq")
 
 
 def rng_for(source_id: str, method: str, seed: int) -> random.Random:
-    digest = hashlib.sha1(f"{seed}\x1f{method}\x1f{source_id}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
+    return random.Random(stable_seed(str(seed), method, source_id))
 
 
 def _distinct(source: str, candidates: Sequence[str], limit: int) -> list[str]:

@@ -26,10 +26,10 @@ from apache_beam.transforms.util import BatchElements
 from beam_jobs import beam_io
 from beam_jobs.beam_io import REJECTS, STATS, count
 from beam_jobs.cli import add_reader_arguments, normalizer_config, reader_options
-from beam_jobs.normalizer import Normalizer, NormalizerConfig
 from beam_jobs.readers import RawUtterance, ReaderOptions, Reject, parse_file
 from beam_jobs.records import RowBuilder, RowOptions, SplitRatios
-from beam_jobs.tokenizer import Tokenizer, TokenizerConfig
+from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
+from beam_jobs.text.tokenizer import Tokenizer, TokenizerConfig
 from schemas import REJECTS_DIR, UTTERANCES
 
 LOG = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class BuildRowsFn(beam.DoFn):
     def setup(self) -> None:
         morphs = None
         if self._config.kiwi_morphs:
-            from beam_jobs.morphs import KiwiMorphs
+            from beam_jobs.text.morphs import KiwiMorphs
 
             morphs = KiwiMorphs()
         self._builder = RowBuilder(Normalizer(self._config.normalizer), Tokenizer(self._config.tokenizer),

@@ -1,27 +1,25 @@
 """From a read utterance to an ``utterances`` row: ids, splits, normalize, tokenize. Pure Python.
 
-Ids and splits are stable hashes (DESIGN.md §3.11), so a rerun, another machine or another
+Ids and splits are stable hashes (:mod:`schemas.provenance`), so a rerun, another machine or another
 number of workers gives the same values; the split hashes the *document* so turns of one
 dialogue never straddle splits.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from beam_jobs.normalizer import Normalizer
 from beam_jobs.readers import RawUtterance, Reject
-from beam_jobs.tokenizer import Tokenizer
-
-_SEP = "\x1f"
+from beam_jobs.text.normalizer import Normalizer
+from beam_jobs.text.tokenizer import Tokenizer
+from schemas.provenance import stable_id, stable_unit
 
 
 def utterance_id(corpus: str, source: str, position: str) -> str:
     """Deterministic id of an utterance: a hash of where it came from."""
-    return hashlib.sha1(_SEP.join((corpus, source, position)).encode()).hexdigest()[:20]
+    return stable_id(corpus, source, position)
 
 
 @dataclass(frozen=True)
@@ -53,8 +51,7 @@ class SplitRatios:
 
 def assign_split(corpus: str, doc_id: str, ratios: SplitRatios, seed: str = "") -> str:
     """train / valid / test from a stable hash of the corpus and document id."""
-    digest = hashlib.sha1(_SEP.join((seed, corpus, doc_id)).encode()).digest()
-    fraction = int.from_bytes(digest[:8], "big") / 2**64
+    fraction = stable_unit(seed, corpus, doc_id)
     if fraction < ratios.train:
         return "train"
     if fraction < ratios.train + ratios.valid:

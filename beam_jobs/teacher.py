@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from schemas.kd import POOLINGS, pool_embedding
+
 
 class TeacherError(ValueError):
     """The teacher cannot be used: missing, unreadable, or not a sequence classifier."""
@@ -55,7 +57,7 @@ class Teacher:
                 f"--teacher {model_dir!r} is not a loadable sequence classifier with a tokenizer ({error}). "
                 "Fix: pass a directory written by kd.finetune or save_pretrained (model + tokenizer)."
             ) from error
-        if pooling not in ("mean", "cls"):
+        if pooling not in POOLINGS:
             raise TeacherError(f"--embedding-pooling: expected mean or cls, found {pooling!r}")
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
                                    else ("cpu" if device == "auto" else device))
@@ -91,19 +93,14 @@ class Teacher:
                 ids, mask = ids.to(self.device), mask.to(self.device)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-                hidden = out.hidden_states[-1].float()
-                if self.pooling == "mean":
-                    m = mask.unsqueeze(-1).float()
-                    pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
-                else:
-                    pooled = hidden[:, 0]
+                pooled = pool_embedding(out.hidden_states[-1].float(), mask, self.pooling)
                 logits[index] = out.logits.float().cpu().numpy()
                 embeddings[index] = pooled.cpu().numpy().astype(np.float16)
         return TeacherOutputs(logits, embeddings)
 
 
 def provenance(teacher_dir: str, teacher: Teacher | Any) -> dict[str, Any]:
-    from kd.common import weights_hash
+    from schemas.provenance import weights_hash
 
     return {"teacher_id": teacher_dir, "teacher_weights_hash": weights_hash(teacher_dir),
             "label_names": list(teacher.label_names), "embedding_size": teacher.embedding_size}

@@ -28,10 +28,10 @@ def child_loop(input_dir: str, output_dir: str) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from beam_jobs.normalizer import Normalizer
     from beam_jobs.readers import RawUtterance, ReaderOptions, parse_file
     from beam_jobs.records import RowBuilder, RowOptions
-    from beam_jobs.tokenizer import Tokenizer
+    from beam_jobs.text.normalizer import Normalizer
+    from beam_jobs.text.tokenizer import Tokenizer
     from schemas import UTTERANCES
 
     start = time.perf_counter()

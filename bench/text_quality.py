@@ -23,9 +23,14 @@ import random
 import time
 from collections import Counter
 
-from beam_jobs.normalizer import Normalizer, NormalizerConfig
-from beam_jobs.tokenizer import Tokenizer, pieces
-from beam_jobs.word_scores import count_substrings, hangul_words, make_soynlp_splitter, scores_from_counts
+from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
+from beam_jobs.text.tokenizer import Tokenizer, pieces
+from beam_jobs.text.word_scores import (
+    count_substrings,
+    hangul_words,
+    make_soynlp_splitter,
+    scores_from_counts,
+)
 from bench.corpora import colloquial_texts, require_shared_data
 
 SYMBOL_TAGS = ("SF", "SP", "SS", "SSO", "SSC", "SE", "SO", "SW", "W_EMOJI")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+# the provenance hashes live with the contracts; kd code imports them from here too
+from schemas.provenance import files_hash as files_hash
+from schemas.provenance import tokenizer_hash as tokenizer_hash
+from schemas.provenance import weights_hash as weights_hash
 
 NORMALIZER_FILE = "malmoi_normalizer.json"
 TRAINING_CONFIG_FILE = "malmoi_training_config.json"
@@ -44,38 +48,6 @@ def init_distributed(device: torch.device) -> Distributed:
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return Distributed(torch.distributed.get_rank(), world_size, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def files_hash(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def weights_hash(model_dir: str) -> str:
-    """Hash of a checkpoint's weight files (safetensors or bin)."""
-    folder = Path(model_dir)
-    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
-    if not files:
-        raise FileNotFoundError(
-            f"'{model_dir}' has no *.safetensors or *.bin weights. Fix: pass a save_pretrained directory."
-        )
-    return files_hash(files)
-
-
-def tokenizer_hash(tokenizer_dir: str) -> str:
-    """Hash of a tokenizer directory's vocabulary files (what decides the ids)."""
-    folder = Path(tokenizer_dir)
-    files = [p for name in ("tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
-             if (p := folder / name).exists()]
-    if not files:
-        raise FileNotFoundError(
-            f"'{tokenizer_dir}' has no tokenizer.json / vocab.txt. Fix: pass a tokenizer saved by kd.tokenizer "
-            "or save_pretrained."
-        )
-    return files_hash(files)
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Distillation losses, each a documented pure tensor function (DESIGN.md §3.9).
+"""Distillation losses, each a documented pure tensor function (docs/design.md, habit 9).
 
 All functions take a per-row ``weight`` (B,) float tensor: 1 for real rows, 0 for the padding
 rows that keep batch shapes fixed (and for rows a term does not apply to), and return the
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from schemas.kd import pool_embedding
 
 
 def _weighted_mean(per_row: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -92,7 +94,6 @@ def embedding_cosine(student_embedding: torch.Tensor, teacher_embedding: torch.T
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Mean of the last hidden states over real tokens: (B, L, H), (B, L) -> (B, H).
 
-    The same pooling the augment job uses for ``teacher_embedding`` by default.
+    The pooling of the kd contract's ``teacher_embedding`` (:func:`schemas.kd.pool_embedding`).
     """
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
+    return pool_embedding(hidden, attention_mask, "mean")

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from beam_jobs.normalizer import Normalizer, NormalizerConfig
+from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
 from kd.common import NORMALIZER_FILE, read_json
 from kd.models import torchscript_for_cpu
 

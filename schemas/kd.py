@@ -36,3 +36,22 @@ KD = DatasetSpec(name="kd", version=1, schema=KD_SCHEMA, allowed_values={"split"
 #: Provenance keys a kd dataset's manifest must carry.
 KD_PROVENANCE_KEYS = ("label_names", "teacher_id", "teacher_weights_hash", "student_tokenizer_hash",
                       "normalizer_hash", "embedding_size")
+
+
+#: how ``teacher_embedding`` is pooled from the last hidden states (``--embedding-pooling``)
+POOLINGS = ("mean", "cls")
+
+
+def pool_embedding(hidden, attention_mask, pooling: str = "mean"):
+    """The sentence embedding the ``teacher_embedding`` column holds, and the student is compared with.
+
+    ``mean``: the mean of the last hidden states over real tokens, (B, L, H), (B, L) -> (B, H);
+    ``cls``: the first position's vector. Works on torch tensors without importing torch (the
+    contract is written once, here; the augment job's teacher and ``kd.losses`` both call it).
+    """
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling != "mean":
+        raise ValueError(f"embedding pooling: expected one of {POOLINGS}, found {pooling!r}")
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)

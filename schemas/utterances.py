@@ -12,7 +12,7 @@ EDIT_TYPE = pa.struct(
     [
         pa.field("rule", pa.string(), nullable=False),
         # Character offsets into the text as it was when the rule ran; replaying the edits
-        # in order on ``text_raw`` gives ``text`` (see beam_jobs.normalizer.replay_edits).
+        # in order on ``text_raw`` gives ``text`` (see beam_jobs.text.normalizer.replay_edits).
         pa.field("start", pa.int32(), nullable=False),
         pa.field("end", pa.int32(), nullable=False),
         pa.field("before", pa.string(), nullable=False),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from beam_jobs.morphs import KiwiMorphs, sejong_tag
+from beam_jobs.text.morphs import KiwiMorphs, sejong_tag
 from tests.conftest import run_preprocess
 
 

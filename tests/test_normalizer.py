@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from beam_jobs.normalizer import Edit, Normalizer, NormalizerConfig, replay_edits
+from beam_jobs.text.normalizer import Edit, Normalizer, NormalizerConfig, replay_edits
 
 CASES_FILE = Path(__file__).parent / "data" / "normalizer_nsmc_cases.tsv"
 

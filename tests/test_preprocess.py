@@ -15,9 +15,9 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_jobs import preprocess
-from beam_jobs.normalizer import replay_edits
 from beam_jobs.readers import RawUtterance, ReaderOptions
 from beam_jobs.records import assign_split
+from beam_jobs.text.normalizer import replay_edits
 from schemas import UTTERANCES, read_dataset
 from tests.conftest import ROOT, read_json, run_preprocess
 
@@ -212,5 +212,5 @@ def test_sdist_carries_the_lexicons(tmp_path):
     (archive,) = (tmp_path / "dist").glob("malmoi-*.tar.gz")
     names = tarfile.open(archive).getnames()
     for lexicon in ("contractions.tsv", "endings.tsv", "initialisms.tsv"):
-        assert any(n.endswith(f"beam_jobs/lexicons/{lexicon}") for n in names), lexicon
+        assert any(n.endswith(f"beam_jobs/text/lexicons/{lexicon}") for n in names), lexicon
     assert any(n.endswith("beam_jobs/preprocess.py") for n in names)

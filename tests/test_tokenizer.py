@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from beam_jobs.tokenizer import Tokenizer, TokenizerConfig, pieces
-from beam_jobs.word_scores import artifact_bytes
+from beam_jobs.text.tokenizer import Tokenizer, TokenizerConfig, pieces
+from beam_jobs.text.word_scores import artifact_bytes
 
 
 def test_pieces_split_off_laughter_placeholders_numbers_and_punctuation():

@@ -6,7 +6,7 @@ from collections import Counter
 
 from soynlp.word import WordExtractor
 
-from beam_jobs.word_scores import count_substrings, prune, scores_from_counts
+from beam_jobs.text.word_scores import count_substrings, prune, scores_from_counts
 
 SENTENCES = [
     "영화 정말 재밌다", "영화가 정말 좋았다", "배우 연기가 좋았다", "이 영화 배우가 좋다", "정말 재밌는 영화",

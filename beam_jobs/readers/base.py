@@ -1,0 +1,233 @@
+"""What every reader shares: the utterance record, reader options, the format registry,
+encoding detection, streamed lines and the tabular-record helper (pure Python, no Beam).
+
+A format is one :class:`Format` registered with :func:`register` by its module in this package;
+``beam_jobs.readers`` imports every module of the package, so adding a format is adding a module.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, NamedTuple
+
+from schemas.rejects import FileReject, Reject
+
+__all__ = ["FileReject", "Format", "RawUtterance", "ReaderOptions", "Reject", "register"]
+
+LOG = logging.getLogger("beam_jobs.readers")
+
+_SNIFF_BYTES = 1 << 16
+_MAX_EXCERPT = 200
+
+#: (line number, decoded text, reject for an undecodable line or None)
+Line = tuple[int, str, "Reject | None"]
+
+
+class RawUtterance(NamedTuple):
+    """One utterance as read, before normalization."""
+
+    corpus: str
+    source: str
+    position: str
+    doc_id: str
+    turn: int
+    text: str
+    speaker: str | None = None
+    label: str | None = None
+    meta: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Format:
+    """A corpus format: its name, what its parser takes, and how ``--format auto`` recognizes it.
+
+    ``takes`` is ``"lines"`` (an iterator of :data:`Line`, streamed), ``"json"`` (the parsed
+    document) or ``"bytes"`` (the whole file). ``parse(data, source, options, name)`` yields
+    :class:`RawUtterance` and :class:`Reject` and never raises for bad content.
+    """
+
+    name: str
+    takes: str
+    parse: Callable[..., Iterator[RawUtterance | Reject]]
+    #: file-name endings that select this format under ``--format auto``
+    extensions: tuple[str, ...] = ()
+    #: for ``.json`` files: does a parsed document have this format's structure?
+    matches_json: Callable[[Any], bool] | None = None
+    #: for ``.txt`` files: does the first line say this format (checked before plain text)?
+    matches_first_line: Callable[[str], bool] | None = None
+
+    def __post_init__(self) -> None:
+        if self.takes not in ("lines", "json", "bytes"):
+            raise ValueError(f"Format {self.name!r}: takes must be lines, json or bytes, found {self.takes!r}")
+
+
+REGISTRY: dict[str, Format] = {}
+
+
+def register(fmt: Format) -> Format:
+    """Add a format to the registry (once per name)."""
+    if fmt.name in REGISTRY or fmt.name in ("auto", "json"):
+        raise ValueError(f"format {fmt.name!r} is registered twice (or is a reserved name)")
+    REGISTRY[fmt.name] = fmt
+    return fmt
+
+
+def format_names() -> tuple[str, ...]:
+    """``auto`` and every registered format, in registration order."""
+    return ("auto", *REGISTRY)
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    """How to read files: the format and, for tabular formats, which columns mean what."""
+
+    format: str = "auto"
+    text_column: str = "text"
+    label_column: str | None = "label"
+    id_column: str | None = "id"
+    doc_id_column: str | None = None
+    corpus_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.format not in format_names():
+            raise ValueError(f"--format: expected one of {', '.join(format_names())}; found {self.format!r}")
+
+
+# --------------------------------------------------------------------------- encodings
+
+
+def sniff_encoding(head: bytes) -> str | None:
+    """The encoding of a file from its first bytes: utf-8-sig, utf-16, utf-8 or cp949; None if binary.
+
+    CP949 is a superset of EUC-KR, so both decode with it.
+    """
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if b"\x00" in head:
+        return None
+    for encoding in ("utf-8", "cp949"):
+        try:
+            codecs.getincrementaldecoder(encoding)().decode(head, final=False)
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    # A few broken lines in an otherwise clean file: pick the encoding most lines decode in,
+    # and let the line readers reject the broken ones individually.
+    lines = [line for line in head.split(b"\n")[:-1] if line.strip()] or [head]
+    for encoding in ("utf-8", "cp949"):
+        decoded = 0
+        for line in lines:
+            try:
+                line.decode(encoding)
+                decoded += 1
+            except UnicodeDecodeError:
+                pass
+        if decoded >= 0.9 * len(lines) and decoded >= 2:
+            return encoding
+    return None
+
+
+def excerpt(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text[:_MAX_EXCERPT]
+
+
+def byte_lines(head: bytes, stream: BinaryIO) -> Iterator[bytes]:
+    """Lines (without the newline) of ``head`` followed by the rest of ``stream``, streamed."""
+    pending = head
+    while True:
+        *complete, pending = pending.split(b"\n")
+        yield from complete
+        chunk = stream.read(1 << 20)
+        if not chunk:
+            break
+        pending += chunk
+    if pending:
+        yield pending
+
+
+def decoded_lines(raw_lines: Iterable[bytes], encoding: str, source: str) -> Iterator[tuple[int, str, Reject | None]]:
+    """(line number, text, reject) triples; a line that does not decode becomes a reject."""
+    for number, raw in enumerate(raw_lines, start=1):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            line = raw.decode(encoding)
+        except UnicodeDecodeError as error:
+            yield number, "", Reject("undecodable_line", source, f"line {number}",
+                                     f"invalid {encoding} at byte {error.start} of the line",
+                                     excerpt(raw[:80]))
+            continue
+        if number == 1:
+            line = line.lstrip("\ufeff")
+        yield number, line, None
+
+
+def corpus_of(options: ReaderOptions, fmt: str) -> str:
+    return options.corpus_name or fmt
+
+
+def as_text(value: Any) -> str | None:
+    """A text field as str: numbers are stringified, containers and None are not text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+        return None
+    if isinstance(value, (int, float)):
+        return str(value)
+    return None
+
+
+def meta_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+class DocTurns:
+    """Assigns 0-based turns per document id within one file."""
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+
+    def __call__(self, doc_id: str) -> int:
+        turn = self._next.get(doc_id, 0)
+        self._next[doc_id] = turn + 1
+        return turn
+
+
+def record_from_fields(fields: dict[str, Any], source: str, position: str, options: ReaderOptions,
+                        fmt: str, turns: DocTurns) -> RawUtterance | Reject:
+    """A tabular record (jsonl object, csv row, parquet row) as an utterance or a reject."""
+    column = options.text_column
+    if column not in fields:
+        return Reject("missing_field", source, position,
+                      f"no '{column}' field; found {sorted(fields)[:20]}. Fix: pass --text-column NAME.",
+                      excerpt(fields))
+    text = as_text(fields[column])
+    if text is None:
+        return Reject("bad_text_type", source, position,
+                      f"field '{column}' should be a string, found {type(fields[column]).__name__}",
+                      excerpt(fields[column]))
+    label = None
+    if options.label_column:
+        raw_label = fields.get(options.label_column)
+        label = None if raw_label in (None, "") else meta_value(raw_label)
+    record_id = as_text(fields.get(options.id_column)) if options.id_column else None
+    if options.doc_id_column and as_text(fields.get(options.doc_id_column)):
+        doc_id = as_text(fields[options.doc_id_column]) or ""
+    else:
+        doc_id = record_id or f"{source}:{position}"
+    used = {column, options.label_column, options.doc_id_column}
+    meta = {k: meta_value(v) for k, v in fields.items() if k not in used and v is not None}
+    if record_id is not None:
+        meta["record_id"] = record_id
+    return RawUtterance(corpus_of(options, fmt), source, position, doc_id, turns(doc_id), text, None, label, meta)
+
+

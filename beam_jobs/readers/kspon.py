@@ -1,0 +1,53 @@
+"""KsponSpeech transcripts: ``<id> :: <transcript>`` lines (``.trn``) or one-transcript ``.txt`` files.
+
+Utterances of one recording folder form one document, so they stay in one split. A ``.txt``
+file is read as KsponSpeech under ``--format auto`` when its first line carries KsponSpeech
+marks (an ``id :: text`` line, a noise tag such as ``b/``, or a dual transcription ``)/(``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from beam_jobs.readers.base import Format, RawUtterance, corpus_of, register
+
+_KSPON_LINE_RE = re.compile(r"^\s*(\S+?)\s+::\s?(.*)$")
+
+
+def _kspon_doc(utterance_id: str) -> str:
+    """KsponSpeech has no dialogue ids; utterances of one recording folder stay in one split."""
+    path = utterance_id.replace("\\", "/")
+    return path.rsplit("/", 1)[0] if "/" in path else path.rsplit(".", 1)[0]
+
+
+def _parse_kspon(lines, source, options, fmt):
+    corpus = corpus_of(options, fmt)
+    single_file_lines: list[tuple[int, str]] = []
+    for number, line, reject in lines:
+        if reject is not None:
+            yield reject
+            continue
+        if not line.strip():
+            continue
+        match = _KSPON_LINE_RE.match(line)
+        if match is None:
+            single_file_lines.append((number, line))
+            continue
+        utterance_id, transcript = match.group(1), match.group(2)
+        yield RawUtterance(corpus, source, f"line {number}", _kspon_doc(utterance_id), 0, transcript, None, None,
+                           {"utterance_id": utterance_id})
+    # One-utterance-per-file transcripts (KsponSpeech_000001.txt): the file stem is the id.
+    stem = source.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    folder = source.replace("\\", "/").rsplit("/", 1)[0] if "/" in source else stem
+    for number, line in single_file_lines:
+        yield RawUtterance(corpus, source, f"line {number}", folder, 0, line.strip(), None, None,
+                           {"utterance_id": stem})
+
+
+
+
+def _looks_like_kspon(first_line: str) -> bool:
+    return bool(_KSPON_LINE_RE.match(first_line) or re.search(r"(^|\s)[blonu]/(\s|$)|\)/\(", first_line))
+
+
+register(Format("kspon", "lines", _parse_kspon, extensions=(".trn",), matches_first_line=_looks_like_kspon))

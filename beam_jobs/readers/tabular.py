@@ -1,0 +1,123 @@
+"""Tabular formats: JSON lines, CSV, TSV and Parquet, one record per line or row.
+
+``--text-column`` (text), ``--label-column`` (label), ``--id-column`` (id, kept in meta) and
+``--doc-id-column`` (document grouping) name the fields; line formats are streamed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+
+from beam_jobs.readers.base import (
+    DocTurns,
+    FileReject,
+    Format,
+    RawUtterance,
+    ReaderOptions,
+    Reject,
+    excerpt,
+    record_from_fields,
+    register,
+)
+
+
+def _parse_jsonl(lines, source, options, fmt):
+    turns = DocTurns()
+    for number, line, reject in lines:
+        if reject is not None:
+            yield reject
+            continue
+        if not line.strip():
+            continue
+        position = f"line {number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield Reject("malformed_json", source, position, f"invalid JSON: {error.msg}", excerpt(line))
+            continue
+        if not isinstance(obj, dict):
+            yield Reject("malformed_record", source, position,
+                         f"expected a JSON object per line, found {type(obj).__name__}", excerpt(line))
+            continue
+        yield record_from_fields(obj, source, position, options, fmt, turns)
+
+
+def _parse_delimited(lines, source, options, fmt):
+    delimiter = "," if fmt == "csv" else "\t"
+    pending_rejects: list[Reject] = []
+
+    def text_lines() -> Iterator[str]:
+        for _number, line, reject in lines:
+            if reject is not None:
+                pending_rejects.append(reject)
+                continue
+            yield line + "\n"
+
+    reader = csv.reader(text_lines(), delimiter=delimiter)
+    turns = DocTurns()
+    try:
+        header = next(reader)
+    except StopIteration:
+        yield from pending_rejects
+        yield FileReject("empty_file", source, "", "no header row")
+        return
+    except csv.Error as error:
+        yield FileReject("malformed_csv", source, "line 1", f"cannot read the header: {error}")
+        return
+    if options.text_column not in header:
+        yield from pending_rejects
+        yield FileReject("missing_column", source, "line 1",
+                     f"no '{options.text_column}' column; the header has {header[:20]}. "
+                     "Fix: pass --text-column NAME (and --label-column / --id-column).", excerpt(header))
+        return
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            yield Reject("malformed_csv", source, f"line {reader.line_num}", f"unreadable row: {error}")
+            continue
+        yield from pending_rejects
+        pending_rejects.clear()
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        position = f"line {reader.line_num}"
+        if len(row) != len(header):
+            yield Reject("malformed_row", source, position,
+                         f"expected {len(header)} fields (header), found {len(row)}", excerpt(delimiter.join(row)))
+            continue
+        yield record_from_fields(dict(zip(header, row, strict=True)), source, position, options, fmt, turns)
+    yield from pending_rejects
+
+
+def _parse_parquet(data: bytes, source: str, options: ReaderOptions, fmt: str = "parquet") -> Iterator[RawUtterance | Reject]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(io.BytesIO(data))
+    except Exception as error:  # pyarrow raises several types for corrupt files
+        yield FileReject("malformed_parquet", source, "", f"not a readable Parquet file: {error}")
+        return
+    if options.text_column not in parquet.schema_arrow.names:
+        yield FileReject("missing_column", source, "",
+                     f"no '{options.text_column}' column; found {parquet.schema_arrow.names[:20]}. "
+                     "Fix: pass --text-column NAME.")
+        return
+    turns = DocTurns()
+    row = 0
+    for batch in parquet.iter_batches(batch_size=8192):
+        for fields in batch.to_pylist():
+            yield record_from_fields(fields, source, f"row {row}", options, fmt, turns)
+            row += 1
+
+
+
+
+register(Format("jsonl", "lines", _parse_jsonl, extensions=(".jsonl", ".ndjson")))
+register(Format("csv", "lines", _parse_delimited, extensions=(".csv",)))
+register(Format("tsv", "lines", _parse_delimited, extensions=(".tsv",)))
+register(Format("parquet", "bytes", _parse_parquet, extensions=(".parquet",)))
