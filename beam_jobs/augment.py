@@ -20,54 +20,70 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.pvalue import AsDict, AsList, TaggedOutput
+from apache_beam.pvalue import TaggedOutput
 from apache_beam.utils.shared import Shared
 
 from beam_jobs import beam_io
-from beam_jobs.beam_io import REJECTS, STATS, count
+from beam_jobs.beam_io import REJECTS, STATS, Balance, count
 from beam_jobs.paraphrase import METHODS, FilterConfig, filter_candidates
 from beam_jobs.readers import Reject
-from schemas import KD, REJECTS_DIR, UTTERANCES, read_manifest
+from schemas import KD, UTTERANCES, read_manifest
 from schemas.dataset import distinct_values, part_files, validate
+from schemas.kd import POOLINGS
+from schemas.options import MalmoiError, add_options, cli_main, from_args, option, str_tuple
 from schemas.provenance import stable_id, tokenizer_hash, weights_hash
 
 LOG = logging.getLogger(__name__)
 JOB_NAME = "beam_jobs.augment"
 
 
-class AugmentError(ValueError):
+class AugmentError(MalmoiError):
     """The job cannot start: bad teacher, tokenizer, labels or options."""
 
 
-@dataclass(frozen=True)
+#: rows in = out + rejected; paraphrases generated = kept + filtered; rows written = originals + kept
+BALANCES = (
+    Balance(("records_in", "records.in"), (("records_out", "records.out"), ("records_rejected", "records.rejected."))),
+    Balance(("paraphrases_generated", "paraphrases.generated."), (("paraphrases_kept", "paraphrases.kept."),
+                                                                  ("paraphrases_filtered", "paraphrases.filtered."))),
+    Balance(("rows_written", "rows.written"), (("records_out", "records.out"), ("paraphrases_kept", "paraphrases.kept."))),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
 class AugmentConfig:
-    input: str
-    output: str
-    teacher: str
-    student_tokenizer: str
-    paraphrase: tuple[str, ...] = ()
-    paraphrase_splits: tuple[str, ...] = ("train",)
-    num_candidates: int = 2
+    """Everything that decides the kd shards; saved into the manifest."""
+
+    input: str = option(help="utterances dataset (beam_jobs.preprocess output)", metavar="DIR", required=True)
+    output: str = option(help="kd dataset folder to write", metavar="DIR", required=True)
+    teacher: str = option(help="sequence-classifier checkpoint dir (with its tokenizer)", metavar="DIR", required=True)
+    student_tokenizer: str = option(help="tokenizer dir the student will use (kd.tokenizer output)", metavar="DIR",
+                                    required=True)
+    paraphrase: tuple[str, ...] = option((), help="paraphrase method; repeat for several", repeat=True,
+                                         choices=METHODS)
+    paraphrase_splits: tuple[str, ...] = option(("train",), help="comma-separated splits to paraphrase",
+                                                parse=str_tuple)
+    num_candidates: int = option(2, help="candidates per source and method")
     filters: FilterConfig = FilterConfig()
-    mlm_model: str | None = None
-    seq2seq_model: str | None = None
-    seq2seq_prefix: str = ""
-    max_length: int = 128
-    teacher_max_length: int = 128
-    teacher_batch_size: int = 64
-    embedding_pooling: str = "mean"
-    max_chars: int = 2000
-    batch_size: int = 2048
-    seed: int = 0
-    device: str = "auto"
-    row_group_rows: int = 50_000
-    codec: str = "zstd"
-    overwrite: bool = False
+    mlm_model: str | None = option(None, help="masked-LM checkpoint for --paraphrase mlm", metavar="DIR")
+    seq2seq_model: str | None = option(None, help="seq2seq checkpoint for --paraphrase seq2seq", metavar="DIR")
+    seq2seq_prefix: str = option("", help="text put before each seq2seq input (e.g. 'paraphrase: ')")
+    max_length: int = option(128, help="student input_ids are truncated to this")
+    teacher_max_length: int = option(128, help="teacher inputs are truncated to this many tokens")
+    teacher_batch_size: int = option(64, help="rows per teacher forward pass")
+    embedding_pooling: str = option("mean", help="how teacher_embedding is pooled", choices=POOLINGS)
+    max_chars: int = option(2000, help="longer utterances are rejected")
+    batch_size: int = option(2048, help="utterances per pipeline element (sorted by length inside for the teacher)")
+    seed: int = option(0, help="seeds the paraphrasers (per source id)")
+    device: str = option("auto", help="teacher device: auto (CUDA when present), cpu, cuda")
+    row_group_rows: int = option(50_000, help="rows per Parquet row group")
+    codec: str = option("zstd", help="Parquet compression", choices=("zstd", "snappy", "gzip", "none"))
+    overwrite: bool = option(False, help="replace an existing dataset in --output")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
@@ -302,29 +318,6 @@ def check_setup(config: AugmentConfig) -> dict[str, Any]:
             "paraphrase": list(config.paraphrase), "filters": asdict(config.filters)}
 
 
-def conservation(stats: dict[str, int]) -> dict[str, Any]:
-    rejected = sum(v for k, v in stats.items() if k.startswith("records.rejected."))
-    generated = sum(v for k, v in stats.items() if k.startswith("paraphrases.generated."))
-    kept = sum(v for k, v in stats.items() if k.startswith("paraphrases.kept."))
-    filtered = sum(v for k, v in stats.items() if k.startswith("paraphrases.filtered."))
-    summary = {"records_in": stats.get("records.in", 0), "records_out": stats.get("records.out", 0),
-               "records_rejected": rejected, "paraphrases_generated": generated, "paraphrases_kept": kept,
-               "paraphrases_filtered": filtered, "rows_written": stats.get("rows.written", 0)}
-    summary["balanced"] = (summary["records_in"] == summary["records_out"] + rejected
-                           and generated == kept + filtered
-                           and summary["rows_written"] == summary["records_out"] + kept)
-    if not summary["balanced"]:
-        raise RuntimeError(f"malmoi bug: augment counts do not balance: {summary}")
-    return summary
-
-
-def _finalize(_, written, reject_files, stats, *, config: AugmentConfig, provenance: dict[str, Any]) -> str:
-    stats = dict(stats)
-    return beam_io.finalize_dataset(None, folder=config.output, spec=KD, created_by=JOB_NAME, written_files=written,
-                                    reject_files=reject_files, stats=stats, options=config.to_dict(),
-                                    provenance=provenance, conservation=conservation(stats), rows_counter="rows.written")
-
-
 def build(pipeline: beam.Pipeline, config: AugmentConfig, provenance: dict[str, Any]) -> None:
     import pyarrow.parquet as pq
 
@@ -339,72 +332,34 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, provenance: dict[str, 
     labeled = batches.batches | "TeacherAndParaphrases" >> beam.ParDo(
         LabelWithTeacherFn(config, Shared(), label_to_id)).with_outputs(REJECTS, STATS, main="rows")
     tables = labeled.rows | "CountRows" >> beam.ParDo(CountTableRowsFn()).with_outputs(STATS, main="tables")
-    written = tables.tables | "WriteShards" >> beam.io.Write(
-        beam_io.ParquetDatasetSink(config.output, KD.schema_with_metadata(provenance), config.codec,
-                                   config.row_group_rows))
-    reject_files = (
-        labeled[REJECTS]
-        | "RejectsToJson" >> beam.Map(beam_io.reject_to_json)
-        | "WriteRejects" >> beam.io.WriteToText(f"{config.output.rstrip('/')}/{REJECTS_DIR}/rejects",
-                                                file_name_suffix=".jsonl", shard_name_template="-SSSSS-of-NNNNN")
-    )
-    stats = ((batches[STATS], labeled[STATS], tables[STATS]) | "AllStats" >> beam.Flatten()
-             | "SumStats" >> beam.CombinePerKey(sum))
-    _ = (pipeline | "FinalizeTrigger" >> beam.Create([None])
-         | "WriteManifest" >> beam.Map(_finalize, AsList(written), AsList(reject_files), AsDict(stats),
-                                       config=config, provenance=provenance))
+    _ = {
+        "tables": tables.tables,
+        "rejects": labeled[REJECTS],
+        "stats": (batches[STATS], labeled[STATS], tables[STATS]) | "AllStats" >> beam.Flatten(),
+    } | "WriteDataset" >> beam_io.WriteDataset(
+        folder=config.output, spec=KD, provenance=provenance, created_by=JOB_NAME, options=config.to_dict(),
+        balances=BALANCES, rows_counter="rows.written", codec=config.codec, row_group_rows=config.row_group_rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m beam_jobs.augment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Any other option is passed to Beam.")
-    parser.add_argument("--input", required=True, help="utterances dataset (beam_jobs.preprocess output)")
-    parser.add_argument("--output", required=True, help="kd dataset folder to write")
-    parser.add_argument("--teacher", required=True, help="sequence-classifier checkpoint dir (with its tokenizer)")
-    parser.add_argument("--student-tokenizer", required=True, help="tokenizer dir the student will use")
-    parser.add_argument("--paraphrase", action="append", default=[], choices=METHODS, help="repeat for several")
-    parser.add_argument("--paraphrase-splits", default="train", help="comma-separated splits to paraphrase")
-    parser.add_argument("--num-candidates", type=int, default=2, help="candidates per source and method")
-    parser.add_argument("--max-kl", type=float, default=0.5)
-    parser.add_argument("--min-cosine", type=float, default=0.8)
-    parser.add_argument("--max-per-source", type=int, default=2)
-    parser.add_argument("--mlm-model", default=None)
-    parser.add_argument("--seq2seq-model", default=None)
-    parser.add_argument("--seq2seq-prefix", default="")
-    parser.add_argument("--max-length", type=int, default=128, help="student input_ids are truncated to this")
-    parser.add_argument("--teacher-max-length", type=int, default=128)
-    parser.add_argument("--teacher-batch-size", type=int, default=64)
-    parser.add_argument("--embedding-pooling", default="mean", choices=("mean", "cls"))
-    parser.add_argument("--max-chars", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=2048,
-                        help="utterances per pipeline element (sorted by length inside for the teacher)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--overwrite", action="store_true")
+    add_options(parser, AugmentConfig)
     return parser
 
 
 def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None):
     args, beam_args = build_parser().parse_known_args(argv)
-    config = AugmentConfig(
-        input=args.input.rstrip("/"), output=args.output.rstrip("/"), teacher=args.teacher,
-        student_tokenizer=args.student_tokenizer, paraphrase=tuple(dict.fromkeys(args.paraphrase)),
-        paraphrase_splits=tuple(s for s in args.paraphrase_splits.split(",") if s),
-        num_candidates=args.num_candidates,
-        filters=FilterConfig(args.max_kl, args.min_cosine, args.max_per_source),
-        mlm_model=args.mlm_model, seq2seq_model=args.seq2seq_model, seq2seq_prefix=args.seq2seq_prefix,
-        max_length=args.max_length, teacher_max_length=args.teacher_max_length,
-        teacher_batch_size=args.teacher_batch_size, embedding_pooling=args.embedding_pooling,
-        max_chars=args.max_chars, batch_size=args.batch_size, seed=args.seed, device=args.device,
-        overwrite=args.overwrite)
+    config = from_args(AugmentConfig, args)
+    config = replace(config, input=config.input.rstrip("/"), output=config.output.rstrip("/"))
     provenance = check_setup(config)
     beam_io.prepare_output(config.output, config.overwrite)
     return beam_io.run_job(lambda pipeline: build(pipeline, config, provenance), beam_args, test_pipeline)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return beam_io.job_main(run, argv)
+    return cli_main(run, argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Beam shells shared by the jobs: input listing, the Parquet dataset sink, side-cars, counts.
+"""The Beam shell shared by the jobs: options, input listing and parsing, counting, the Parquet
+sink, and :class:`WriteDataset` (parts + rejects + stats + conservation + manifest + ``_SUCCESS``).
 
 Everything here works on any Beam filesystem (local paths, ``gs://``), so the same job runs
 on the in-process runner and on Dataflow.
@@ -6,11 +7,11 @@ on the in-process runner and on Dataflow.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import posixpath
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -21,7 +22,9 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.pvalue import AsDict, AsList, TaggedOutput
 
+from beam_jobs.readers import RawUtterance, ReaderOptions, Reject, parse_file
 from schemas.dataset import (
     MANIFEST_NAME,
     PART_PREFIX,
@@ -48,7 +51,7 @@ _GLOB_CHARS = "*?["
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     """Standard Beam options; locally the in-process FnApiRunner unless --runner says otherwise.
 
-    Naming the runner avoids DirectRunner's attempt to download Prism (DESIGN.md §4).
+    Naming the runner avoids DirectRunner's attempt to download Prism (docs/design.md, facts).
     """
     options = PipelineOptions(beam_args)
     standard = options.view_as(StandardOptions)
@@ -64,21 +67,6 @@ def run_job(build: Any, beam_args: list[str], test_pipeline: beam.Pipeline | Non
     result = pipeline.run()
     result.wait_until_finish()
     return result
-
-
-def job_main(run: Any, argv: list[str] | None) -> int:
-    """A job's command-line entry: quiet Beam logs, and a clear one-line error (exit 2) for bad input."""
-    import sys
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("apache_beam", "root"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        run(argv)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
 
 
 # --------------------------------------------------------------------------- inputs
@@ -138,6 +126,67 @@ class ExpandInputsFn(beam.DoFn):
             yield relative_source(metadata.path, base), metadata.path
 
 
+class ParseFilesFn(beam.DoFn):
+    """(source, path) -> batches of RawUtterance; rejects and file counts on side outputs."""
+
+    def __init__(self, reader: ReaderOptions, batch_size: int) -> None:
+        self._reader = reader
+        self._batch_size = batch_size
+
+    def process(self, element: tuple[str, str]):
+        source, path = element
+        yield TaggedOutput(STATS, count("files.matched"))
+        batch: list[RawUtterance] = []
+        file_reject: Reject | None = None
+        try:
+            with FileSystems.open(path, compression_type="uncompressed") as stream:
+                for item in parse_file(stream, source, self._reader):
+                    if isinstance(item, Reject):
+                        if item.level == "file":
+                            file_reject = file_reject or item
+                        else:
+                            yield TaggedOutput(STATS, count("records.in"))
+                            yield TaggedOutput(STATS, count(f"records.rejected.{item.reason}"))
+                        yield TaggedOutput(REJECTS, item)
+                        continue
+                    batch.append(item)
+                    if len(batch) >= self._batch_size:
+                        yield TaggedOutput(STATS, count("records.in", len(batch)))
+                        yield batch
+                        batch = []
+        except OSError as error:  # unreadable file (permissions, vanished): the run goes on
+            file_reject = Reject("unreadable_file", source, "", f"cannot open or read: {error}", "", "file")
+            yield TaggedOutput(REJECTS, file_reject)
+        if batch:
+            yield TaggedOutput(STATS, count("records.in", len(batch)))
+            yield batch
+        if file_reject is not None:
+            yield TaggedOutput(STATS, count("files.rejected"))
+            yield TaggedOutput(STATS, count(f"files.rejected.{file_reject.reason}"))
+        else:
+            yield TaggedOutput(STATS, count("files.read"))
+
+
+class ReadCorpus(beam.PTransform):
+    """Input globs -> batches of RawUtterance (main output ``utterances``), with ``rejects`` and ``stats``."""
+
+    def __init__(self, inputs: Iterable[str], reader: ReaderOptions, batch_size: int) -> None:
+        super().__init__()
+        self._inputs = list(inputs)
+        self._reader = reader
+        self._batch_size = batch_size
+
+    def expand(self, pipeline):
+        return (
+            pipeline
+            | "ListInputs" >> beam.Create(self._inputs)
+            | "MatchFiles" >> beam.ParDo(ExpandInputsFn())
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "ReadAndParse" >> beam.ParDo(ParseFilesFn(self._reader, self._batch_size)).with_outputs(
+                REJECTS, STATS, main="utterances")
+        )
+
+
 # --------------------------------------------------------------------------- counting
 
 
@@ -147,8 +196,8 @@ def count(name: str, n: int = 1) -> tuple[str, int]:
     return name, n
 
 
-def reject_to_json(reject: Any) -> str:
-    return json.dumps(reject.as_dict(), ensure_ascii=False, sort_keys=True)
+def reject_to_json(reject: Reject) -> str:
+    return reject.to_json()
 
 
 # --------------------------------------------------------------------------- the Parquet sink
@@ -263,39 +312,115 @@ def write_bytes(path: str, data: bytes) -> None:
         handle.write(data)
 
 
-def finalize_dataset(
-    _: Any,
-    *,
-    folder: str,
-    spec: DatasetSpec,
-    created_by: str,
-    written_files: list[str],
-    reject_files: list[str],
-    stats: Mapping[str, int],
-    options: Mapping[str, Any],
-    provenance: Mapping[str, Any],
-    conservation: Mapping[str, Any],
-    rows_counter: str = "records.out",
-) -> str:
-    """Write ``_stats.json``, ``_manifest.json`` and, last, ``_SUCCESS``."""
-    folder = folder.rstrip("/")
-    prefix = rows_counter + "."
-    rows_per_split = {k[len(prefix):]: v for k, v in stats.items() if k.startswith(prefix)}
-    stats_doc = {
-        "counts": dict(sorted(stats.items())),
-        "conservation": dict(conservation),
-        "reject_files": sorted(posixpath.basename(f) for f in reject_files),
-    }
-    write_bytes(f"{folder}/{STATS_NAME}", dumps_json(stats_doc))
-    manifest = build_manifest(
-        spec,
-        created_by=created_by,
-        rows_per_split=rows_per_split,
-        files=[posixpath.basename(f) for f in written_files],
-        options=options,
-        provenance=provenance,
-    )
-    write_bytes(f"{folder}/{MANIFEST_NAME}", dumps_json(manifest))
-    write_bytes(f"{folder}/{SUCCESS_NAME}", b"")
-    LOG.info("wrote %s: %d rows %s", folder, manifest["num_rows"], manifest["rows_per_split"])
-    return folder
+@dataclass(frozen=True)
+class Balance:
+    """One conservation law over the job's counters: ``total == sum(parts)``.
+
+    Each term is ``(name in the summary, counter)``; a counter ending in ``.`` sums every
+    counter under that prefix (``records.rejected.`` = all reject reasons).
+    """
+
+    total: tuple[str, str]
+    parts: tuple[tuple[str, str], ...]
+
+
+def counter_value(stats: Mapping[str, int], counter: str) -> int:
+    if counter.endswith("."):
+        return sum(v for k, v in stats.items() if k.startswith(counter))
+    return int(stats.get(counter, 0))
+
+
+def conservation(stats: Mapping[str, int], balances: Iterable[Balance]) -> dict[str, Any]:
+    """Every term of ``balances`` and whether all hold; a job whose counts do not balance fails.
+
+    Raises RuntimeError (a malmoi bug, never bad input): a dataset whose counts do not add up
+    must not look finished, so this runs before ``_SUCCESS`` is written.
+    """
+    summary: dict[str, Any] = {}
+    broken = []
+    for balance in balances:
+        total = counter_value(stats, balance.total[1])
+        parts = {name: counter_value(stats, counter) for name, counter in balance.parts}
+        summary[balance.total[0]] = total
+        summary.update(parts)
+        if total != sum(parts.values()):
+            broken.append(f"{balance.total[0]} {total} != {' + '.join(f'{k} {v}' for k, v in parts.items())}")
+    summary["balanced"] = not broken
+    if broken:
+        raise RuntimeError(f"malmoi bug: counts do not balance ({'; '.join(broken)}): {summary}. "
+                           "Please report it with the input.")
+    return summary
+
+
+class WriteRejects(beam.PTransform):
+    """Reject records -> ``FOLDER/rejects-SSSSS-of-NNNNN.jsonl`` (a dataset's ``_rejects/``); outputs the file names."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self._folder = folder.rstrip("/")
+
+    def expand(self, rejects):
+        return (rejects
+                | "RejectsToJson" >> beam.Map(reject_to_json)
+                | "WriteRejectLines" >> beam.io.WriteToText(f"{self._folder}/rejects",
+                                                            file_name_suffix=".jsonl",
+                                                            shard_name_template="-SSSSS-of-NNNNN"))
+
+
+class SumStats(beam.PTransform):
+    """Several ``(counter, n)`` collections -> one ``(counter, total)`` per counter."""
+
+    def expand(self, parts):
+        return parts | "AllStats" >> beam.Flatten() | "SumCounters" >> beam.CombinePerKey(sum)
+
+
+class WriteDataset(beam.PTransform):
+    """A whole dataset folder: part files, ``_rejects/``, ``_stats.json`` (counts + conservation),
+    ``_manifest.json`` and, last, ``_SUCCESS``.
+
+    Input: ``{"tables": Arrow tables, "rejects": Reject records, "stats": (counter, n) pairs}``
+    (flatten several collections of rejects or stats first).
+    ``balances`` are the job's conservation laws; ``rows_counter`` names the counter of written
+    rows (``<rows_counter>.<split>`` gives the manifest's rows per split).
+    """
+
+    def __init__(self, *, folder: str, spec: DatasetSpec, provenance: Mapping[str, Any], created_by: str,
+                 options: Mapping[str, Any], balances: tuple[Balance, ...], rows_counter: str = "records.out",
+                 codec: str = "zstd", row_group_rows: int = 50_000) -> None:
+        super().__init__()
+        self._folder = folder.rstrip("/")
+        self._spec = spec
+        self._provenance = dict(provenance)
+        self._created_by = created_by
+        self._options = dict(options)
+        self._balances = balances
+        self._rows_counter = rows_counter
+        self._codec = codec
+        self._row_group_rows = row_group_rows
+
+    def expand(self, inputs):
+        sink = ParquetDatasetSink(self._folder, self._spec.schema_with_metadata(self._provenance), self._codec,
+                                  self._row_group_rows)
+        written = inputs["tables"] | "WriteParts" >> beam.io.Write(sink)
+        reject_files = inputs["rejects"] | "WriteRejects" >> WriteRejects(f"{self._folder}/{REJECTS_DIR}")
+        stats = inputs["stats"] | "SumCounters" >> beam.CombinePerKey(sum)
+        return (inputs["tables"].pipeline
+                | "FinalizeTrigger" >> beam.Create([None])
+                | "WriteManifest" >> beam.Map(self._finalize, AsList(written), AsList(reject_files), AsDict(stats)))
+
+    def _finalize(self, _: Any, written_files: list[str], reject_files: list[str], stats: Mapping[str, int]) -> str:
+        """Write ``_stats.json``, ``_manifest.json`` and, last, ``_SUCCESS``."""
+        stats = dict(stats)
+        summary = conservation(stats, self._balances)
+        prefix = self._rows_counter + "."
+        rows_per_split = {k[len(prefix):]: v for k, v in stats.items() if k.startswith(prefix)}
+        stats_doc = {"counts": dict(sorted(stats.items())), "conservation": summary,
+                     "reject_files": sorted(posixpath.basename(f) for f in reject_files)}
+        write_bytes(f"{self._folder}/{STATS_NAME}", dumps_json(stats_doc))
+        manifest = build_manifest(self._spec, created_by=self._created_by, rows_per_split=rows_per_split,
+                                  files=[posixpath.basename(f) for f in written_files], options=self._options,
+                                  provenance=self._provenance)
+        write_bytes(f"{self._folder}/{MANIFEST_NAME}", dumps_json(manifest))
+        write_bytes(f"{self._folder}/{SUCCESS_NAME}", b"")
+        LOG.info("wrote %s: %d rows %s", self._folder, manifest["num_rows"], manifest["rows_per_split"])
+        return self._folder

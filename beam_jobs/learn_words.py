@@ -1,7 +1,8 @@
 """``python -m beam_jobs.learn_words``: learn soynlp word scores from a corpus, at corpus scale.
 
 read -> parse -> normalize -> count L/R substrings per batch -> combine across workers ->
-prune -> score with soynlp -> one JSON artifact. The preprocess job applies it with
+prune -> score with soynlp -> one JSON artifact (with the job's counts and their conservation;
+unreadable files and records go to ``<output name>_rejects/``). The preprocess job applies it with
 ``--tokenizer soynlp --word-scores FILE``. Takes the same reader options as preprocess and
 any standard Beam option (Dataflow included).
 """
@@ -10,15 +11,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import posixpath
 import sys
 import zlib
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import apache_beam as beam
+from apache_beam.pvalue import AsDict, AsList, TaggedOutput
 
-from beam_jobs import beam_io, preprocess
-from beam_jobs.cli import add_reader_arguments, normalizer_config, reader_options
+from beam_jobs import beam_io
+from beam_jobs.beam_io import REJECTS, STATS, Balance
+from beam_jobs.preprocess import inputs_option, normalizer_option
 from beam_jobs.readers import RawUtterance, ReaderOptions
 from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
 from beam_jobs.text.word_scores import (
@@ -28,22 +32,37 @@ from beam_jobs.text.word_scores import (
     prune,
     scores_from_counts,
 )
+from schemas.options import add_options, cli_main, from_args, option
 
 LOG = logging.getLogger(__name__)
 NUM_SHARDS = 16
+#: every utterance read is counted or rejected; every file read or rejected
+BALANCES = (
+    Balance(("records_in", "records.in"), (("records_counted", "sentences.counted"),
+                                           ("records_rejected", "records.rejected."))),
+    Balance(("files_matched", "files.matched"), (("files_read", "files.read"), ("files_rejected", "files.rejected"))),
+)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LearnWordsConfig:
-    inputs: tuple[str, ...]
-    output: str
+    """Everything that decides the word scores; saved in the artifact."""
+
+    inputs: tuple[str, ...] = inputs_option()
+    output: str = option(help="word-scores JSON to write; rejects go to OUTPUT's folder under <name>_rejects/",
+                         metavar="FILE", required=True)
     reader: ReaderOptions = ReaderOptions()
-    normalizer: NormalizerConfig = NormalizerConfig()
-    min_count: int = 5
-    max_left_length: int = 10
-    max_right_length: int = 6
-    min_cohesion_forward: float = 0.05
-    batch_size: int = 2000
+    normalizer: NormalizerConfig = normalizer_option()
+    min_count: int = option(5, help="minimum substring frequency")
+    max_left_length: int = option(10, help="longest left substring counted")
+    max_right_length: int = option(6, help="longest right substring counted")
+    min_cohesion_forward: float = option(0.05, help="words below this cohesion are not scored")
+    batch_size: int = option(2000, help="utterances per pipeline element")
+
+    @property
+    def rejects_folder(self) -> str:
+        return self.output.rsplit(".", 1)[0] + "_rejects" if "." in posixpath.basename(self.output) \
+            else self.output + "_rejects"
 
 
 class CountSubstringsFn(beam.DoFn):
@@ -59,7 +78,7 @@ class CountSubstringsFn(beam.DoFn):
     def process(self, batch: list[RawUtterance]):
         normalize = self._normalizer.normalize  # type: ignore[union-attr]
         sentences = (hangul_words(normalize(raw.text, raw.corpus)[0]) for raw in batch)
-        beam_io.count("sentences.counted", len(batch))
+        yield TaggedOutput(STATS, beam_io.count("sentences.counted", len(batch)))
         counts = count_substrings(sentences, self._config.max_left_length, self._config.max_right_length)
         # One element per shard and batch, not per substring: Beam's per-element cost would
         # dominate otherwise. A substring always lands in the same shard, so shards can be
@@ -90,63 +109,57 @@ class MergeCountersFn(beam.CombineFn):
         return accumulator
 
 
-def write_artifact(shards: list[dict], config: LearnWordsConfig) -> str:
+def write_artifact(shards: list[dict], stats: dict[str, int], config: LearnWordsConfig) -> str:
+    """Score the combined counts and write the artifact, with the job's counts and conservation."""
     counts = {}
     for shard in shards:
         counts.update(shard)
+    summary = beam_io.conservation(stats, BALANCES)
     scores = scores_from_counts(counts, min_count=config.min_count, max_left_length=config.max_left_length,
                                 max_right_length=config.max_right_length,
                                 min_cohesion_forward=config.min_cohesion_forward)
     info = {"learned_from": list(config.inputs), "normalizer_hash": config.normalizer.hash(),
-            "options": {k: v for k, v in asdict(config).items() if k not in ("inputs", "output", "reader")}}
+            "options": {k: v for k, v in asdict(config).items() if k not in ("inputs", "output", "reader")},
+            "counts": dict(sorted(stats.items())), "conservation": summary, "rejects": config.rejects_folder}
     beam_io.write_bytes(config.output, artifact_bytes(scores, info))
     LOG.info("wrote %d word scores to %s", len(scores), config.output)
     return config.output
 
 
 def build(pipeline: beam.Pipeline, config: LearnWordsConfig) -> None:
-    batches = (
-        pipeline
-        | "ListInputs" >> beam.Create(list(config.inputs))
-        | "MatchFiles" >> beam.ParDo(beam_io.ExpandInputsFn())
-        | "SpreadFiles" >> beam.Reshuffle()
-        | "ReadAndParse" >> beam.ParDo(preprocess.ParseFilesFn(config.reader, config.batch_size)).with_outputs(
-            beam_io.REJECTS, beam_io.STATS, main="utterances")
-    ).utterances
-    counts = (
-        batches
-        | "CountSubstrings" >> beam.ParDo(CountSubstringsFn(config))
+    parsed = pipeline | "ReadCorpus" >> beam_io.ReadCorpus(config.inputs, config.reader, config.batch_size)
+    counted = parsed.utterances | "CountSubstrings" >> beam.ParDo(CountSubstringsFn(config)).with_outputs(
+        STATS, main="shards")
+    shards = (
+        counted.shards
         | "SumCounts" >> beam.CombinePerKey(MergeCountersFn())
         | "Prune" >> beam.Map(lambda kv, m: prune(kv[1], m), config.min_count)
         | "CollectShards" >> beam.combiners.ToList()
     )
-    _ = counts | "ScoreAndWrite" >> beam.Map(write_artifact, config=config)
+    reject_files = parsed[REJECTS] | "WriteRejects" >> beam_io.WriteRejects(config.rejects_folder)
+    stats = (parsed[STATS], counted[STATS]) | "Stats" >> beam_io.SumStats()
+    _ = shards | "ScoreAndWrite" >> beam.Map(
+        lambda shards_, stats_, _files: write_artifact(shards_, dict(stats_), config),
+        AsDict(stats), AsList(reject_files))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m beam_jobs.learn_words", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_reader_arguments(parser)
-    parser.add_argument("--output", required=True, metavar="FILE", help="word-scores JSON to write")
-    parser.add_argument("--min-count", type=int, default=5, help="minimum substring frequency")
-    parser.add_argument("--max-left-length", type=int, default=10)
-    parser.add_argument("--max-right-length", type=int, default=6)
-    parser.add_argument("--min-cohesion-forward", type=float, default=0.05)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Any other option is passed to Beam.")
+    add_options(parser, LearnWordsConfig)
     return parser
 
 
 def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None):
     args, beam_args = build_parser().parse_known_args(argv)
-    config = LearnWordsConfig(
-        inputs=tuple(beam_io.check_inputs(args.input)), output=args.output, reader=reader_options(args),
-        normalizer=normalizer_config(args), min_count=args.min_count, max_left_length=args.max_left_length,
-        max_right_length=args.max_right_length, min_cohesion_forward=args.min_cohesion_forward,
-    )
+    config = from_args(LearnWordsConfig, args)
+    config = replace(config, inputs=tuple(beam_io.check_inputs(config.inputs)))
     return beam_io.run_job(lambda pipeline: build(pipeline, config), beam_args, test_pipeline)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return beam_io.job_main(run, argv)
+    return cli_main(run, argv)
 
 
 if __name__ == "__main__":

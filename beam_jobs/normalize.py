@@ -12,32 +12,36 @@ import argparse
 import io
 import json
 import sys
+from dataclasses import dataclass
 
 from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
+from schemas.options import add_options, from_args, option
+
+
+@dataclass(frozen=True, kw_only=True)
+class NormalizeConfig:
+    normalizer: NormalizerConfig = option(NormalizerConfig(), help="a NormalizerConfig as JSON", flag="--config",
+                                          parse=NormalizerConfig.from_file, metavar="JSON")
+    edits: bool = option(False, help="print JSON lines with the text and its edits")
+    corpus: str | None = option(None, help="enable corpus-specific rules, e.g. kspon")
+    print_config: bool = option(False, help="print the resolved config and its hash")
 
 
 def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m beam_jobs.normalize", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=None, help="a NormalizerConfig as JSON")
-    parser.add_argument("--edits", action="store_true", help="print JSON lines with the text and its edits")
-    parser.add_argument("--corpus", default=None, help="enable corpus-specific rules, e.g. kspon")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and its hash")
-    args = parser.parse_args(argv)
-    try:
-        config = NormalizerConfig.from_file(args.config) if args.config else NormalizerConfig()
-    except (OSError, ValueError) as error:
-        print(f"error: --config {args.config}: {error}", file=sys.stderr)
-        return 2
+    add_options(parser, NormalizeConfig)
+    config = from_args(NormalizeConfig, parser.parse_args(argv))
     stdin = stdin or io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
     stdout = stdout or sys.stdout
-    if args.print_config:
-        stdout.write(json.dumps({"config": config.to_dict(), "hash": config.hash()}, ensure_ascii=False) + "\n")
+    if config.print_config:
+        stdout.write(json.dumps({"config": config.normalizer.to_dict(), "hash": config.normalizer.hash()},
+                                ensure_ascii=False) + "\n")
         return 0
-    normalizer = Normalizer(config)
+    normalizer = Normalizer(config.normalizer)
     for line in stdin:
-        text, edits = normalizer.normalize(line.rstrip("\n"), args.corpus)
-        if args.edits:
+        text, edits = normalizer.normalize(line.rstrip("\n"), config.corpus)
+        if config.edits:
             stdout.write(json.dumps({"text": text, "edits": [e.as_dict() for e in edits]}, ensure_ascii=False) + "\n")
         else:
             stdout.write(text + "\n")

@@ -25,6 +25,7 @@ import numpy as np
 
 from beam_jobs.text import lexicons
 from beam_jobs.text.hangul import ends_in_consonant
+from schemas.options import option
 from schemas.provenance import stable_seed
 
 METHODS = ("colloquial", "eda", "mlm", "seq2seq")
@@ -270,10 +271,10 @@ class Seq2SeqParaphraser:
 class FilterConfig:
     """A candidate is kept when the teacher agrees with itself on the source."""
 
-    max_kl: float = 0.5  # KL(teacher(source) || teacher(candidate)), nats
-    min_cosine: float = 0.8  # cosine of the teacher embeddings
-    max_per_source: int = 2
-    require_same_label: bool = True
+    max_kl: float = option(0.5, help="most KL(teacher(source) || teacher(candidate)) kept, nats")
+    min_cosine: float = option(0.8, help="least cosine of the teacher embeddings kept")
+    max_per_source: int = option(2, help="most paraphrases kept per source")
+    require_same_label: bool = True  # the teacher's argmax must not change
 
 
 def filter_candidates(source_logits: np.ndarray, source_embedding: np.ndarray, logits: np.ndarray,

@@ -12,95 +12,72 @@ runs it on Dataflow unchanged. Work moves through the pipeline in batches of utt
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
-import logging
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.pvalue import AsDict, AsList, TaggedOutput
+from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms.util import BatchElements
 
 from beam_jobs import beam_io
-from beam_jobs.beam_io import REJECTS, STATS, count
-from beam_jobs.cli import add_reader_arguments, normalizer_config, reader_options
-from beam_jobs.readers import RawUtterance, ReaderOptions, Reject, parse_file
-from beam_jobs.records import RowBuilder, RowOptions, SplitRatios
+from beam_jobs.beam_io import REJECTS, STATS, Balance, count
+from beam_jobs.readers import RawUtterance, ReaderOptions, Reject
+from beam_jobs.records import RowBuilder, RowOptions
 from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
 from beam_jobs.text.tokenizer import Tokenizer, TokenizerConfig
-from schemas import REJECTS_DIR, UTTERANCES
+from schemas import UTTERANCES
+from schemas.options import add_options, cli_main, from_args, option
 
-LOG = logging.getLogger(__name__)
 JOB_NAME = "beam_jobs.preprocess"
 
+#: rows in = out + rejected + deduplicated; files matched = read + rejected
+BALANCES = (
+    Balance(("records_in", "records.in"), (("records_out", "records.out"), ("records_rejected", "records.rejected."),
+                                           ("records_deduplicated", "records.deduplicated"))),
+    Balance(("files_matched", "files.matched"), (("files_read", "files.read"), ("files_rejected", "files.rejected"))),
+)
 
-@dataclass(frozen=True)
+
+def normalizer_option() -> Any:
+    """The ``--normalizer-config JSON`` option shared by the jobs that normalize."""
+    return option(NormalizerConfig(), help="a NormalizerConfig as JSON (see beam_jobs.text.config)",
+                  flag="--normalizer-config", parse=NormalizerConfig.from_file, metavar="JSON")
+
+
+def inputs_option() -> Any:
+    return option(help="file, folder or glob; repeat for several (quote globs)", flag="--input", repeat=True,
+                  metavar="GLOB", required=True)
+
+
+@dataclass(frozen=True, kw_only=True)
 class PreprocessConfig:
     """Everything that decides the job's output; saved into the manifest."""
 
-    inputs: tuple[str, ...]
-    output: str
+    inputs: tuple[str, ...] = inputs_option()
+    output: str = option(help="dataset folder to write", metavar="DIR", required=True)
     reader: ReaderOptions = ReaderOptions()
-    normalizer: NormalizerConfig = NormalizerConfig()
+    normalizer: NormalizerConfig = normalizer_option()
     tokenizer: TokenizerConfig = TokenizerConfig()
     rows: RowOptions = RowOptions()
-    dedup: bool = False
-    kiwi_morphs: bool = False
-    batch_size: int = 2000
-    row_group_rows: int = 50_000
-    codec: str = "zstd"
-    overwrite: bool = False
+    dedup: bool = option(False, help="drop exact duplicates of normalized text (off by default: short turns "
+                         "such as 네 repeat legitimately inside dialogues)")
+    kiwi_morphs: bool = option(False, help="add the Kiwi morphs column (slow)")
+    batch_size: int = option(2000, help="utterances per pipeline element")
+    row_group_rows: int = option(50_000, help="rows per Parquet row group")
+    codec: str = option("zstd", help="Parquet compression", choices=("zstd", "snappy", "gzip", "none"))
+    overwrite: bool = option(False, help="replace an existing dataset in --output")
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self), default=str))
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
 
 # --------------------------------------------------------------------------- DoFns (thin shells)
 
-
-class ParseFilesFn(beam.DoFn):
-    """(source, path) -> batches of RawUtterance; rejects and file counts on side outputs."""
-
-    def __init__(self, reader: ReaderOptions, batch_size: int) -> None:
-        self._reader = reader
-        self._batch_size = batch_size
-
-    def process(self, element: tuple[str, str]):
-        from apache_beam.io.filesystems import FileSystems
-
-        source, path = element
-        yield TaggedOutput(STATS, count("files.matched"))
-        batch: list[RawUtterance] = []
-        file_reject: Reject | None = None
-        try:
-            with FileSystems.open(path, compression_type="uncompressed") as stream:
-                for item in parse_file(stream, source, self._reader):
-                    if isinstance(item, Reject):
-                        if item.level == "file":
-                            file_reject = file_reject or item
-                        else:
-                            yield TaggedOutput(STATS, count("records.in"))
-                            yield TaggedOutput(STATS, count(f"records.rejected.{item.reason}"))
-                        yield TaggedOutput(REJECTS, item)
-                        continue
-                    batch.append(item)
-                    if len(batch) >= self._batch_size:
-                        yield TaggedOutput(STATS, count("records.in", len(batch)))
-                        yield batch
-                        batch = []
-        except OSError as error:  # unreadable file (permissions, vanished): the run goes on
-            file_reject = Reject("unreadable_file", source, "", f"cannot open or read: {error}", "", "file")
-            yield TaggedOutput(REJECTS, file_reject)
-        if batch:
-            yield TaggedOutput(STATS, count("records.in", len(batch)))
-            yield batch
-        if file_reject is not None:
-            yield TaggedOutput(STATS, count("files.rejected"))
-            yield TaggedOutput(STATS, count(f"files.rejected.{file_reject.reason}"))
-        else:
-            yield TaggedOutput(STATS, count("files.read"))
+ParseFilesFn = beam_io.ParseFilesFn  # where it lived before the shared shell; learn_words reads the same way
 
 
 class BuildRowsFn(beam.DoFn):
@@ -165,46 +142,6 @@ class Deduplicate(beam.PTransform):
         return rebatched, kept[STATS]
 
 
-# --------------------------------------------------------------------------- conservation
-
-
-def conservation(stats: dict[str, int]) -> dict[str, Any]:
-    """rows in = rows out + rejected + deduplicated (records), matched = read + rejected (files)."""
-    rejected = sum(v for k, v in stats.items() if k.startswith("records.rejected."))
-    summary = {
-        "records_in": stats.get("records.in", 0),
-        "records_out": stats.get("records.out", 0),
-        "records_rejected": rejected,
-        "records_deduplicated": stats.get("records.deduplicated", 0),
-        "files_matched": stats.get("files.matched", 0),
-        "files_read": stats.get("files.read", 0),
-        "files_rejected": stats.get("files.rejected", 0),
-    }
-    summary["balanced"] = (
-        summary["records_in"] == summary["records_out"] + rejected + summary["records_deduplicated"]
-        and summary["files_matched"] == summary["files_read"] + summary["files_rejected"]
-    )
-    if not summary["balanced"]:
-        raise RuntimeError(f"malmoi bug: counts do not balance: {summary}. Please report it with the input.")
-    return summary
-
-
-def _finalize(_, written_files, reject_files, stats, *, config: PreprocessConfig, provenance):
-    stats = dict(stats)
-    return beam_io.finalize_dataset(
-        None,
-        folder=config.output,
-        spec=UTTERANCES,
-        created_by=JOB_NAME,
-        written_files=written_files,
-        reject_files=reject_files,
-        stats=stats,
-        options=config.to_dict(),
-        provenance=provenance,
-        conservation=conservation(stats),
-    )
-
-
 # --------------------------------------------------------------------------- the pipeline
 
 
@@ -221,18 +158,7 @@ def provenance_of(config: PreprocessConfig) -> dict[str, Any]:
 
 def build(pipeline: beam.Pipeline, config: PreprocessConfig) -> None:
     """Add the preprocess steps to ``pipeline``."""
-    provenance = provenance_of(config)
-    schema = UTTERANCES.schema_with_metadata(provenance)
-
-    files = (
-        pipeline
-        | "ListInputs" >> beam.Create(list(config.inputs))
-        | "MatchFiles" >> beam.ParDo(beam_io.ExpandInputsFn())
-        | "SpreadFiles" >> beam.Reshuffle()
-    )
-    parsed = files | "ReadAndParse" >> beam.ParDo(ParseFilesFn(config.reader, config.batch_size)).with_outputs(
-        REJECTS, STATS, main="utterances"
-    )
+    parsed = pipeline | "ReadCorpus" >> beam_io.ReadCorpus(config.inputs, config.reader, config.batch_size)
     built = parsed.utterances | "NormalizeTokenizeSplit" >> beam.ParDo(BuildRowsFn(config)).with_outputs(
         REJECTS, STATS, main="rows"
     )
@@ -245,26 +171,13 @@ def build(pipeline: beam.Pipeline, config: PreprocessConfig) -> None:
         STATS, main="tables"
     )
     stats_parts.append(tables[STATS])
-    written = tables.tables | "WriteShards" >> beam.io.Write(
-        beam_io.ParquetDatasetSink(config.output, schema, config.codec, config.row_group_rows)
-    )
-    reject_files = (
-        (parsed[REJECTS], built[REJECTS])
-        | "AllRejects" >> beam.Flatten()
-        | "RejectsToJson" >> beam.Map(beam_io.reject_to_json)
-        | "WriteRejects" >> beam.io.WriteToText(
-            f"{config.output.rstrip('/')}/{REJECTS_DIR}/rejects", file_name_suffix=".jsonl",
-            shard_name_template="-SSSSS-of-NNNNN",
-        )
-    )
-    stats = stats_parts | "AllStats" >> beam.Flatten() | "SumStats" >> beam.CombinePerKey(sum)
-    _ = (
-        pipeline
-        | "FinalizeTrigger" >> beam.Create([None])
-        | "WriteManifest" >> beam.Map(
-            _finalize, AsList(written), AsList(reject_files), AsDict(stats), config=config, provenance=provenance
-        )
-    )
+    _ = {
+        "tables": tables.tables,
+        "rejects": (parsed[REJECTS], built[REJECTS]) | "AllRejects" >> beam.Flatten(),
+        "stats": stats_parts | "AllStats" >> beam.Flatten(),
+    } | "WriteDataset" >> beam_io.WriteDataset(
+        folder=config.output, spec=UTTERANCES, provenance=provenance_of(config), created_by=JOB_NAME,
+        options=config.to_dict(), balances=BALANCES, codec=config.codec, row_group_rows=config.row_group_rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,53 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Any other option is passed to Beam (e.g. --runner, --project, --region, "
         "--temp_location, --setup_file, --direct_num_workers).",
     )
-    add_reader_arguments(parser)
-    parser.add_argument("--output", required=True, metavar="DIR", help="dataset folder to write")
-    parser.add_argument("--tokenizer", default="whitespace", choices=("whitespace", "soynlp"))
-    parser.add_argument("--word-scores", default=None, help="word-scores file from beam_jobs.learn_words")
-    parser.add_argument("--soynlp-tokenizer", default="ltokenizer", choices=("ltokenizer", "maxscore"))
-    parser.add_argument("--kiwi-morphs", action="store_true", help="add the Kiwi morphs column (slow)")
-    parser.add_argument("--dedup", action="store_true",
-                        help="drop exact duplicates of normalized text (off by default: short turns such "
-                        "as 네 repeat legitimately inside dialogues)")
-    parser.add_argument("--split-ratios", default="0.8,0.1,0.1", help="train,valid,test fractions of documents")
-    parser.add_argument("--split-seed", default="", help="changes the document -> split assignment")
-    parser.add_argument("--max-chars", type=int, default=2000, help="longer utterances are rejected")
-    parser.add_argument("--batch-size", type=int, default=2000, help="utterances per pipeline element")
-    parser.add_argument("--row-group-rows", type=int, default=50_000)
-    parser.add_argument("--codec", default="zstd", choices=("zstd", "snappy", "gzip", "none"))
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --output")
+    add_options(parser, PreprocessConfig)
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
-    return PreprocessConfig(
-        inputs=tuple(args.input),
-        output=args.output.rstrip("/"),
-        reader=reader_options(args),
-        normalizer=normalizer_config(args),
-        tokenizer=TokenizerConfig(args.tokenizer, args.soynlp_tokenizer, args.word_scores),
-        rows=RowOptions(SplitRatios.parse(args.split_ratios), args.split_seed, args.max_chars),
-        dedup=args.dedup,
-        kiwi_morphs=args.kiwi_morphs,
-        batch_size=args.batch_size,
-        row_group_rows=args.row_group_rows,
-        codec=args.codec,
-        overwrite=args.overwrite,
-    )
+    config = from_args(PreprocessConfig, args)
+    return dataclasses.replace(config, output=config.output.rstrip("/"))
 
 
 def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None):
     """Parse ``argv``, build the pipeline and run it to completion. Returns the Beam result."""
     args, beam_args = build_parser().parse_known_args(argv)
     config = config_from_args(args)
-    config = PreprocessConfig(**{**config.__dict__, "inputs": tuple(beam_io.check_inputs(config.inputs))})
+    config = dataclasses.replace(config, inputs=tuple(beam_io.check_inputs(config.inputs)))
     beam_io.prepare_output(config.output, config.overwrite)
     return beam_io.run_job(lambda pipeline: build(pipeline, config), beam_args, test_pipeline)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return beam_io.job_main(run, argv)
+    return cli_main(run, argv)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any
 from beam_jobs.readers import RawUtterance, Reject
 from beam_jobs.text.normalizer import Normalizer
 from beam_jobs.text.tokenizer import Tokenizer
+from schemas.options import option
 from schemas.provenance import stable_id, stable_unit
 
 
@@ -44,9 +45,10 @@ class SplitRatios:
         if len(parts) != 3:
             raise ValueError(f"--split-ratios: expected 'train,valid,test' such as 0.8,0.1,0.1; found {text!r}")
         try:
-            return cls(*(float(p) for p in parts))
+            values = [float(p) for p in parts]
         except ValueError as error:
             raise ValueError(f"--split-ratios: expected three numbers, found {text!r} ({error})") from error
+        return cls(*values)
 
 
 def assign_split(corpus: str, doc_id: str, ratios: SplitRatios, seed: str = "") -> str:
@@ -63,9 +65,10 @@ def assign_split(corpus: str, doc_id: str, ratios: SplitRatios, seed: str = "") 
 class RowOptions:
     """Per-row limits and the split policy."""
 
-    ratios: SplitRatios = SplitRatios()
-    split_seed: str = ""
-    max_chars: int = 2000
+    ratios: SplitRatios = option(SplitRatios(), help="train,valid,test fractions of documents (default: 0.8,0.1,0.1)",
+                                 flag="--split-ratios", parse=SplitRatios.parse)
+    split_seed: str = option("", help="changes the document -> split assignment")
+    max_chars: int = option(2000, help="longer utterances are rejected")
 
 
 class RowBuilder:

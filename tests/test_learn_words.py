@@ -32,3 +32,21 @@ def test_job_writes_scores_and_preprocess_applies_them(tmp_path):
     assert list(row["tokens"])[:2] == ["영화", "가"]
     manifest = json.loads((out / "_manifest.json").read_text(encoding="utf-8"))
     assert manifest["provenance"]["tokenizer_config"]["method"] == "soynlp"
+
+
+def test_bad_files_and_records_are_counted_and_rejected_not_dropped(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.txt").write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
+    (corpus / "binary.txt").write_bytes(b"\x00\x01\x02 not text")
+    (corpus / "lines.jsonl").write_text('{"text": "영화 정말 재밌다"}\n{not json\n', encoding="utf-8")
+    scores_path = tmp_path / "scores.json"
+    learn_words.run(["--input", str(corpus), "--output", str(scores_path), "--min-count", "3",
+                     "--runner", "FnApiRunner"])
+    artifact = json.loads(scores_path.read_text(encoding="utf-8"))
+    conservation = artifact["conservation"]
+    assert (conservation["files_matched"], conservation["files_read"], conservation["files_rejected"]) == (3, 2, 1)
+    assert conservation["records_in"] == len(CORPUS) + 2 and conservation["records_rejected"] == 1
+    rejects = [json.loads(line) for path in (tmp_path / "scores_rejects").glob("*.jsonl")
+               for line in path.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["reason"] for r in rejects) == ["malformed_json", "undecodable_file"]

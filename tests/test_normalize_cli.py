@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from beam_jobs import normalize
 
 
@@ -30,7 +32,9 @@ def test_config_file_and_bad_config(tmp_path):
     normalize.main(["--config", str(config)], stdin=io.StringIO("ㅋㅋㅋㅋㅋ\n"), stdout=out)
     assert out.getvalue() == "ㅋㅋㅋ\n"
     config.write_text('{"max_laugh": 3}', encoding="utf-8")
-    assert normalize.main(["--config", str(config)], stdin=io.StringIO(""), stdout=io.StringIO()) == 2
+    with pytest.raises(SystemExit) as stopped:  # argparse's usage error, exit status 2
+        normalize.main(["--config", str(config)], stdin=io.StringIO(""), stdout=io.StringIO())
+    assert stopped.value.code == 2
 
 
 def test_runs_as_a_module_in_a_shell():

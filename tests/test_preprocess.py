@@ -178,9 +178,11 @@ def test_input_matching_nothing_is_a_clear_error(tmp_path):
         run_preprocess([tmp_path / "nothing*.json"], tmp_path / "out", *RUNNER)
 
 
-def test_bad_split_ratios_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="summing to 1"):
+def test_bad_split_ratios_are_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
         run_preprocess([ROOT / "data" / "samples"], tmp_path / "out", "--split-ratios", "0.8,0.3,0.1")
+    assert stopped.value.code == 2 and "summing to 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 # --------------------------------------------------------------------------- Dataflow readiness
@@ -193,7 +195,7 @@ def test_dataflow_options_parse_unchanged():
             "--project", "my-project", "--region", "asia-northeast3", "--temp_location", "gs://bucket/tmp",
             "--setup_file", "./setup.py", "--max_num_workers", "8"]
     args, beam_args = preprocess.build_parser().parse_known_args(argv)
-    assert args.input == ["gs://bucket/nikl/*.json"]
+    assert preprocess.config_from_args(args).inputs == ("gs://bucket/nikl/*.json",)
     options = preprocess.beam_io.pipeline_options(beam_args)
     assert options.view_as(StandardOptions).runner == "DataflowRunner"
     cloud = options.view_as(GoogleCloudOptions)

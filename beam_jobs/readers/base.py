@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, NamedTuple
 
+from schemas.options import option
 from schemas.rejects import FileReject, Reject
 
 __all__ = ["FileReject", "Format", "RawUtterance", "ReaderOptions", "Reject", "register"]
@@ -85,12 +86,12 @@ def format_names() -> tuple[str, ...]:
 class ReaderOptions:
     """How to read files: the format and, for tabular formats, which columns mean what."""
 
-    format: str = "auto"
-    text_column: str = "text"
-    label_column: str | None = "label"
-    id_column: str | None = "id"
-    doc_id_column: str | None = None
-    corpus_name: str | None = None
+    format: str = option("auto", help="input format; auto: by extension, .json by structure", choices=format_names)
+    text_column: str = option("text", help="jsonl/csv/tsv/parquet/xlsx: the text field")
+    label_column: str | None = option("label", help="jsonl/csv/tsv/parquet/xlsx: the label field, used when present")
+    id_column: str | None = option("id", help="jsonl/csv/tsv/parquet: a record id field (kept in meta), used when present")
+    doc_id_column: str | None = option(None, help="field grouping rows into documents/dialogues (they share a split)")
+    corpus_name: str | None = option(None, help="value of the corpus column (default: the format)")
 
     def __post_init__(self) -> None:
         if self.format not in format_names():

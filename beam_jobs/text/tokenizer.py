@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from beam_jobs.text.hangul import is_syllable
 from beam_jobs.text.pieces import PIECE_RE, pieces
@@ -24,9 +24,13 @@ __all__ = ["PIECE_RE", "Tokenizer", "TokenizerConfig", "pieces"]
 class TokenizerConfig:
     """How Hangul runs are split. ``scores_path`` points at a word-scores artifact."""
 
-    method: str = "whitespace"  # "whitespace" or "soynlp"
-    soynlp_tokenizer: str = "ltokenizer"  # "ltokenizer" or "maxscore"
-    scores_path: str | None = None
+    # plain field metadata: the jobs' command lines are generated from it (schemas.options)
+    method: str = field(default="whitespace", metadata={
+        "help": "how Hangul runs are split into words", "flag": "--tokenizer", "choices": ("whitespace", "soynlp")})
+    soynlp_tokenizer: str = field(default="ltokenizer", metadata={
+        "help": "soynlp's splitter for --tokenizer soynlp", "choices": ("ltokenizer", "maxscore")})
+    scores_path: str | None = field(default=None, metadata={
+        "help": "word-scores file from beam_jobs.learn_words (for --tokenizer soynlp)", "flag": "--word-scores"})
 
     def __post_init__(self) -> None:
         if self.method not in ("whitespace", "soynlp"):
