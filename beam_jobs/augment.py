@@ -96,8 +96,6 @@ class _Models:
     """Teacher, student tokenizer and paraphrasers of one worker process (shared by its threads)."""
 
     def __init__(self, config: AugmentConfig) -> None:
-        from transformers import AutoTokenizer
-
         from beam_jobs.paraphrase import (
             ColloquialParaphraser,
             EdaParaphraser,
@@ -105,10 +103,11 @@ class _Models:
             Seq2SeqParaphraser,
         )
         from beam_jobs.teacher import Teacher
+        from beam_jobs.text.subwords import load_subword_tokenizer
 
         self.teacher = Teacher(config.teacher, device=config.device, batch_size=config.teacher_batch_size,
                                max_length=config.teacher_max_length, pooling=config.embedding_pooling)
-        self.student_tokenizer = AutoTokenizer.from_pretrained(config.student_tokenizer)
+        self.student_tokenizer = load_subword_tokenizer(config.student_tokenizer)
         device = str(self.teacher.device)
         makers = {
             "colloquial": lambda: ColloquialParaphraser(config.num_candidates),

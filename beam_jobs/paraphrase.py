@@ -203,10 +203,12 @@ class MlmParaphraser:
 
     def __init__(self, model_dir: str, num_candidates: int = 2, top_k: int = 5, device: str = "cpu") -> None:
         import torch
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
+        from transformers import AutoModelForMaskedLM
+
+        from beam_jobs.text.subwords import load_subword_tokenizer
 
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer = load_subword_tokenizer(model_dir)
         self.model = AutoModelForMaskedLM.from_pretrained(model_dir).to(device).eval()
         if self.tokenizer.mask_token_id is None:
             raise ValueError(f"--mlm-model {model_dir}: its tokenizer has no mask token")

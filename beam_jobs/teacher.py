@@ -45,12 +45,14 @@ class Teacher:
     def __init__(self, model_dir: str, *, device: str = "auto", batch_size: int = 64, max_length: int = 128,
                  pooling: str = "mean") -> None:
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
+
+        from beam_jobs.text.subwords import load_subword_tokenizer
 
         if not Path(model_dir).exists() and "/" not in model_dir:
             raise TeacherError(f"--teacher {model_dir!r}: no such directory. Fix: pass a save_pretrained directory.")
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+            self.tokenizer = load_subword_tokenizer(model_dir)
             self.model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=False)
         except (OSError, ValueError) as error:
             raise TeacherError(

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer
 
+from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import init_distributed, pick_device, tokenizer_hash, weights_hash, write_json
 from kd.data import BucketBatches, kd_chunks, open_kd_dataset
 from kd.evaluate import classification_metrics, cpu_speed, kd_split_metrics, predict_kd_split, split_texts
-from kd.loop import LoopConfig, add_loop_arguments, loop_config, train
+from kd.loop import LoopConfig, train
 from kd.models import (
     DistillStudent,
     bert_student,
@@ -34,34 +34,43 @@ from kd.models import (
 )
 from kd.objectives import DistillObjective, DistillWeights
 from kd.report import plot_metrics, write_report
+from schemas.options import MalmoiError, add_options, cli_main, from_args, option
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StudentConfig:
     """The student's shape, how many teacher layers to copy (``from_teacher``), or a pretrained
     checkpoint to start from (``init``: a small masked-LM or classifier with the same tokenizer)."""
 
-    num_layers: int = 4
-    hidden_size: int = 312
-    num_heads: int = 12
-    intermediate_size: int = 1200
+    num_layers: int = option(4, help="student encoder layers", flag="--student-layers")
+    hidden_size: int = option(312, help="student hidden size", flag="--student-hidden")
+    num_heads: int = option(12, help="student attention heads (head size = hidden / heads)", flag="--student-heads")
+    intermediate_size: int = option(1200, help="student feed-forward size", flag="--student-intermediate")
     max_positions: int = 512
-    from_teacher: bool = False
-    init: str | None = None
+    from_teacher: bool = option(False, help="copy the teacher's embeddings and every k-th layer",
+                                flag="--student-from-teacher")
+    init: str | None = option(None, help="start from this pretrained checkpoint (a small masked-LM, same tokenizer "
+                              "as --tokenizer); the --student-layers/hidden/heads/intermediate options are then "
+                              "ignored", flag="--student-init", metavar="DIR")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DistillConfig:
-    data: str
-    tokenizer: str
-    teacher: str | None = None
+    """Everything that decides the student; saved into the export (malmoi_training_config.json)."""
+
+    data: str = option(help="kd shards (beam_jobs.augment output)", metavar="DIR", required=True)
+    tokenizer: str = option(help="the student tokenizer the shards were made with", metavar="DIR", required=True)
+    teacher: str | None = option(None, help="teacher dir: checks its weights hash; needed to copy layers",
+                                 metavar="DIR")
     student: StudentConfig = StudentConfig()
     weights: DistillWeights = DistillWeights()
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(output="out/student"))
+    loop: LoopConfig = LoopConfig(output="out/student", max_steps=2000, learning_rate=5e-4)
     train_split: str = "train"
     eval_split: str = "valid"
     test_split: str = "test"
-    originals_only: bool = False  # train without the paraphrase rows
+    originals_only: bool = option(False, help="ignore the paraphrase rows of the shards")
+    measure_cpu_speed: bool = option(True, help="time the exported student on the CPU for report.md",
+                                     flag="--no-cpu-speed")
 
 
 def build_student(config: DistillConfig, vocab_size: int, label_names: list[str], pad_id: int,
@@ -69,12 +78,14 @@ def build_student(config: DistillConfig, vocab_size: int, label_names: list[str]
     torch.manual_seed(config.loop.seed)
     s = config.student
     if s.from_teacher and s.init:
-        raise ValueError("--student-from-teacher and --student-init both say where the student starts; pick one")
+        raise MalmoiError("--student-from-teacher and --student-init both say where the student starts.",
+                          "pick one of the two.")
     if s.init:
         model = student_from_checkpoint(s.init, config.tokenizer, label_names)
     elif s.from_teacher:
         if not config.teacher:
-            raise ValueError("--student-from-teacher needs --teacher DIR")
+            raise MalmoiError("--student-from-teacher copies the teacher's layers but no teacher was given.",
+                              "pass --teacher DIR.")
         model = student_from_teacher(config.teacher, s.num_layers, label_names)
     else:
         model = bert_student(vocab_size=vocab_size, label_names=label_names, num_layers=s.num_layers,
@@ -97,7 +108,7 @@ def run(config: DistillConfig) -> dict[str, Any]:
     opened = open_kd_dataset(config.data, expect)
     provenance = opened.provenance
     label_names = list(provenance["label_names"])
-    tokenizer = AutoTokenizer.from_pretrained(config.tokenizer)
+    tokenizer = load_subword_tokenizer(config.tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     student = build_student(config, len(tokenizer), label_names, pad_id, int(provenance["embedding_size"]))
 
@@ -127,8 +138,8 @@ def run(config: DistillConfig) -> dict[str, Any]:
     predictions = predict_kd_split(student.model, opened, config.test_split, pad_id=pad_id)
     evaluation = kd_split_metrics(predictions)
     parameters = count_parameters(student.model)
-    speed = cpu_speed(student.model, tokenizer, split_texts(opened, config.test_split)) if loop.extra.get(
-        "measure_cpu_speed", True) else None
+    speed = cpu_speed(student.model, tokenizer, split_texts(opened, config.test_split)) \
+        if config.measure_cpu_speed else None
     student.model.to(device)
     plot = plot_metrics(output / "metrics.jsonl", output / "metrics.png", f"distill -> {output.name}")
     write_report(output / "report.md", title=f"Student {output.name}", summary=summary, evaluation=evaluation,
@@ -142,49 +153,20 @@ def run(config: DistillConfig) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kd.distill", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="kd shards (beam_jobs.augment output)")
-    parser.add_argument("--tokenizer", required=True, help="the student tokenizer the shards were made with")
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--teacher", default=None, help="teacher dir: checks its weights hash; needed to copy layers")
-    add_loop_arguments(parser, max_steps=2000, learning_rate=5e-4)
-    group = parser.add_argument_group("student")
-    group.add_argument("--student-layers", type=int, default=4)
-    group.add_argument("--student-hidden", type=int, default=312)
-    group.add_argument("--student-heads", type=int, default=12)
-    group.add_argument("--student-intermediate", type=int, default=1200)
-    group.add_argument("--student-from-teacher", action="store_true", help="copy embeddings and every k-th layer")
-    group.add_argument("--student-init", default=None,
-                       help="start from this pretrained checkpoint (a small masked-LM, same tokenizer as --tokenizer); "
-                            "the --student-layers/hidden/heads/intermediate shape options are then ignored")
-    group = parser.add_argument_group("objective")
-    group.add_argument("--kl", type=float, default=1.0, help="weight of the soft-label KL (T^2-scaled)")
-    group.add_argument("--ce", type=float, default=1.0, help="weight of the hard-label cross-entropy")
-    group.add_argument("--mse", type=float, default=0.0, help="weight of the embedding MSE")
-    group.add_argument("--cosine", type=float, default=0.0, help="weight of the embedding cosine loss")
-    group.add_argument("--temperature", type=float, default=2.0)
-    group.add_argument("--originals-only", action="store_true", help="ignore the paraphrase rows of the shards")
+    add_options(parser, DistillConfig)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config = DistillConfig(
-        data=args.data, tokenizer=args.tokenizer, teacher=args.teacher,
-        student=StudentConfig(args.student_layers, args.student_hidden, args.student_heads, args.student_intermediate,
-                              from_teacher=args.student_from_teacher, init=args.student_init),
-        weights=DistillWeights(args.kl, args.ce, args.mse, args.cosine, args.temperature),
-        loop=loop_config(args), originals_only=args.originals_only,
-    )
-    try:
-        result = run(config)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    test = result.get("test", {})
-    if test:
-        print(f"test accuracy {test['student'].get('accuracy', float('nan')):.4f} "
-              f"(teacher {test['teacher'].get('accuracy', float('nan')):.4f}); report: {args.output}/report.md")
-    return 0
+    def command(argv_: list[str] | None) -> int:
+        config = from_args(DistillConfig, build_parser().parse_args(argv_))
+        test = run(config).get("test", {})
+        if test:
+            print(f"test accuracy {test['student'].get('accuracy', float('nan')):.4f} "
+                  f"(teacher {test['teacher'].get('accuracy', float('nan')):.4f}); report: {config.loop.output}/report.md")
+        return 0
+
+    return cli_main(command, argv)
 
 
 __all__ = ["DistillConfig", "StudentConfig", "classification_metrics", "main", "run"]

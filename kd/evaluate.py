@@ -15,15 +15,18 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification
 
+from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.data import DEFAULT_BUCKETS, BucketBatches, OpenedDataset, kd_chunks, open_kd_dataset
 from kd.models import count_parameters, torchscript_for_cpu
+from schemas.options import add_options, cli_main, from_args, option
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, num_bins: int = 15) -> dict[str, float]:
@@ -122,7 +125,7 @@ def interleaved_latency(model_dirs: dict[str, str], texts: list[str], *, repeats
     loaded = {}
     for name, folder in model_dirs.items():
         model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer = load_subword_tokenizer(folder)
         single = [tokenizer(t, return_tensors="pt") for t in texts[:repeats]]
         loaded[name] = (model, torchscript_for_cpu(model, single[0]["input_ids"]), single)
     threads = torch.get_num_threads()
@@ -163,7 +166,7 @@ def _median_ms(forward: Callable[[dict], Any], inputs: list[dict], passes: int =
 
 def evaluate_model_dir(model_dir: str, opened: OpenedDataset, split: str, texts: list[str]) -> dict[str, Any]:
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = load_subword_tokenizer(model_dir)
     predictions = predict_kd_split(model, opened, split, pad_id=tokenizer.pad_token_id or 0,
                                    device=torch.device("cpu"))
     return {"model": model_dir, **kd_split_metrics(predictions), "parameters": count_parameters(model),
@@ -201,27 +204,33 @@ def split_texts(opened: OpenedDataset, split: str, limit: int = 64) -> list[str]
     return (texts or ["안녕하세요"])[:limit]
 
 
+@dataclass(frozen=True, kw_only=True)
+class EvaluateConfig:
+    data: str = option(help="kd shards with the split to evaluate on", metavar="DIR", required=True)
+    models: tuple[str, ...] = option(help="student (or any) model dir; repeat for several seeds", flag="--model",
+                                     repeat=True, metavar="DIR", required=True)
+    split: str = option("test", help="which split")
+    output: str | None = option(None, help="write the results as JSON here", metavar="FILE")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kd.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="kd shards with the split to evaluate on")
-    parser.add_argument("--model", action="append", required=True, help="student (or any) model dir; repeat")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--output", default=None, help="write the results as JSON here")
-    args = parser.parse_args(argv)
-    try:
-        opened = open_kd_dataset(args.data)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    texts = split_texts(opened, args.split)
-    runs = [evaluate_model_dir(m, opened, args.split, texts) for m in args.model]
-    result = {"split": args.split, "runs": runs, "summary": mean_std(runs)}
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
-    print(text)
-    return 0
+    add_options(parser, EvaluateConfig)
+
+    def command(argv_: list[str] | None) -> int:
+        config = from_args(EvaluateConfig, parser.parse_args(argv_))
+        opened = open_kd_dataset(config.data)
+        texts = split_texts(opened, config.split)
+        runs = [evaluate_model_dir(m, opened, config.split, texts) for m in config.models]
+        result = {"split": config.split, "runs": runs, "summary": mean_std(runs)}
+        text = json.dumps(result, indent=2, ensure_ascii=False)
+        if config.output:
+            Path(config.output).write_text(text + "\n", encoding="utf-8")
+        print(text)
+        return 0
+
+    return cli_main(command, argv)
 
 
 if __name__ == "__main__":

@@ -13,31 +13,34 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification
 
+from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import init_distributed, pick_device, write_json
 from kd.data import BucketBatches, open_dataset, utterance_chunks, utterance_labels
-from kd.distill import add_loop_arguments, loop_config
 from kd.evaluate import classification_metrics
 from kd.loop import LoopConfig, train
 from kd.models import export_pretrained, label_maps
 from kd.objectives import ClassificationObjective
 from kd.report import plot_metrics
 from schemas import UTTERANCES
+from schemas.options import MalmoiError, add_options, cli_main, from_args, option
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FinetuneConfig:
-    data: str
-    init: str
-    max_length: int = 128
-    patience: int = 3
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(output="out/teacher"))
+    """Everything that decides the teacher; saved into its export."""
+
+    data: str = option(help="utterances dataset with labels", metavar="DIR", required=True)
+    init: str = option(help="local Hugging Face checkpoint to start from", metavar="DIR", required=True)
+    max_length: int = option(128, help="inputs are truncated to this many tokens")
+    patience: int = option(3, help="evaluations without improvement before stopping")
+    loop: LoopConfig = LoopConfig(output="out/teacher", max_steps=3000, learning_rate=5e-5)
 
 
 @torch.no_grad()
@@ -64,12 +67,11 @@ def run(config: FinetuneConfig) -> dict:
     opened = open_dataset(config.data, UTTERANCES)
     label_names = utterance_labels(opened)
     if len(label_names) < 2:
-        raise ValueError(
-            f"'{config.data}' has {len(label_names)} label value(s) {label_names}; a classifier needs at least 2. "
-            "Fix: preprocess with --label-column pointing at the task labels."
-        )
+        raise MalmoiError(
+            f"'{config.data}' has {len(label_names)} label value(s) {label_names}; a classifier needs at least 2.",
+            "preprocess with --label-column pointing at the task labels.")
     id2label, label2id = label_maps(label_names)
-    tokenizer = AutoTokenizer.from_pretrained(config.init)
+    tokenizer = load_subword_tokenizer(config.init)
     torch.manual_seed(config.loop.seed)
     model = AutoModelForSequenceClassification.from_pretrained(
         config.init, num_labels=len(label_names), id2label=id2label, label2id=label2id, ignore_mismatched_sizes=True)
@@ -115,20 +117,15 @@ def run(config: FinetuneConfig) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kd.finetune", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="utterances dataset with labels")
-    parser.add_argument("--init", required=True, help="local Hugging Face checkpoint to start from")
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--patience", type=int, default=3, help="evaluations without improvement before stopping")
-    add_loop_arguments(parser, max_steps=3000, learning_rate=5e-5)
-    args = parser.parse_args(argv)
-    try:
-        summary = run(FinetuneConfig(args.data, args.init, args.max_length, args.patience, loop_config(args)))
-    except (ValueError, FileNotFoundError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"teacher -> {args.output}: test {summary.get('test')}")
-    return 0
+    add_options(parser, FinetuneConfig)
+
+    def command(argv_: list[str] | None) -> int:
+        config = from_args(FinetuneConfig, parser.parse_args(argv_))
+        summary = run(config)
+        print(f"teacher -> {config.loop.output}: test {summary.get('test')}")
+        return 0
+
+    return cli_main(command, argv)
 
 
 if __name__ == "__main__":

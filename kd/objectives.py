@@ -14,17 +14,18 @@ import torch
 import torch.nn.functional as F
 
 from kd.losses import embedding_cosine, embedding_mse, hard_label_ce, soft_label_kl
+from schemas.options import option
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DistillWeights:
     """Weights of each term of the distillation objective (0 switches a term off)."""
 
-    kl: float = 1.0
-    ce: float = 1.0
-    mse: float = 0.0
-    cosine: float = 0.0
-    temperature: float = 2.0
+    kl: float = option(1.0, help="weight of the soft-label KL (T^2-scaled)")
+    ce: float = option(1.0, help="weight of the hard-label cross-entropy (labeled rows)")
+    mse: float = option(0.0, help="weight of the embedding MSE")
+    cosine: float = option(0.0, help="weight of the embedding cosine loss")
+    temperature: float = option(2.0, help="softmax temperature of the KL term")
 
     def columns(self) -> dict[str, type]:
         """The kd-shard columns this objective reads (the embedding only with an embedding loss)."""

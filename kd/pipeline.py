@@ -24,8 +24,11 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
+
+from schemas.options import add_options, cli_main, from_args, option
 
 
 def stage(number: int, title: str) -> float:
@@ -37,16 +40,27 @@ def done(started: float, what: str) -> None:
     print(f"      -> {what} ({time.perf_counter() - started:.1f} s)", flush=True)
 
 
+@dataclass(frozen=True, kw_only=True)
+class PipelineConfig:
+    task: tuple[str, ...] = option(help="labeled file(s) or glob (jsonl/csv/tsv …); repeat for several",
+                                   repeat=True, metavar="GLOB", required=True)
+    corpus: tuple[str, ...] = option((), help="unlabeled corpus files/folders (any format); repeat for several",
+                                     repeat=True, metavar="PATH")
+    output: str = option(help="folder for every stage's output", metavar="DIR", required=True)
+    teacher_init: str | None = option(None, help="a local pretrained checkpoint for the teacher", metavar="DIR")
+    scale: float = option(1.0, help="multiply every stage's steps")
+    overwrite: bool = option(False, help="replace a non-empty --output")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kd.pipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", action="append", required=True, help="labeled file(s) or glob (jsonl/csv/tsv …)")
-    parser.add_argument("--corpus", action="append", default=[], help="unlabeled corpus files/folders (any format)")
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--teacher-init", default=None, help="a local pretrained checkpoint for the teacher")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps")
-    parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args(argv)
+    add_options(parser, PipelineConfig)
+    return cli_main(lambda argv_: run(from_args(PipelineConfig, parser.parse_args(argv_))), argv)
+
+
+def run(args: PipelineConfig) -> int:
+    """Every stage in order; returns 0, or 2 when a stage refused its input (its message is printed)."""
 
     import transformers
 

@@ -20,14 +20,17 @@ import argparse
 import io
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification
 
 from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
+from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import NORMALIZER_FILE, read_json
 from kd.models import torchscript_for_cpu
+from schemas.options import MalmoiError, add_options, cli_main, from_args, option
 
 
 class Predictor:
@@ -35,9 +38,9 @@ class Predictor:
 
     def __init__(self, model_dir: str, device: str = "cpu", max_length: int = 128, torchscript: bool = False) -> None:
         if torchscript and device != "cpu":
-            raise ValueError(f"torchscript=True serves on the CPU, not on {device!r}; drop one of the two")
+            raise MalmoiError(f"torchscript=True serves on the CPU, not on {device!r}.", "drop one of the two.")
         self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer = load_subword_tokenizer(model_dir)
         self.device = device
         self.max_length = max_length
         normalizer_file = Path(model_dir) / NORMALIZER_FILE
@@ -74,30 +77,39 @@ class Predictor:
         return results
 
 
+@dataclass(frozen=True, kw_only=True)
+class PredictConfig:
+    model: str = option(help="model directory (kd.distill or kd.finetune output)", metavar="DIR", required=True)
+    input: str | None = option(None, help="a text file, one utterance per line (default: stdin)", metavar="FILE")
+    json: bool = option(False, help="JSON lines with all probabilities")
+    device: str = option("cpu", help="cpu, cuda, cuda:N")
+    torchscript: bool = option(False, help="CPU: one text at a time through a traced copy")
+
+
 def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kd.predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--input", default=None, help="a text file, one utterance per line (default: stdin)")
-    parser.add_argument("--json", action="store_true", help="JSON lines with all probabilities")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--torchscript", action="store_true", help="CPU: one text at a time through a traced copy")
-    args = parser.parse_args(argv)
-    try:
-        predictor = Predictor(args.model, args.device, torchscript=args.torchscript)
-    except OSError as error:
-        print(f"error: cannot load --model {args.model}: {error}", file=sys.stderr)
-        return 2
-    source = open(args.input, encoding="utf-8") if args.input else (
-        stdin or io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
-    stdout = stdout or sys.stdout
-    lines = [line.rstrip("\n") for line in source]
-    for result in predictor.predict(lines):
-        if args.json:
-            stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
-        else:
-            stdout.write(f"{result['label']}\t{result['probability']:.4f}\t{result['text']}\n")
-    return 0
+    add_options(parser, PredictConfig)
+
+    def command(argv_: list[str] | None) -> int:
+        config = from_args(PredictConfig, parser.parse_args(argv_))
+        try:
+            predictor = Predictor(config.model, config.device, torchscript=config.torchscript)
+        except OSError as error:
+            raise MalmoiError(f"cannot load --model {config.model}: {error}",
+                              "pass a directory written by kd.distill or kd.finetune.") from error
+        source = open(config.input, encoding="utf-8") if config.input else (
+            stdin or io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
+        out = stdout or sys.stdout
+        lines = [line.rstrip("\n") for line in source]
+        for result in predictor.predict(lines):
+            if config.json:
+                out.write(json.dumps(result, ensure_ascii=False) + "\n")
+            else:
+                out.write(f"{result['label']}\t{result['probability']:.4f}\t{result['text']}\n")
+        return 0
+
+    return cli_main(command, argv)
 
 
 if __name__ == "__main__":

@@ -11,39 +11,43 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
+from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
 
+from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import init_distributed, pick_device, write_json
 from kd.data import BucketBatches, open_dataset, utterance_chunks
-from kd.loop import LoopConfig, add_loop_arguments, loop_config, train
+from kd.loop import LoopConfig, train
 from kd.objectives import MaskedLMObjective
 from kd.report import plot_metrics
 from schemas import UTTERANCES
+from schemas.options import add_options, cli_main, from_args, option
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PretrainConfig:
-    data: str
-    tokenizer: str
-    init: str | None = None
-    num_layers: int = 4
-    hidden_size: int = 256
-    num_heads: int = 4
-    intermediate_size: int = 1024
-    max_length: int = 128
-    mask_probability: float = 0.15
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(output="out/mlm"))
+    """Everything that decides the masked LM; saved next to it (training_summary.json)."""
+
+    data: str = option(help="utterances dataset", metavar="DIR", required=True)
+    tokenizer: str = option(help="tokenizer dir (kd.tokenizer); ignored with --init", metavar="DIR", required=True)
+    init: str | None = option(None, help="continue from this masked-LM checkpoint (local dir)", metavar="DIR")
+    num_layers: int = option(4, help="encoder layers (from scratch)", flag="--layers")
+    hidden_size: int = option(256, help="hidden size (from scratch)", flag="--hidden")
+    num_heads: int = option(4, help="attention heads (from scratch)", flag="--heads")
+    intermediate_size: int = option(1024, help="feed-forward size (from scratch)", flag="--intermediate")
+    max_length: int = option(128, help="inputs are truncated to this many tokens")
+    mask_probability: float = option(0.15, help="share of tokens masked")
+    loop: LoopConfig = LoopConfig(output="out/mlm", max_steps=10_000, learning_rate=5e-4)
 
 
 def run(config: PretrainConfig) -> dict:
     device = pick_device(config.loop.device)
     dist = init_distributed(device)
     opened = open_dataset(config.data, UTTERANCES)
-    tokenizer = AutoTokenizer.from_pretrained(config.init or config.tokenizer)
+    tokenizer = load_subword_tokenizer(config.init or config.tokenizer)
     torch.manual_seed(config.loop.seed)
     if config.init:
         model = AutoModelForMaskedLM.from_pretrained(config.init)
@@ -87,27 +91,15 @@ def run(config: PretrainConfig) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kd.pretrain", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="utterances dataset")
-    parser.add_argument("--tokenizer", required=True, help="tokenizer dir (kd.tokenizer); ignored with --init")
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--init", default=None, help="continue from this masked-LM checkpoint (local dir)")
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--intermediate", type=int, default=1024)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--mask-probability", type=float, default=0.15)
-    add_loop_arguments(parser, max_steps=10_000, learning_rate=5e-4)
-    args = parser.parse_args(argv)
-    config = PretrainConfig(args.data, args.tokenizer, args.init, args.layers, args.hidden, args.heads,
-                            args.intermediate, args.max_length, args.mask_probability, loop_config(args))
-    try:
+    add_options(parser, PretrainConfig)
+
+    def command(argv_: list[str] | None) -> int:
+        config = from_args(PretrainConfig, parser.parse_args(argv_))
         summary = run(config)
-    except (ValueError, FileNotFoundError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"pretrained {summary['steps']} steps -> {args.output}")
-    return 0
+        print(f"pretrained {summary['steps']} steps -> {config.loop.output}")
+        return 0
+
+    return cli_main(command, argv)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@
 Hangul is kept as syllables: no lower-casing and no accent stripping (both decompose Hangul
 into jamo and turn Korean into [UNK]s). De-identification and masking placeholders (&name&,
 &url&, …) are single tokens. ``--pre-split tokens`` trains on the dataset's ``tokens`` column
-(soynlp or whitespace pieces) so subwords never cross those boundaries; the choice is saved in
-``malmoi_tokenizer.json`` and the text should be pre-split the same way at inference.
+(soynlp or whitespace pieces) so subwords never cross those boundaries; the choice and the
+dataset's word tokenizer are saved in ``malmoi_tokenizer.json`` (word scores copied beside it),
+and every later stage that loads the directory (:func:`beam_jobs.text.subwords.load_subword_tokenizer`:
+augment, distill, predict) pre-splits the same way.
 """
 
 from __future__ import annotations
@@ -15,25 +17,45 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from kd.common import write_json
+from beam_jobs.text.placeholders import PLACEHOLDERS
+from beam_jobs.text.subwords import PRE_SPLITS, SubwordTokenizer, load_subword_tokenizer, write_metadata
 from kd.data import open_dataset
 from schemas import UTTERANCES
+from schemas.options import MalmoiError, add_options, cli_main, from_args, option
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-PLACEHOLDERS = ["&name&", "&tel-num&", "&account&", "&address&", "&affiliation&", "&card-num&", "&num&",
-                "&social-security-num&", "&email&", "&url&", "&mention&", "&emoji&", "&etc&"]
-METADATA_FILE = "malmoi_tokenizer.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenizerTrainConfig:
+    """Everything that decides a student vocabulary; recorded in ``malmoi_tokenizer.json``."""
+
+    data: str = option(help="utterances dataset (beam_jobs.preprocess output)", metavar="DIR", required=True)
+    output: str = option(help="tokenizer folder to write", metavar="DIR", required=True)
+    kind: str = option("wordpiece", help="subword model", choices=("wordpiece", "unigram"))
+    vocab_size: int = option(8000, help="vocabulary size")
+    min_frequency: int = option(2, help="rarer pieces are not in the vocabulary")
+    pre_split: str = option("none", help="tokens: train on (and later apply) the dataset's word tokens",
+                            choices=PRE_SPLITS)
+    all_splits: bool = option(False, help="train on every split, not only train")
 
 
 def train_tokenizer(texts: Iterable[str], output: str | Path, *, kind: str = "wordpiece", vocab_size: int = 8000,
-                    min_frequency: int = 2, pre_split: str = "none") -> PreTrainedTokenizerFast:
-    """Train and save a Hugging Face fast tokenizer; returns it loaded back from disk."""
+                    min_frequency: int = 2, pre_split: str = "none",
+                    word_tokenizer: dict | None = None) -> SubwordTokenizer:
+    """Train and save a Hugging Face fast tokenizer; returns it loaded back from disk.
+
+    With ``pre_split="tokens"`` the ``texts`` must already be word tokens joined by spaces, and
+    ``word_tokenizer`` is the :class:`TokenizerConfig` (as a dict) that made them: it is recorded,
+    so every stage that loads this directory splits new text the same way.
+    """
     if kind not in ("wordpiece", "unigram"):
         raise ValueError(f"--kind: expected wordpiece or unigram, found {kind!r}")
     if kind == "wordpiece":
@@ -54,11 +76,20 @@ def train_tokenizer(texts: Iterable[str], output: str | Path, *, kind: str = "wo
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
                                    model_input_names=["input_ids", "attention_mask"])
-    fast.add_tokens(PLACEHOLDERS)
+    fast.add_tokens(list(PLACEHOLDERS))
     output = Path(output)
     fast.save_pretrained(output)
-    write_json(output / METADATA_FILE, {"kind": kind, "vocab_size": vocab_size, "pre_split": pre_split})
-    return PreTrainedTokenizerFast.from_pretrained(output)
+    write_metadata(output, pre_split=pre_split, word_tokenizer=word_tokenizer, kind=kind, vocab_size=vocab_size)
+    return load_subword_tokenizer(output)
+
+
+def word_tokenizer_of(folder: str) -> dict:
+    """The word tokenizer (TokenizerConfig as a dict) that made an utterances dataset's ``tokens``."""
+    config = open_dataset(folder, UTTERANCES).provenance.get("tokenizer_config")
+    if not config:
+        raise MalmoiError(f"'{folder}': its manifest does not record the tokenizer that made the tokens column.",
+                          "re-run beam_jobs.preprocess with this malmoi version, or train with --pre-split none.")
+    return config
 
 
 def dataset_texts(folder: str, pre_split: str = "none", split: str | None = "train") -> Iterator[str]:
@@ -75,23 +106,19 @@ def dataset_texts(folder: str, pre_split: str = "none", split: str | None = "tra
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kd.tokenizer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="utterances dataset (beam_jobs.preprocess output)")
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--kind", default="wordpiece", choices=("wordpiece", "unigram"))
-    parser.add_argument("--vocab-size", type=int, default=8000)
-    parser.add_argument("--min-frequency", type=int, default=2)
-    parser.add_argument("--pre-split", default="none", choices=("none", "tokens"))
-    parser.add_argument("--all-splits", action="store_true", help="train on every split, not only train")
-    args = parser.parse_args(argv)
-    try:
-        tokenizer = train_tokenizer(dataset_texts(args.data, args.pre_split, None if args.all_splits else "train"),
-                                    args.output, kind=args.kind, vocab_size=args.vocab_size,
-                                    min_frequency=args.min_frequency, pre_split=args.pre_split)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"{args.output}: {len(tokenizer)} tokens ({args.kind})")
-    return 0
+    add_options(parser, TokenizerTrainConfig)
+
+    def command(argv_: list[str] | None) -> int:
+        config = from_args(TokenizerTrainConfig, parser.parse_args(argv_))
+        words = word_tokenizer_of(config.data) if config.pre_split == "tokens" else None
+        tokenizer = train_tokenizer(dataset_texts(config.data, config.pre_split, None if config.all_splits else "train"),
+                                    config.output, kind=config.kind, vocab_size=config.vocab_size,
+                                    min_frequency=config.min_frequency, pre_split=config.pre_split,
+                                    word_tokenizer=words)
+        print(f"{config.output}: {len(tokenizer)} tokens ({config.kind})")
+        return 0
+
+    return cli_main(command, argv)
 
 
 if __name__ == "__main__":

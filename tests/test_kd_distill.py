@@ -155,7 +155,7 @@ def test_student_copied_from_teacher_layers(artifacts, tmp_path):
         data=str(artifacts / "kd"), tokenizer=str(artifacts / "tok"), teacher=str(artifacts / "teacher"),
         student=distill.StudentConfig(num_layers=1, from_teacher=True),
         loop=replace(LoopConfig(output=str(tmp_path / "s")), max_steps=4, batch_size=8, device="cpu",
-                     progress=False, extra={"measure_cpu_speed": False}))
+                     progress=False), measure_cpu_speed=False)
     result = distill.run(config)
     assert result["training"]["steps"] == 4
     teacher = AutoModelForSequenceClassification.from_pretrained(artifacts / "teacher")
