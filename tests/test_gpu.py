@@ -1,4 +1,5 @@
-"""GPU checks (run on a CUDA machine: `pytest -m gpu`): the CUDA-graph step equals the eager step."""
+"""GPU checks (`pytest -m gpu` on a CUDA machine). Protects against: a CUDA-graph step that differs from the
+eager step, and NaN batches handled differently in graphs."""
 
 from __future__ import annotations
 

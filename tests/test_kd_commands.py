@@ -1,4 +1,6 @@
-"""kd.tokenizer -> kd.pretrain -> kd.finetune -> kd.predict on a small labeled utterances dataset."""
+"""kd.tokenizer -> kd.pretrain -> kd.finetune -> kd.predict. Protects against: a vocabulary that breaks Hangul or
+placeholders, a recorded --pre-split that training and serving apply differently, and commands that accept
+unusable data."""
 
 from __future__ import annotations
 
@@ -86,3 +88,43 @@ def test_finetune_refuses_unlabeled_data(tmp_path, capsys):
     assert finetune.main(["--data", str(tmp_path / "utt"), "--init", str(tmp_path), "--output",
                           str(tmp_path / "t"), *TINY]) == 2
     assert "needs at least 2" in capsys.readouterr().err
+
+
+def test_pre_split_tokens_is_applied_alike_by_augment_distill_and_predict(tmp_path):
+    # guards against a vocabulary trained on word tokens but fed raw text later: augment, the
+    # exported student and the Predictor must all produce the ids of the pre-split text
+    from beam_jobs import augment
+    from kd import distill
+    from tests.kd_fixtures import make_teacher
+
+    glued = {"positive": ["영화 재밌어요ㅋㅋ", "배우 연기 최고ㅎㅎ", "또 보고 싶다ㅋㅋ"],
+             "negative": ["시간 아깝다ㅡㅡ", "너무 지루하다ㅠㅠ", "돈 아까워요ㅠㅠ"]}
+    lines = [json.dumps({"id": f"{label}-{i}-{k}", "text": text, "label": label}, ensure_ascii=False)
+             for label, texts in glued.items() for i, text in enumerate(texts) for k in range(3)]
+    (tmp_path / "reviews.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run_preprocess([tmp_path / "reviews.jsonl"], tmp_path / "utt", "--runner", "FnApiRunner",
+                   "--split-ratios", "0.6,0.2,0.2")
+    tok = tmp_path / "tok"
+    assert kd_tokenizer.main(["--data", str(tmp_path / "utt"), "--output", str(tok), "--vocab-size", "120",
+                              "--min-frequency", "1", "--pre-split", "tokens", "--all-splits"]) == 0
+    recorded = json.loads((tok / "malmoi_tokenizer.json").read_text(encoding="utf-8"))
+    assert recorded["pre_split"] == "tokens" and recorded["word_tokenizer"]["method"] == "whitespace"
+    teacher = tmp_path / "teacher"
+    make_teacher(teacher, len(AutoTokenizer.from_pretrained(tok)))
+    AutoTokenizer.from_pretrained(tok).save_pretrained(teacher)
+    augment.run(["--input", str(tmp_path / "utt"), "--output", str(tmp_path / "kd"), "--teacher", str(teacher),
+                 "--student-tokenizer", str(tok), "--runner", "FnApiRunner"])
+    import pandas as pd
+
+    shards = pd.read_parquet(tmp_path / "kd")
+    student = tmp_path / "student"
+    assert distill.main(["--data", str(tmp_path / "kd"), "--tokenizer", str(tok), "--output", str(student),
+                         "--student-layers", "1", "--student-hidden", "16", "--student-heads", "2",
+                         "--student-intermediate", "32", "--max-steps", "2", "--no-cpu-speed", *TINY]) == 0
+    predictor = predict.Predictor(str(student))
+    plain = AutoTokenizer.from_pretrained(tok)
+    differs = 0
+    for text, ids in zip(shards["text"], shards["input_ids"], strict=True):
+        assert predictor.tokenizer(text)["input_ids"] == list(ids), text
+        differs += plain(text)["input_ids"] != list(ids)
+    assert differs >= len(shards) // 2  # the raw text would have given other ids: the pre-split matters here

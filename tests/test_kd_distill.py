@@ -1,9 +1,12 @@
-"""kd.distill on the CPU: the loss falls, resume equals continuous training, refusals, export, DDP."""
+"""kd.distill on the CPU. Protects against: a loss that does not fall, resume that differs from continuous
+training, an unsafe or incomplete checkpoint, refusals that do not refuse, exports that predict differently,
+and DDP drift."""
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -117,6 +120,29 @@ def test_stop_and_resume_gives_the_same_weights_as_not_stopping(artifacts, tmp_p
     assert steps == sorted(set(steps)) and steps[-1] == 14  # no duplicated lines after resume
 
 
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_a_crafted_checkpoint_runs_no_code_on_resume(artifacts, tmp_path, monkeypatch):
+    # guards against unpickling checkpoints: --resume must load plain tensors only
+    tiny_run(artifacts, tmp_path / "run", max_steps=7)
+    state = tmp_path / "run" / "checkpoints" / "step-7" / "state.pt"
+    torch.save({"model": _RunsCode()}, state)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(pickle.UnpicklingError):
+        tiny_run(artifacts, tmp_path / "run", resume=True)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_the_loop_logs_each_automatic_decision_with_its_reason(artifacts, tmp_path, caplog):
+    with caplog.at_level("INFO", logger="kd.loop"):
+        _, summary = tiny_run(artifacts, tmp_path / "run", max_steps=2)
+    assert summary["decisions"]["cuda_graphs"] == "off (device is cpu)" and summary["cuda_graphs"] is False
+    assert "cuda_graphs: off (device is cpu)" in caplog.text and "bf16: off (device is cpu)" in caplog.text
+
+
 def test_export_round_trip_gives_the_same_predictions(artifacts, tmp_path):
     out = tmp_path / "student"
     distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output", str(out),
@@ -219,6 +245,7 @@ def test_a_time_budget_stops_training_and_still_exports(artifacts, tmp_path):
     assert (out / "checkpoints" / f"step-{summary['steps']}" / "COMPLETE").exists()  # resumable
 
 
+@pytest.mark.slow  # two torchrun processes: ~12 s on 2 cores
 def test_ddp_with_two_cpu_processes_on_gloo(artifacts, tmp_path):
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

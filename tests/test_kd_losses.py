@@ -1,4 +1,5 @@
-"""Each loss against a hand-computed reference, including T^2 and the temperature on raw logits."""
+"""Each loss against a hand-computed reference. Protects against: a missing T^2 factor, a temperature applied
+twice, and padding or unlabeled rows leaking into a term."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The learn_words job end to end, and its artifact used by preprocess."""
+"""The learn_words job. Protects against: scores that preprocess cannot apply, and bad files or records dropped
+without a count or a reject."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Optional Kiwi morphs: Sejong tag names, placeholders kept whole, and the preprocess column."""
+"""Optional Kiwi morphs. Protects against: non-Sejong tag names, placeholders split by the analyzer, and a morphs
+column that is not filled."""
 
 from __future__ import annotations
 

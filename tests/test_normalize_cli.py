@@ -1,4 +1,5 @@
-"""The normalizer as a line filter."""
+"""The normalizer as a line filter. Protects against: lines merged or dropped (numbering must match), and a bad
+config accepted."""
 
 from __future__ import annotations
 

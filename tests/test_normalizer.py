@@ -1,4 +1,5 @@
-"""The normalizer: table-driven cases from real comments, must-keep guarantees and auditable edits."""
+"""The normalizer. Protects against: damaged words (deleted syllables, changed digits or Latin), edits that do
+not replay to the text, and regressions on real comments."""
 
 from __future__ import annotations
 

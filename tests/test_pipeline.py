@@ -1,4 +1,5 @@
-"""The whole path in one command (what `make demo` runs), at a reduced scale."""
+"""The whole path in one command (what `make demo` runs), at a reduced scale. Protects against: stages that no
+longer fit together."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The preprocess job: transforms in TestPipeline, and the whole job through run(argv)."""
+"""The preprocess job. Protects against: lost or silently dropped records, counts that do not add up, turns of
+one dialogue in two splits, unstable ids, and options that Dataflow would not accept."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_jobs import preprocess
+from beam_jobs import beam_io, preprocess
 from beam_jobs.readers import RawUtterance, ReaderOptions
 from beam_jobs.records import assign_split
 from beam_jobs.text.normalizer import replay_edits
@@ -111,11 +112,18 @@ def test_turns_of_one_dialogue_share_a_split(sample_run):
 def test_conservation_rows_in_equal_out_plus_rejected_plus_deduplicated(sample_run):
     stats = read_json(sample_run / "_stats.json")
     c = stats["conservation"]
-    assert c["balanced"]
     assert c["records_in"] == c["records_out"] + c["records_rejected"] + c["records_deduplicated"]
     rejects = [json.loads(line) for f in (sample_run / "_rejects").glob("*.jsonl") for line in f.open()]
     assert len([r for r in rejects if r["level"] == "record"]) == c["records_rejected"] == 3
     assert c["records_out"] == len(pd.read_parquet(sample_run))
+
+
+def test_counts_that_do_not_balance_fail_the_job_before_success():
+    # the job raises instead of writing _SUCCESS for a dataset whose counts do not add up
+    stats = {"records.in": 5, "records.out": 3, "records.rejected.empty_text": 1, "files.matched": 1, "files.read": 1}
+    with pytest.raises(RuntimeError, match="records_in 5 != records_out 3"):
+        beam_io.conservation(stats, preprocess.BALANCES)
+    assert beam_io.conservation({**stats, "records.deduplicated": 1}, preprocess.BALANCES)["records_rejected"] == 1
 
 
 def test_rerun_gives_identical_ids_and_splits(sample_run, tmp_path):
@@ -125,6 +133,7 @@ def test_rerun_gives_identical_ids_and_splits(sample_run, tmp_path):
     pd.testing.assert_frame_equal(first, second)
 
 
+@pytest.mark.slow  # two worker processes: ~4 s
 def test_multi_process_run_gives_the_same_rows(sample_run, tmp_path):
     run_preprocess([ROOT / "data" / "samples"], tmp_path / "mp", *RUNNER,
                    "--direct_running_mode", "multi_processing", "--direct_num_workers", "2")

@@ -1,4 +1,5 @@
-"""Every corpus format is read from its sample; bad files become rejects, never exceptions."""
+"""Every corpus format read from its sample. Protects against: a bad file that raises instead of becoming a
+reject, encodings guessed wrong, and fields read from the wrong place."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The utterances contract: validation names the problem, readers refuse unfinished or foreign data."""
+"""The data contracts. Protects against: validation that misses a problem or does not name it, readers that
+accept unfinished or foreign data, and option declarations that generate the wrong command line."""
 
 from __future__ import annotations
 
@@ -82,3 +83,51 @@ def test_read_refuses_other_schema_and_row_count_drift(tmp_path):
     (tmp_path / "ds" / "_manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SchemaMismatchError, match="holds schema 'kd'"):
         read_dataset(str(tmp_path / "ds"), UTTERANCES)
+
+
+# --------------------------------------------------------------------------- option declarations
+
+
+def test_config_fields_generate_the_command_line_once():
+    import argparse
+
+    from beam_jobs.preprocess import PreprocessConfig
+    from kd.distill import DistillConfig
+    from schemas.options import add_options, from_args
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, DistillConfig)
+    flags = {a for action in parser._actions for a in action.option_strings}
+    # the flags users know, from nested configs too (student, weights, loop), bools negated where they default on
+    assert {"--data", "--output", "--student-layers", "--kl", "--max-steps", "--no-bf16", "--no-cuda-graphs",
+            "--resume", "--buckets", "--no-cpu-speed"} <= flags
+    config = from_args(DistillConfig, parser.parse_args(["--data", "d", "--tokenizer", "t", "--output", "o"]))
+    assert config.loop.max_steps == 2000 and config.loop.output == "o"  # the command's own defaults
+    config = from_args(DistillConfig, parser.parse_args(["--data", "d", "--tokenizer", "t", "--output", "o",
+                                                         "--no-bf16", "--buckets", "8,16", "--kl", "0.5"]))
+    assert (config.loop.bf16, config.loop.buckets, config.weights.kl) == (False, (8, 16), 0.5)
+    assert "(default: 2000)" in parser.format_help()
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, PreprocessConfig)
+    config = from_args(PreprocessConfig, parser.parse_args(["--input", "a", "--input", "b", "--input", "a",
+                                                            "--output", "o", "--tokenizer", "whitespace"]))
+    assert config.inputs == ("a", "b") and config.tokenizer.method == "whitespace"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--output", "o"])  # --input is required
+
+
+def test_one_error_type_prints_its_fix_and_keeps_tracebacks_for_bugs(capsys):
+    from schemas.options import MalmoiError, cli_main
+
+    def bad_input(_argv):
+        raise MalmoiError("--teacher 'x' holds no weights.", "pass a save_pretrained directory.")
+
+    assert cli_main(bad_input, []) == 2
+    assert capsys.readouterr().err == "error: --teacher 'x' holds no weights. Fix: pass a save_pretrained directory.\n"
+
+    def bug(_argv):
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        cli_main(bug, [])

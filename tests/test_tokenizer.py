@@ -1,4 +1,5 @@
-"""Tokenizer pieces and soynlp word splitting."""
+"""Tokenizer pieces and soynlp word splitting. Protects against: placeholders, jamo runs or numbers split apart,
+and a tokenizer hash that does not follow its word scores."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Word scores: partial counts add up to soynlp's own counts, so combined scores are soynlp's."""
+"""Word scores. Protects against: partial counts that do not add up to soynlp's own, so combined scores would not
+be soynlp's."""
 
 from __future__ import annotations
 
@@ -38,5 +39,7 @@ def test_counts_from_parts_add_up_to_the_whole():
 
 def test_scores_prefer_real_words():
     scores = scores_from_counts(count_substrings([s.split() for s in SENTENCES]), min_count=2)
-    assert scores["영화"] > scores.get("영", 0)
-    assert "정말" in scores and "배우" in scores
+    # a noun scores above the noun + particle it also appears as (cohesion and branching entropy)
+    assert scores["영화"] > max(scores["영화가"], scores["영화는"], scores["영화를"])
+    assert scores["배우"] > max(scores["배우가"], scores["배우는"])
+    assert "정말" in scores and all(len(word) >= 2 for word in scores)  # single syllables are never words
