@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT := out/demo
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint clean
 
 setup: $(STAMP)
 
@@ -30,7 +30,11 @@ test: setup
 	$(PY) -m pytest -q -m "not slow and not gpu"
 
 test-all: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check .
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info

@@ -6,7 +6,7 @@ size, bf16 on CUDA, fused AdamW on CUDA, same objective (T^2-scaled soft-label K
 CE), same device, one process, one run:
 
 * malmoi loop, whole step captured as one CUDA graph per length bucket (CUDA only), with the
-  default buckets (8..128 in 9 shapes) and with DESIGN.md's five (``graphs_coarse``);
+  default buckets (8..128 in 9 shapes) and with docs/design.md's five (``graphs_coarse``);
 * malmoi loop, eager (what runs on a CPU);
 * ``Trainer`` with a KD ``compute_loss`` (dynamic padding to the longest row of each batch).
 
@@ -92,7 +92,7 @@ def flops_per_sample(non_embedding: int, padded_length: float, padded_length_sq:
     return 6 * non_embedding * padded_length + 12 * LAYERS * HIDDEN * padded_length_sq
 
 
-COARSE_BUCKETS = (16, 32, 48, 64, 128)  # the shapes of DESIGN.md's reference measurement
+COARSE_BUCKETS = (16, 32, 48, 64, 128)  # the shapes of docs/design.md's reference measurement
 
 
 def run_malmoi(folder: Path, args, graphs: bool, buckets: tuple[int, ...] | None = None) -> dict:
