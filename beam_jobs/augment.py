@@ -16,7 +16,6 @@ the teacher runs on CUDA with bf16 (``--dataflow_service_options=worker_accelera
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -35,7 +34,7 @@ from beam_jobs.readers import Reject
 from schemas import KD, UTTERANCES, read_manifest
 from schemas.dataset import distinct_values, part_files, validate
 from schemas.kd import POOLINGS
-from schemas.options import MalmoiError, add_options, cli_main, from_args, option, str_tuple
+from schemas.options import MalmoiError, cli_main, option, str_tuple
 from schemas.provenance import stable_id, tokenizer_hash, weights_hash
 
 LOG = logging.getLogger(__name__)
@@ -340,17 +339,9 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, provenance: dict[str, 
         balances=BALANCES, rows_counter="rows.written", codec=config.codec, row_group_rows=config.row_group_rows)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m beam_jobs.augment", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Any other option is passed to Beam.")
-    add_options(parser, AugmentConfig)
-    return parser
-
-
 def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None):
-    args, beam_args = build_parser().parse_known_args(argv)
-    config = from_args(AugmentConfig, args)
+    """Parse ``argv``, check the teacher and data, build the pipeline and run it to completion."""
+    config, beam_args = beam_io.parse_job(AugmentConfig, argv, prog="python -m beam_jobs.augment", description=__doc__)
     config = replace(config, input=config.input.rstrip("/"), output=config.output.rstrip("/"))
     provenance = check_setup(config)
     beam_io.prepare_output(config.output, config.overwrite)

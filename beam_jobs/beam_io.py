@@ -7,6 +7,7 @@ on the in-process runner and on Dataflow.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import posixpath
@@ -37,6 +38,7 @@ from schemas.dataset import (
     dumps_json,
     validate,
 )
+from schemas.options import add_options, from_args
 
 LOG = logging.getLogger(__name__)
 REJECTS = "rejects"
@@ -58,6 +60,24 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
     if not standard.runner:
         standard.runner = "FnApiRunner"
     return options
+
+
+BEAM_EPILOG = ("Any other option is passed to Beam (e.g. --runner, --project, --region, --temp_location, "
+               "--setup_file, --direct_num_workers).")
+
+
+def job_parser(config_cls: type, *, prog: str, description: str | None) -> argparse.ArgumentParser:
+    """A job's command line: the options its config declares; Beam's own options pass through."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=BEAM_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_options(parser, config_cls)
+    return parser
+
+
+def parse_job(config_cls: type, argv: list[str] | None, *, prog: str, description: str | None) -> tuple[Any, list[str]]:
+    """``argv`` -> (the job's config, the remaining arguments for Beam's PipelineOptions)."""
+    args, beam_args = job_parser(config_cls, prog=prog, description=description).parse_known_args(argv)
+    return from_args(config_cls, args), beam_args
 
 
 def run_job(build: Any, beam_args: list[str], test_pipeline: beam.Pipeline | None = None):

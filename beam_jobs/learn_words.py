@@ -9,7 +9,6 @@ any standard Beam option (Dataflow included).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import posixpath
 import sys
@@ -32,7 +31,7 @@ from beam_jobs.text.word_scores import (
     prune,
     scores_from_counts,
 )
-from schemas.options import add_options, cli_main, from_args, option
+from schemas.options import cli_main, option
 
 LOG = logging.getLogger(__name__)
 NUM_SHARDS = 16
@@ -143,17 +142,10 @@ def build(pipeline: beam.Pipeline, config: LearnWordsConfig) -> None:
         AsDict(stats), AsList(reject_files))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m beam_jobs.learn_words", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Any other option is passed to Beam.")
-    add_options(parser, LearnWordsConfig)
-    return parser
-
-
 def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None):
-    args, beam_args = build_parser().parse_known_args(argv)
-    config = from_args(LearnWordsConfig, args)
+    """Parse ``argv``, build the pipeline and run it to completion. Returns the Beam result."""
+    config, beam_args = beam_io.parse_job(LearnWordsConfig, argv, prog="python -m beam_jobs.learn_words",
+                                          description=__doc__)
     config = replace(config, inputs=tuple(beam_io.check_inputs(config.inputs)))
     return beam_io.run_job(lambda pipeline: build(pipeline, config), beam_args, test_pipeline)
 

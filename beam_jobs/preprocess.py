@@ -11,7 +11,6 @@ runs it on Dataflow unchanged. Work moves through the pipeline in batches of utt
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -30,7 +29,7 @@ from beam_jobs.records import RowBuilder, RowOptions
 from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
 from beam_jobs.text.tokenizer import Tokenizer, TokenizerConfig
 from schemas import UTTERANCES
-from schemas.options import add_options, cli_main, from_args, option
+from schemas.options import cli_main, option
 
 JOB_NAME = "beam_jobs.preprocess"
 
@@ -180,28 +179,12 @@ def build(pipeline: beam.Pipeline, config: PreprocessConfig) -> None:
         options=config.to_dict(), balances=BALANCES, codec=config.codec, row_group_rows=config.row_group_rows)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m beam_jobs.preprocess",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Any other option is passed to Beam (e.g. --runner, --project, --region, "
-        "--temp_location, --setup_file, --direct_num_workers).",
-    )
-    add_options(parser, PreprocessConfig)
-    return parser
-
-
-def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
-    config = from_args(PreprocessConfig, args)
-    return dataclasses.replace(config, output=config.output.rstrip("/"))
-
-
 def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = None):
     """Parse ``argv``, build the pipeline and run it to completion. Returns the Beam result."""
-    args, beam_args = build_parser().parse_known_args(argv)
-    config = config_from_args(args)
-    config = dataclasses.replace(config, inputs=tuple(beam_io.check_inputs(config.inputs)))
+    config, beam_args = beam_io.parse_job(PreprocessConfig, argv, prog="python -m beam_jobs.preprocess",
+                                          description=__doc__)
+    config = dataclasses.replace(config, output=config.output.rstrip("/"),
+                                 inputs=tuple(beam_io.check_inputs(config.inputs)))
     beam_io.prepare_output(config.output, config.overwrite)
     return beam_io.run_job(lambda pipeline: build(pipeline, config), beam_args, test_pipeline)
 

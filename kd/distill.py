@@ -11,7 +11,6 @@ Writes to OUTPUT: a Hugging Face model (safetensors, config with id2label, token
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,7 +33,7 @@ from kd.models import (
 )
 from kd.objectives import DistillObjective, DistillWeights
 from kd.report import plot_metrics, write_report
-from schemas.options import MalmoiError, add_options, cli_main, from_args, option
+from schemas.options import MalmoiError, config_command, option
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,23 +149,14 @@ def run(config: DistillConfig) -> dict[str, Any]:
     return result
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m kd.distill", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(parser, DistillConfig)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    def command(argv_: list[str] | None) -> int:
-        config = from_args(DistillConfig, build_parser().parse_args(argv_))
+    def command(config: DistillConfig) -> None:
         test = run(config).get("test", {})
         if test:
             print(f"test accuracy {test['student'].get('accuracy', float('nan')):.4f} "
                   f"(teacher {test['teacher'].get('accuracy', float('nan')):.4f}); report: {config.loop.output}/report.md")
-        return 0
 
-    return cli_main(command, argv)
+    return config_command(DistillConfig, command, argv, prog="python -m kd.distill", description=__doc__)
 
 
 __all__ = ["DistillConfig", "StudentConfig", "classification_metrics", "main", "run"]

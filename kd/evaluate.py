@@ -9,7 +9,6 @@ shards, so retention (student / teacher accuracy) needs no teacher model. With s
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -26,7 +25,7 @@ from transformers import AutoModelForSequenceClassification
 from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.data import DEFAULT_BUCKETS, BucketBatches, OpenedDataset, kd_chunks, open_kd_dataset
 from kd.models import count_parameters, torchscript_for_cpu
-from schemas.options import add_options, cli_main, from_args, option
+from schemas.options import config_command, option
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, num_bins: int = 15) -> dict[str, float]:
@@ -214,12 +213,7 @@ class EvaluateConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kd.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(parser, EvaluateConfig)
-
-    def command(argv_: list[str] | None) -> int:
-        config = from_args(EvaluateConfig, parser.parse_args(argv_))
+    def command(config: EvaluateConfig) -> None:
         opened = open_kd_dataset(config.data)
         texts = split_texts(opened, config.split)
         runs = [evaluate_model_dir(m, opened, config.split, texts) for m in config.models]
@@ -228,9 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         if config.output:
             Path(config.output).write_text(text + "\n", encoding="utf-8")
         print(text)
-        return 0
 
-    return cli_main(command, argv)
+    return config_command(EvaluateConfig, command, argv, prog="python -m kd.evaluate", description=__doc__)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ and training stops after ``--patience`` evaluations without improvement.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from kd.models import export_pretrained, label_maps
 from kd.objectives import ClassificationObjective
 from kd.report import plot_metrics
 from schemas import UTTERANCES
-from schemas.options import MalmoiError, add_options, cli_main, from_args, option
+from schemas.options import MalmoiError, config_command, option
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,17 +114,10 @@ def run(config: FinetuneConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kd.finetune", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(parser, FinetuneConfig)
+    def command(config: FinetuneConfig) -> None:
+        print(f"teacher -> {config.loop.output}: test {run(config).get('test')}")
 
-    def command(argv_: list[str] | None) -> int:
-        config = from_args(FinetuneConfig, parser.parse_args(argv_))
-        summary = run(config)
-        print(f"teacher -> {config.loop.output}: test {summary.get('test')}")
-        return 0
-
-    return cli_main(command, argv)
+    return config_command(FinetuneConfig, command, argv, prog="python -m kd.finetune", description=__doc__)
 
 
 if __name__ == "__main__":

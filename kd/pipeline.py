@@ -19,7 +19,6 @@ The default sizes are for a demo on a 2-core CPU (a few minutes); ``--scale`` mu
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 
-from schemas.options import add_options, cli_main, from_args, option
+from schemas.options import config_command, option
 
 
 def stage(number: int, title: str) -> float:
@@ -53,10 +52,7 @@ class PipelineConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kd.pipeline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(parser, PipelineConfig)
-    return cli_main(lambda argv_: run(from_args(PipelineConfig, parser.parse_args(argv_))), argv)
+    return config_command(PipelineConfig, run, argv, prog="python -m kd.pipeline", description=__doc__)
 
 
 def run(args: PipelineConfig) -> int:

@@ -16,7 +16,6 @@ single requests (see ``latency_ms_batch1_torchscript`` in ``kd.evaluate``).
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
@@ -30,7 +29,7 @@ from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
 from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import NORMALIZER_FILE, read_json
 from kd.models import torchscript_for_cpu
-from schemas.options import MalmoiError, add_options, cli_main, from_args, option
+from schemas.options import MalmoiError, config_command, option
 
 
 class Predictor:
@@ -87,12 +86,7 @@ class PredictConfig:
 
 
 def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kd.predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(parser, PredictConfig)
-
-    def command(argv_: list[str] | None) -> int:
-        config = from_args(PredictConfig, parser.parse_args(argv_))
+    def command(config: PredictConfig) -> None:
         try:
             predictor = Predictor(config.model, config.device, torchscript=config.torchscript)
         except OSError as error:
@@ -107,9 +101,8 @@ def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:
                 out.write(json.dumps(result, ensure_ascii=False) + "\n")
             else:
                 out.write(f"{result['label']}\t{result['probability']:.4f}\t{result['text']}\n")
-        return 0
 
-    return cli_main(command, argv)
+    return config_command(PredictConfig, command, argv, prog="python -m kd.predict", description=__doc__)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ domain adaptation of a general model to spoken text):
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from kd.loop import LoopConfig, train
 from kd.objectives import MaskedLMObjective
 from kd.report import plot_metrics
 from schemas import UTTERANCES
-from schemas.options import add_options, cli_main, from_args, option
+from schemas.options import config_command, option
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,17 +88,10 @@ def run(config: PretrainConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kd.pretrain", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(parser, PretrainConfig)
+    def command(config: PretrainConfig) -> None:
+        print(f"pretrained {run(config)['steps']} steps -> {config.loop.output}")
 
-    def command(argv_: list[str] | None) -> int:
-        config = from_args(PretrainConfig, parser.parse_args(argv_))
-        summary = run(config)
-        print(f"pretrained {summary['steps']} steps -> {config.loop.output}")
-        return 0
-
-    return cli_main(command, argv)
+    return config_command(PretrainConfig, command, argv, prog="python -m kd.pretrain", description=__doc__)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ augment, distill, predict) pre-splits the same way.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from beam_jobs.text.placeholders import PLACEHOLDERS
 from beam_jobs.text.subwords import PRE_SPLITS, SubwordTokenizer, load_subword_tokenizer, write_metadata
 from kd.data import open_dataset
 from schemas import UTTERANCES
-from schemas.options import MalmoiError, add_options, cli_main, from_args, option
+from schemas.options import MalmoiError, config_command, option
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -104,21 +103,15 @@ def dataset_texts(folder: str, pre_split: str = "none", split: str | None = "tra
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kd.tokenizer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_options(parser, TokenizerTrainConfig)
-
-    def command(argv_: list[str] | None) -> int:
-        config = from_args(TokenizerTrainConfig, parser.parse_args(argv_))
+    def command(config: TokenizerTrainConfig) -> None:
         words = word_tokenizer_of(config.data) if config.pre_split == "tokens" else None
         tokenizer = train_tokenizer(dataset_texts(config.data, config.pre_split, None if config.all_splits else "train"),
                                     config.output, kind=config.kind, vocab_size=config.vocab_size,
                                     min_frequency=config.min_frequency, pre_split=config.pre_split,
                                     word_tokenizer=words)
         print(f"{config.output}: {len(tokenizer)} tokens ({config.kind})")
-        return 0
 
-    return cli_main(command, argv)
+    return config_command(TokenizerTrainConfig, command, argv, prog="python -m kd.tokenizer", description=__doc__)
 
 
 if __name__ == "__main__":

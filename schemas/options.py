@@ -214,3 +214,13 @@ def cli_main(run: Callable[[list[str] | None], Any], argv: list[str] | None = No
         print(f"error: {error}", file=sys.stderr)
         return 2
     return result if isinstance(result, int) else 0
+
+
+def config_command(config_cls: type, run: Callable[[Any], int | None], argv: list[str] | None, *, prog: str,
+                   description: str | None) -> int:
+    """A whole command: parse ``argv`` into ``config_cls`` (its fields are the options), call ``run(config)``
+    through :func:`cli_main`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_options(parser, config_cls)
+    return cli_main(lambda argv_: run(from_args(config_cls, parser.parse_args(argv_))), argv)

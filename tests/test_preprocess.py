@@ -203,8 +203,8 @@ def test_dataflow_options_parse_unchanged():
     argv = ["--input", "gs://bucket/nikl/*.json", "--output", "gs://bucket/out", "--runner", "DataflowRunner",
             "--project", "my-project", "--region", "asia-northeast3", "--temp_location", "gs://bucket/tmp",
             "--setup_file", "./setup.py", "--max_num_workers", "8"]
-    args, beam_args = preprocess.build_parser().parse_known_args(argv)
-    assert preprocess.config_from_args(args).inputs == ("gs://bucket/nikl/*.json",)
+    config, beam_args = preprocess.beam_io.parse_job(preprocess.PreprocessConfig, argv, prog="t", description="")
+    assert config.inputs == ("gs://bucket/nikl/*.json",)
     options = preprocess.beam_io.pipeline_options(beam_args)
     assert options.view_as(StandardOptions).runner == "DataflowRunner"
     cloud = options.view_as(GoogleCloudOptions)
@@ -212,7 +212,7 @@ def test_dataflow_options_parse_unchanged():
     assert options.view_as(SetupOptions).setup_file == "./setup.py"
     # the graph builds with those options (nothing is submitted)
     pipeline = beam.Pipeline(runner="FnApiRunner", options=options)
-    preprocess.build(pipeline, preprocess.config_from_args(args))
+    preprocess.build(pipeline, config)
 
 
 def test_sdist_carries_the_lexicons(tmp_path):

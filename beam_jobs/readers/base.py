@@ -170,6 +170,30 @@ def decoded_lines(raw_lines: Iterable[bytes], encoding: str, source: str) -> Ite
         yield number, line, None
 
 
+def line_parser(parse: Callable[..., Iterator[RawUtterance | Reject]]) -> Callable[..., Iterator[RawUtterance | Reject]]:
+    """A line format's parser that sees only the non-blank decoded lines as ``(number, text)``;
+    undecodable lines come out as their rejects, none lost (each before the next output)."""
+
+    def parse_lines(lines: Iterable[Line], source: str, options: ReaderOptions, fmt: str):
+        rejects: list[Reject] = []
+
+        def content() -> Iterator[tuple[int, str]]:
+            for number, line, reject in lines:
+                if reject is not None:
+                    rejects.append(reject)
+                elif line.strip():
+                    yield number, line
+
+        for item in parse(content(), source, options, fmt):
+            yield from rejects
+            rejects.clear()
+            yield item
+        yield from rejects
+
+    parse_lines.__doc__ = parse.__doc__
+    return parse_lines
+
+
 def corpus_of(options: ReaderOptions, fmt: str) -> str:
     return options.corpus_name or fmt
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from beam_jobs.readers.base import Format, RawUtterance, corpus_of, register
+from beam_jobs.readers.base import Format, RawUtterance, corpus_of, line_parser, register
 
 _KSPON_LINE_RE = re.compile(r"^\s*(\S+?)\s+::\s?(.*)$")
 
@@ -20,15 +20,11 @@ def _kspon_doc(utterance_id: str) -> str:
     return path.rsplit("/", 1)[0] if "/" in path else path.rsplit(".", 1)[0]
 
 
+@line_parser
 def _parse_kspon(lines, source, options, fmt):
     corpus = corpus_of(options, fmt)
     single_file_lines: list[tuple[int, str]] = []
-    for number, line, reject in lines:
-        if reject is not None:
-            yield reject
-            continue
-        if not line.strip():
-            continue
+    for number, line in lines:
         match = _KSPON_LINE_RE.match(line)
         if match is None:
             single_file_lines.append((number, line))

@@ -19,19 +19,16 @@ from beam_jobs.readers.base import (
     ReaderOptions,
     Reject,
     excerpt,
+    line_parser,
     record_from_fields,
     register,
 )
 
 
+@line_parser
 def _parse_jsonl(lines, source, options, fmt):
     turns = DocTurns()
-    for number, line, reject in lines:
-        if reject is not None:
-            yield reject
-            continue
-        if not line.strip():
-            continue
+    for number, line in lines:
         position = f"line {number}"
         try:
             obj = json.loads(line)
