@@ -25,7 +25,7 @@ import numpy as np
 
 from beam_jobs.text import lexicons
 from beam_jobs.text.hangul import ends_in_consonant
-from schemas.options import option
+from schemas.options import MalmoiError, option
 from schemas.provenance import stable_seed
 
 METHODS = ("colloquial", "eda", "mlm", "seq2seq")
@@ -211,7 +211,8 @@ class MlmParaphraser:
         self.tokenizer = load_subword_tokenizer(model_dir)
         self.model = AutoModelForMaskedLM.from_pretrained(model_dir).to(device).eval()
         if self.tokenizer.mask_token_id is None:
-            raise ValueError(f"--mlm-model {model_dir}: its tokenizer has no mask token")
+            raise MalmoiError(f"--mlm-model {model_dir}: its tokenizer has no mask token.",
+                              "pass a masked-LM checkpoint (kd.pretrain output).")
         self.device = device
         self.num_candidates = num_candidates
         self.top_k = top_k
@@ -269,7 +270,7 @@ class Seq2SeqParaphraser:
 # --------------------------------------------------------------------------- filters
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FilterConfig:
     """A candidate is kept when the teacher agrees with itself on the source."""
 

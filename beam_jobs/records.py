@@ -61,7 +61,7 @@ def assign_split(corpus: str, doc_id: str, ratios: SplitRatios, seed: str = "") 
     return "test"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RowOptions:
     """Per-row limits and the split policy."""
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from schemas.options import MalmoiError
+
 # the provenance hashes live with the contracts; kd code imports them from here too
 from schemas.provenance import files_hash as files_hash
 from schemas.provenance import tokenizer_hash as tokenizer_hash
@@ -25,7 +27,7 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA device is visible. Fix: use --device cpu or auto.")
+        raise MalmoiError(f"--device {name}: no CUDA device is visible.", "use --device cpu or auto.")
     return device
 
 

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from kd.common import Distributed, pick_device, to_jsonable, write_json
 from kd.data import DEFAULT_BUCKETS, BucketBatches, Prefetcher
-from schemas.options import int_tuple, option
+from schemas.options import MalmoiError, int_tuple, option
 
 LOG = logging.getLogger("kd.loop")
 CHECKPOINTS = "checkpoints"
@@ -364,8 +364,8 @@ def epochs(batches: BucketBatches, position: Position, device: torch.device) -> 
             produced += 1
             yield batch
         if produced == 0 and position.in_epoch == 0:
-            raise ValueError("the training split produced no batches. Fix: check that the dataset has rows in the "
-                             "training split (see its _manifest.json rows_per_split).")
+            raise MalmoiError("the training split produced no batches.", "check that the dataset has rows in the "
+                              "training split (see its _manifest.json rows_per_split).")
         position.epoch, position.in_epoch = position.epoch + 1, 0
 
 

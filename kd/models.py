@@ -12,6 +12,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 
 from kd.common import NORMALIZER_FILE, TRAINING_CONFIG_FILE, write_json
 from kd.losses import mean_pool
+from schemas.options import MalmoiError
 
 
 def label_maps(label_names: list[str]) -> tuple[dict[int, str], dict[str, int]]:
@@ -23,7 +24,9 @@ def bert_student(*, vocab_size: int, label_names: list[str], num_layers: int = 4
                  pad_token_id: int = 0, dropout: float = 0.1) -> BertForSequenceClassification:
     """A small BERT-style classifier from a config (TinyBERT-4's shape by default)."""
     if hidden_size % num_heads:
-        raise ValueError(f"student: hidden size {hidden_size} must be divisible by the {num_heads} heads")
+        raise MalmoiError(f"student: hidden size {hidden_size} must be divisible by the {num_heads} heads.",
+                          "pick --student-heads dividing --student-hidden (a head size that is a multiple of 8 "
+                          "gets the fused attention kernels).")
     id2label, label2id = label_maps(label_names)
     config = BertConfig(vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers,
                         num_attention_heads=num_heads, intermediate_size=intermediate_size,
@@ -39,7 +42,7 @@ def student_from_teacher(teacher_dir: str, num_layers: int, label_names: list[st
     config = teacher.config.__class__.from_dict(teacher.config.to_dict())
     total = config.num_hidden_layers
     if not 1 <= num_layers <= total:
-        raise ValueError(f"--student-layers {num_layers}: the teacher has {total} layers; pick 1..{total}")
+        raise MalmoiError(f"--student-layers {num_layers}: the teacher has {total} layers.", f"pick 1..{total}.")
     config.num_hidden_layers = num_layers
     id2label, label2id = label_maps(label_names)
     config.id2label, config.label2id, config.num_labels = id2label, label2id, len(label_names)
@@ -76,17 +79,17 @@ def student_from_checkpoint(checkpoint: str, tokenizer_dir: str, label_names: li
     if any((folder / name).exists() for name in ("tokenizer.json", "vocab.txt")):
         found = AutoTokenizer.from_pretrained(checkpoint).get_vocab()
         if found != expected:
-            raise ValueError(f"--student-init '{checkpoint}' has a different vocabulary ({len(found)} tokens) than "
-                             f"--tokenizer '{tokenizer_dir}' ({len(expected)}): the kd shards' ids would mean other "
-                             "words. Fix: pretrain the student with the same tokenizer the shards were made with")
+            raise MalmoiError(f"--student-init '{checkpoint}' has a different vocabulary ({len(found)} tokens) than "
+                              f"--tokenizer '{tokenizer_dir}' ({len(expected)}): the kd shards' ids would mean other "
+                              "words.", "pretrain the student with the same tokenizer the shards were made with.")
     id2label, label2id = label_maps(label_names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "some weights were newly initialized": the head, by design
         model = AutoModelForSequenceClassification.from_pretrained(
             checkpoint, num_labels=len(label_names), id2label=id2label, label2id=label2id)
     if model.get_input_embeddings().num_embeddings < len(expected):
-        raise ValueError(f"--student-init '{checkpoint}' embeds {model.get_input_embeddings().num_embeddings} "
-                         f"ids but the tokenizer has {len(expected)}. Fix: use the checkpoint's own tokenizer")
+        raise MalmoiError(f"--student-init '{checkpoint}' embeds {model.get_input_embeddings().num_embeddings} "
+                          f"ids but the tokenizer has {len(expected)}.", "use the checkpoint's own tokenizer.")
     return model
 
 

@@ -56,7 +56,7 @@ def train_tokenizer(texts: Iterable[str], output: str | Path, *, kind: str = "wo
     so every stage that loads this directory splits new text the same way.
     """
     if kind not in ("wordpiece", "unigram"):
-        raise ValueError(f"--kind: expected wordpiece or unigram, found {kind!r}")
+        raise MalmoiError(f"--kind: expected wordpiece or unigram, found {kind!r}.", "pick one of the two.")
     if kind == "wordpiece":
         tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,

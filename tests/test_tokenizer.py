@@ -27,30 +27,30 @@ def scores_file(tmp_path):
 
 
 def test_soynlp_maxscore_splits_with_corpus_scores(scores_file):
-    tokenizer = Tokenizer(TokenizerConfig("soynlp", "maxscore", str(scores_file)))
+    tokenizer = Tokenizer(TokenizerConfig(method="soynlp", soynlp_tokenizer="maxscore", scores_path=str(scores_file)))
     assert tokenizer.tokenize("배우연기정말 좋았다ㅋㅋ") == ["배우", "연기", "정말", "좋았", "다", "ㅋㅋ"]
 
 
 def test_soynlp_ltokenizer_splits_eojeol_into_left_and_right(scores_file):
-    tokenizer = Tokenizer(TokenizerConfig("soynlp", "ltokenizer", str(scores_file)))
+    tokenizer = Tokenizer(TokenizerConfig(method="soynlp", soynlp_tokenizer="ltokenizer", scores_path=str(scores_file)))
     assert tokenizer.tokenize("영화는 정말로") == ["영화", "는", "정말", "로"]
 
 
 def test_tokenizer_hash_follows_the_scores(scores_file, tmp_path):
-    first = Tokenizer(TokenizerConfig("soynlp", "maxscore", str(scores_file))).hash()
+    first = Tokenizer(TokenizerConfig(method="soynlp", soynlp_tokenizer="maxscore", scores_path=str(scores_file))).hash()
     other = tmp_path / "other.json"
     other.write_bytes(artifact_bytes({"배우": 1.0}, {}))
-    assert first != Tokenizer(TokenizerConfig("soynlp", "maxscore", str(other))).hash()
-    assert first == Tokenizer(TokenizerConfig("soynlp", "maxscore", str(scores_file))).hash()
+    assert first != Tokenizer(TokenizerConfig(method="soynlp", soynlp_tokenizer="maxscore", scores_path=str(other))).hash()
+    assert first == Tokenizer(TokenizerConfig(method="soynlp", soynlp_tokenizer="maxscore", scores_path=str(scores_file))).hash()
 
 
 def test_soynlp_without_scores_is_a_clear_error():
     with pytest.raises(ValueError, match="--word-scores"):
-        TokenizerConfig("soynlp")
+        TokenizerConfig(method="soynlp")
 
 
 def test_foreign_scores_file_is_refused(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"hello": 1}', encoding="utf-8")
     with pytest.raises(ValueError, match="expected format malmoi.word_scores"):
-        Tokenizer(TokenizerConfig("soynlp", "maxscore", str(bad)))
+        Tokenizer(TokenizerConfig(method="soynlp", soynlp_tokenizer="maxscore", scores_path=str(bad)))

@@ -82,7 +82,7 @@ def format_names() -> tuple[str, ...]:
     return ("auto", *REGISTRY)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReaderOptions:
     """How to read files: the format and, for tabular formats, which columns mean what."""
 

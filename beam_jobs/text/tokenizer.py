@@ -20,7 +20,7 @@ from beam_jobs.text.word_scores import load_scores, make_soynlp_splitter
 __all__ = ["PIECE_RE", "Tokenizer", "TokenizerConfig", "pieces"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TokenizerConfig:
     """How Hangul runs are split. ``scores_path`` points at a word-scores artifact."""
 
