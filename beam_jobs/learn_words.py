@@ -76,7 +76,7 @@ class CountSubstringsFn(beam.DoFn):
 
     def process(self, batch: list[RawUtterance]):
         normalize = self._normalizer.normalize  # type: ignore[union-attr]
-        sentences = (hangul_words(normalize(raw.text, raw.corpus)[0]) for raw in batch)
+        sentences = (hangul_words(normalize(raw.text, raw.markup)[0]) for raw in batch)
         yield TaggedOutput(STATS, beam_io.count("sentences.counted", len(batch)))
         counts = count_substrings(sentences, self._config.max_left_length, self._config.max_right_length)
         # One element per shard and batch, not per substring: Beam's per-element cost would

@@ -14,7 +14,7 @@ import json
 import sys
 from dataclasses import dataclass
 
-from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
+from beam_jobs.text.normalizer import MARKUPS, Normalizer, NormalizerConfig
 from schemas.options import add_options, from_args, option
 
 
@@ -23,7 +23,8 @@ class NormalizeConfig:
     normalizer: NormalizerConfig = option(NormalizerConfig(), help="a NormalizerConfig as JSON", flag="--config",
                                           parse=NormalizerConfig.from_file, metavar="JSON")
     edits: bool = option(False, help="print JSON lines with the text and its edits")
-    corpus: str | None = option(None, help="enable corpus-specific rules, e.g. kspon")
+    corpus: str | None = option(None, help="the input's transcription conventions: run that corpus's markup rules "
+                                "(none by default: generic text keeps {…}, -…-, / and #@…# as written)", choices=MARKUPS)
     print_config: bool = option(False, help="print the resolved config and its hash")
 
 

@@ -116,7 +116,7 @@ class ColloquialParaphraser:
         self.num_candidates = num_candidates
         self.speech_level = speech_level
         self._shift = speech_level_shift() if speech_level > 0 else None
-        rows = lexicons.load("contractions.tsv", 5)
+        rows = lexicons.load("contractions.tsv", 6)
         reverse: dict[str, str] = {}
         for form, standard, attach, *_ in rows:
             if " " not in standard and attach in ("word", "josa") and len(form) < len(standard):

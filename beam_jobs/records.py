@@ -86,7 +86,7 @@ class RowBuilder:
             return Reject("too_long", raw.source, raw.position,
                           f"{len(raw.text)} characters, more than --max-chars {self.options.max_chars}",
                           raw.text[:200])
-        text, edits = self.normalizer.normalize(raw.text, raw.corpus)
+        text, edits = self.normalizer.normalize(raw.text, raw.markup)
         if not text.strip():
             detail = "empty text" if not raw.text.strip() else "nothing left after normalization (markup only)"
             return Reject("empty_text", raw.source, raw.position, detail, raw.text[:200])

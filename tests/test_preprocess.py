@@ -25,8 +25,8 @@ from tests.conftest import ROOT, read_json, run_preprocess
 RUNNER = ["--runner", "FnApiRunner"]
 
 
-def raw(text, doc="d1", turn=0, position=None):
-    return RawUtterance("txt", "a.txt", position or f"line {turn + 1}", doc, turn, text, None, None, {})
+def raw(text, doc="d1", turn=0, position=None, markup=None):
+    return RawUtterance("txt", "a.txt", position or f"line {turn + 1}", doc, turn, text, None, None, {}, markup)
 
 
 # --------------------------------------------------------------------------- transforms
@@ -56,12 +56,13 @@ def test_build_rows_fn_normalizes_and_rejects_empty(tmp_path):
     with BeamTestPipeline(runner="FnApiRunner") as p:
         out = (
             p
-            | beam.Create([[raw("넘 좋앙ㅋㅋㅋㅋ"), raw("{laughing}", turn=1), raw("   ", turn=2)]])
+            | beam.Create([[raw("넘 좋앙ㅋㅋㅋㅋ"), raw("{laughing}", turn=1, markup="nikl"), raw("   ", turn=2),
+                             raw("{laughing}", turn=3)]])
             | beam.ParDo(preprocess.BuildRowsFn(config)).with_outputs("rejects", "stats", main="rows")
         )
         split = assign_split("txt", "d1", config.rows.ratios)
         assert_that(out.rows | beam.FlatMap(lambda rows: [(r["text"], r["split"]) for r in rows]),
-                    equal_to([("너무 좋아ㅋㅋ", split), ("ㅋㅋ", split)]), label="rows")
+                    equal_to([("너무 좋아ㅋㅋ", split), ("ㅋㅋ", split), ("{laughing}", split)]), label="rows")
         assert_that(out.rejects | beam.Map(lambda r: r.reason), equal_to(["empty_text"]), label="rejects")
 
 

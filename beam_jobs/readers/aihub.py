@@ -67,7 +67,7 @@ def _parse_aihub_emotion(obj, source, options, fmt):
                 continue
             speaker = "human" if key.startswith("HS") else "system" if key.startswith("SS") else key
             yield RawUtterance(corpus, source, f"{position}.talk.content.{key}", doc_id, turn, text, speaker, label,
-                               dict(meta, slot=key))
+                               dict(meta, slot=key), markup="aihub")
             turn += 1
 
 
@@ -122,7 +122,7 @@ def _parse_aihub_dialogues(obj, source, options, fmt):
             for key, value in (participants.get(speaker or "", {}) or {}).items():
                 if key != "participantID" and value not in (None, ""):
                     meta[f"speaker_{key}"] = meta_value(value)
-            yield RawUtterance(corpus, source, u_position, doc_id, u_index, text, speaker, None, meta)
+            yield RawUtterance(corpus, source, u_position, doc_id, u_index, text, speaker, None, meta, markup="aihub")
 
 
 _XLSX_COLUMNS = {
@@ -183,7 +183,7 @@ def _parse_xlsx(data: bytes, source: str, options: ReaderOptions, fmt: str = "ai
                 label_index = find("text", options.label_column)
                 label = meta_value(cells[label_index]) if label_index is not None and cells[label_index] is not None else None
             yield RawUtterance(corpus, source, position, doc_id, turns(doc_id), text,
-                               None if speaker is None else str(speaker), label, meta)
+                               None if speaker is None else str(speaker), label, meta, markup="aihub")
     workbook.close()
 
 

@@ -40,6 +40,9 @@ class RawUtterance(NamedTuple):
     speaker: str | None = None
     label: str | None = None
     meta: dict[str, str] | None = None
+    #: the transcription conventions of its corpus ("nikl", "kspon", "aihub"): which markup rules
+    #: the normalizer runs on it; None for generic text (no markup rule runs)
+    markup: str | None = None
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,13 @@ def _parse_kspon(lines, source, options, fmt):
             continue
         utterance_id, transcript = match.group(1), match.group(2)
         yield RawUtterance(corpus, source, f"line {number}", _kspon_doc(utterance_id), 0, transcript, None, None,
-                           {"utterance_id": utterance_id})
+                           {"utterance_id": utterance_id}, markup="kspon")
     # One-utterance-per-file transcripts (KsponSpeech_000001.txt): the file stem is the id.
     stem = source.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
     folder = source.replace("\\", "/").rsplit("/", 1)[0] if "/" in source else stem
     for number, line in single_file_lines:
         yield RawUtterance(corpus, source, f"line {number}", folder, 0, line.strip(), None, None,
-                           {"utterance_id": stem})
+                           {"utterance_id": stem}, markup="kspon")
 
 
 

@@ -66,7 +66,7 @@ def _parse_nikl(obj, source, options, fmt):
             for key, value in (speakers.get(speaker or "", {}) or {}).items():
                 if key != "id" and value not in (None, ""):
                     meta[f"speaker_{key}"] = meta_value(value)
-            yield RawUtterance(corpus, source, position, doc_id, u_index, text, speaker, None, meta)
+            yield RawUtterance(corpus, source, position, doc_id, u_index, text, speaker, None, meta, markup="nikl")
 
 
 

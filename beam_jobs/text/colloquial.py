@@ -1,10 +1,14 @@
-"""Colloquial rewriting rules for the normalizer: lengthening, 애교 endings, contractions.
+"""Colloquial rewriting rules for the normalizer: lengthening, repeats, 애교 endings, contractions,
+typos and noun + copula contractions.
 
-Each rule is conservative by construction: it rewrites only eojeol shapes listed in a lexicon
-(``beam_jobs/lexicons/*.tsv``) or a lengthening pattern with at least two extension
-syllables, so real words such as 여행, 중앙, 지인 or 누우면 are left alone. The optional Kiwi
-judge (``NormalizerConfig.ending_judge == "kiwi"``) additionally strips an extra coda wherever
-Kiwi tags one (``Z_CODA``), which catches endings the lexicon does not list.
+Each rule proposes a rewrite from a narrow shape (a lexicon row, a lengthening pattern with at
+least two extension syllables, a unit repeated three times or more, a typo class) and, where
+the shape also fits real words, asks the lexical judge (:mod:`beam_jobs.text.judge`) about the
+Hangul run it would change: 자기이익 stays (자기 + 이익 is valid Korean, 자긱 is not), 지이인짜
+becomes 진짜. The analysis-driven rules (typos, copula, extra codas) run only with a judge
+that analyzes (``lexical_judge = "kiwi"``). A rewrite that changes a word's last sound also
+changes its particle (:mod:`beam_jobs.text.particles`). Every rule writes its own name into the
+edit log.
 """
 
 from __future__ import annotations
@@ -25,9 +29,36 @@ from beam_jobs.text.hangul import (
     is_syllable,
     without_final,
 )
+from beam_jobs.text.judge import Judge
+from beam_jobs.text.particles import FORMS as PARTICLES
+from beam_jobs.text.particles import agree
 
-PARTICLES = ("에서", "에게", "부터", "까지", "처럼", "보다", "이랑", "에는", "에도", "으로", "로", "에",
-             "은", "는", "이", "가", "을", "를", "도", "만", "엔", "랑", "와", "과", "의")
+#: Hangul runs longer than this are not sent to the judge (hostile input); their rewrites are not made
+MAX_JUDGED_RUN = 40
+_RUN_RE = re.compile("[가-힣]+")
+
+
+def run_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """The Hangul run around ``text[start:end]`` (what the judge is asked about)."""
+    while start > 0 and is_syllable(text[start - 1]):
+        start -= 1
+    while end < len(text) and is_syllable(text[end]):
+        end += 1
+    return start, end
+
+
+def judged(judge: Judge, match: re.Match[str], proposed: str) -> str:
+    """``proposed`` when the judge prefers the run with it to the run as written, else the match."""
+    original = match.group(0)
+    if proposed == original:
+        return original
+    start, end = run_bounds(match.string, match.start(), match.end())
+    run = match.string[start:end]
+    if not run or len(run) > MAX_JUDGED_RUN:
+        return original
+    rewritten = run[: match.start() - start] + proposed + run[match.end() - start:]
+    return proposed if judge.better(run, rewritten) else original
+
 
 # Vowel indices (jungseong order: ㅏㅐㅑㅒㅓㅔㅕㅖㅗㅘㅙㅚㅛㅜㅝㅞㅟㅠㅡㅢㅣ).
 # An extension syllable ㅇ+V lengthens a syllable whose vowel "ends in" V.
@@ -44,9 +75,6 @@ _LENGTHENS = {
 _MIN_EXTENSIONS = 2  # 지인, 누우면, 기이하다 have one; 지이인짜, 좋아아아 have two or more
 
 _LENGTHENING_RE = re.compile(f"([{NO_CODA_SYLLABLES}])([아어오우으이에애]+[가-힣]?)")
-
-_LAUGH_SYLLABLES = "하히호크키흐헤후캬큭킥"
-
 
 def _lengthening(match: re.Match[str]) -> str:
     """지이인짜 -> 진짜, 좋아아아 -> 좋아, 우와아아아 -> 우와; fewer than two extensions: unchanged."""
@@ -80,12 +108,28 @@ def _eojeol_bounds(text: str, start: int, end: int) -> tuple[str, str]:
     return before, after
 
 
-def _contraction_rule(config: NormalizerConfig) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
-    rows = lexicons.load("contractions.tsv", 5, config.extra_lexicons)
-    table = {form: (standard, attach, not_before, not_after) for form, standard, attach, not_before, not_after in rows}
+
+#: a unit of 1-4 syllables written three times or more in a row (짱짱짱짱 -> 짱짱, 헐헐헐헐 -> 헐헐)
+_REPEAT_RE = re.compile("([가-힣]{1,4}?)\\1{2,}")
+
+
+def _repeat_rule(max_repeat: int) -> Rule:
+    return sub_rule("repeat_unit", _REPEAT_RE, lambda m: m.group(1) * max_repeat, has_hangul)
+
+
+def _eojeol_bounds(text: str, start: int, end: int) -> tuple[str, str]:
+    """The previous and next whitespace-separated words around ``text[start:end]``."""
+    before = text[:start].rstrip().rsplit(" ", 1)[-1] if start else ""
+    after = text[end:].lstrip().split(" ", 1)[0] if end < len(text) else ""
+    return before, after
+
+
+def _contraction_rule(config: NormalizerConfig, judge: Judge) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
+    rows = lexicons.load("contractions.tsv", 6, config.extra_lexicons)
+    table = {form: (standard, attach, not_before, not_after) for form, standard, attach, not_before, not_after, kind
+             in rows if config.expand_contractions or kind == "spelling"}
     forms = sorted(table, key=len, reverse=True)
-    particles = "|".join(sorted(PARTICLES, key=len, reverse=True))
-    pattern = re.compile(f"(?<![가-힣])({'|'.join(map(re.escape, forms))})({particles})?(?![가-힣])")
+    pattern = re.compile(f"(?<![가-힣])({'|'.join(map(re.escape, forms))})({'|'.join(PARTICLES)})?(?![가-힣])")
     guards = {
         form: (re.compile(nb) if nb else None, re.compile(na) if na else None)
         for form, (_, _, nb, na) in table.items()
@@ -94,7 +138,7 @@ def _contraction_rule(config: NormalizerConfig) -> tuple[re.Pattern[str], Callab
     def replace(match: re.Match[str]) -> str:
         form, particle = match.group(1), match.group(2) or ""
         standard, attach, _, _ = table[form]
-        if particle and attach != "josa":
+        if particle and (attach != "josa" or judge.is_one_word(form + particle)):  # 첨가 is a word, not 첨 + 가
             return match.group(0)
         not_before, not_after = guards[form]
         if not_before or not_after:
@@ -103,7 +147,7 @@ def _contraction_rule(config: NormalizerConfig) -> tuple[re.Pattern[str], Callab
                 return match.group(0)
             if not_after and prev_word and not_after.search(prev_word):
                 return match.group(0)
-        return standard + particle
+        return standard + agree(standard, particle)
 
     return pattern, replace
 
@@ -136,46 +180,180 @@ def _initialism_rule(config: NormalizerConfig) -> tuple[re.Pattern[str], Callabl
     return pattern, lambda m: table[m.group(1)]
 
 
-class _KiwiCodaJudge:
-    """Strips an extra coda wherever Kiwi tags one (Z_CODA); caches verdicts per eojeol."""
 
-    _CANDIDATE_RE = re.compile("[가-힣]*[가-힣](?![가-힣])")
-
-    def __init__(self) -> None:
-        from kiwipiepy import Kiwi
-
-        self._kiwi = Kiwi()
-        self._cache: dict[str, str] = {}
-
-    def __call__(self, match: re.Match[str]) -> str:
-        word = match.group(0)
-        if decompose(word[-1])[2] not in (21, 17, 16):  # ㅇ, ㅂ, ㅁ codas
-            return word
-        verdict = self._cache.get(word)
-        if verdict is None:
-            tokens = self._kiwi.tokenize(word)
-            verdict = word
-            if tokens and tokens[-1].tag == "Z_CODA":
-                verdict = word[:-1] + without_final(word[-1])
-            if len(self._cache) < 200_000:
-                self._cache[word] = verdict
-        return verdict
+def _initialism_rule(config: NormalizerConfig) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
+    table = dict(row[:2] for row in lexicons.load("initialisms.tsv", 2, config.extra_lexicons))
+    pattern = re.compile(f"(?<![ㄱ-ㅣ가-힣])({'|'.join(sorted(table, key=len, reverse=True))})(?![ㄱ-ㅣ가-힣])")
+    return pattern, lambda m: table[m.group(1)]
 
 
-def colloquial_rules(config: NormalizerConfig) -> list[tuple[str, Rule]]:
+# --------------------------------------------------------------------------- endings by rule
+
+#: 여 for 요 after these ending syllables (맛있네여 -> 맛있네요, 했어여 -> 했어요); not after 하 (하여)
+_YEO_RE = re.compile("(?<=[가-힣][네어아해에예세래데게지나까고죠])여(?![가-힣])")
+#: codas that 애교 spelling adds to an ending (귀엽당, 배고프닷, 했엉, 감사합니당)
+_EXTRA_CODAS = {21: "ᆼ", 16: "ᆷ", 17: "ᆸ", 19: "ᆺ"}
+
+
+def _extra_coda(judge: Judge) -> Callable[[re.Match[str]], str]:
+    """Strip the last syllable's coda where the analysis reads it as an extra coda (Z_CODA)."""
+
+    def replace(match: re.Match[str]) -> str:
+        run = match.group(0)
+        if len(run) < 2 or len(run) > MAX_JUDGED_RUN or decompose(run[-1])[2] not in _EXTRA_CODAS \
+                or without_final(run[-1]) not in _ENDING_SYLLABLES:
+            return run
+        analysis = judge.analyze(run)
+        if analysis is None or not analysis.morphemes:
+            return run
+        last = analysis.morphemes[-1]
+        if last.tag != "Z_CODA" or last.form != _EXTRA_CODAS[decompose(run[-1])[2]]:
+            return run
+        return run[:-1] + without_final(run[-1])
+
+    return replace
+
+
+# --------------------------------------------------------------------------- typos and the copula
+
+_DWAET_RE = re.compile("됬")
+_FINAL_S, _FINAL_SS, _FINAL_B, _FINAL_BS, _FINAL_N = 19, 20, 17, 18, 4
+
+
+def _syllables(keep: Callable[[int, int, int], bool]) -> str:
+    """Every syllable whose (initial, vowel, final) ``keep`` accepts, as a regex class body."""
+    return "".join(chr(code) for code in range(0xAC00, 0xD7A4) if keep(*decompose(chr(code))))
+
+
+#: a run worth analyzing for each analysis-driven rule (a cheap check before the judge is asked)
+_TYPO_ENDING_CUE = re.compile(f"[{_syllables(lambda i, v, f: f == _FINAL_S)}][가-힣]|겄")
+_SPELLING_CUE = re.compile("[잇밋업" + _syllables(lambda i, v, f: (v == 2 and i in (12, 13, 14))
+                                                   or (v == 19 and i != VOWEL_ONLY_INITIAL)) + "]")
+_COPULA_CUE = re.compile(f"[{_syllables(lambda i, v, f: f == _FINAL_N)}][가지데]")
+#: the ending syllables an extra coda is added to (귀엽당: 다 + ㅇ)
+_ENDING_SYLLABLES = frozenset("다요지네까자야죠게래니나냐해어아고라데서여거군걸줘봐워와져써돼")
+_TYPO_EP_FIXES = {"엇": "었", "앗": "았", "엿": "였", "겄": "겠"}
+
+
+def _swap_final(syllable: str, old: int, new: int) -> str:
+    initial, vowel, final = decompose(syllable)
+    return compose(initial, vowel, new) if final == old else syllable
+
+
+def _typo_ending(judge: Judge) -> Callable[[re.Match[str]], str]:
+    """먹엇다 -> 먹었다, 갓다 -> 갔다, 하겄다 -> 하겠다: where the analysis reads a typo-form
+    pre-final ending (엇 앗 엿 겄), the syllable that carries it gets the standard spelling."""
+
+    def replace(match: re.Match[str]) -> str:
+        run = match.group(0)
+        if len(run) < 2 or len(run) > MAX_JUDGED_RUN or not _TYPO_ENDING_CUE.search(run):
+            return run
+        analysis = judge.analyze(run)
+        if analysis is None:
+            return run
+        chars = list(run)
+        for m in analysis.morphemes:
+            if m.tag == "EP" and m.form in _TYPO_EP_FIXES and m.start < len(chars):
+                syllable = chars[m.start]
+                if m.form == "겄":
+                    chars[m.start] = "겠" if syllable == "겄" else syllable
+                else:
+                    chars[m.start] = _swap_final(syllable, _FINAL_S, _FINAL_SS)
+        fixed = "".join(chars)
+        return fixed if fixed != run and judge.better(run, fixed) else run
+
+    return replace
+
+
+def _spelling_candidates(syllable: str) -> list[str]:
+    """One-syllable spelling fixes: 잇/밋 -> 있/밌 (ㅅ -> ㅆ), 업 -> 없, 쟝 -> 장 (ㅑ -> ㅏ after
+    ㅈ ㅉ ㅊ), 즤 -> 지 (ㅢ -> ㅣ after a consonant)."""
+    initial, vowel, final = decompose(syllable)
+    out = []
+    if final == _FINAL_S:
+        out.append(compose(initial, vowel, _FINAL_SS))
+    if final == _FINAL_B:
+        out.append(compose(initial, vowel, _FINAL_BS))
+    if vowel == 2 and initial in (12, 13, 14):  # ㅑ after ㅈ ㅉ ㅊ
+        out.append(compose(initial, 0, final))
+    if vowel == 19 and initial != VOWEL_ONLY_INITIAL:  # ㅢ after a consonant
+        out.append(compose(initial, 20, final))
+    return out
+
+
+def _typo_spelling(judge: Judge) -> Callable[[re.Match[str]], str]:
+    """재밋어 -> 재밌어, 사쟝님 -> 사장님, 했즤 -> 했지: inside a run the analysis cannot read (an
+    out-of-vocabulary piece), the one-syllable fix the judge prefers most."""
+
+    def replace(match: re.Match[str]) -> str:
+        run = match.group(0)
+        if len(run) < 2 or len(run) > MAX_JUDGED_RUN or not _SPELLING_CUE.search(run):
+            return run
+        analysis = judge.analyze(run)
+        if analysis is None or analysis.valid or not any(m.oov for m in analysis.morphemes):
+            return run
+        best, best_score = run, analysis.score
+        for index, syllable in enumerate(run):
+            for candidate in _spelling_candidates(syllable):
+                fixed = run[:index] + candidate + run[index + 1:]
+                after = judge.analyze(fixed)
+                if after.valid and after.score > best_score:
+                    best, best_score = fixed, after.score
+        return best
+
+    return replace
+
+
+def _copula(judge: Judge) -> Callable[[re.Match[str]], str]:
+    """회산가 -> 회사인가, 의산지 -> 의사인지: a known noun (two syllables or more) whose copula 이
+    was contracted into its last syllable's ㄴ; 그런가, 편한데 (no copula) and 가는건데 (a bound
+    noun) stay."""
+
+    def replace(match: re.Match[str]) -> str:
+        run = match.group(0)
+        if len(run) < 3 or len(run) > MAX_JUDGED_RUN or not _COPULA_CUE.search(run):
+            return run
+        analysis = judge.analyze(run)
+        if analysis is None:
+            return run
+        morphemes = analysis.morphemes
+        for noun, copula, ending in zip(morphemes, morphemes[1:], morphemes[2:], strict=False):
+            end = noun.start + noun.length
+            if (noun.tag in ("NNG", "NNP") and not noun.oov and noun.length >= 2 and len(noun.form) == noun.length
+                    and copula.tag == "VCP" and copula.form == "이" and copula.start == end - 1
+                    and ending.form.startswith("ᆫ") and run[end - 1] == compose(*decompose(noun.form[-1])[:2], _FINAL_N)):
+                return run[:noun.start] + noun.form + "인" + run[end:]
+        return run
+
+    return replace
+
+
+def colloquial_rules(config: NormalizerConfig, judge: Judge) -> list[tuple[str, Rule]]:
     """The colloquial rules in the order they run, as (name, rule) pairs for the normalizer."""
-    rules = []
-    rules.append(("lengthening", sub_rule("lengthening", _LENGTHENING_RE, _lengthening, has_hangul)))
-    laugh_cap = config.max_jamo_run
-    laugh_re = re.compile(f"([{_LAUGH_SYLLABLES}])\\1{{{laugh_cap},}}")
-    rules.append(("laughter_syllables", sub_rule("laughter_syllables", laugh_re, lambda m: m.group(0)[:laugh_cap])))
+
+    def lengthening(match: re.Match[str]) -> str:
+        return judged(judge, match, _lengthening(match))
+
+    rules = [("lengthening", sub_rule("lengthening", _LENGTHENING_RE, lengthening, has_hangul)),
+             ("repeat_unit", _repeat_rule(config.max_unit_repeat))]
     pattern, replace = _ending_rule(config)
     rules.append(("cute_ending", sub_rule("cute_ending", pattern, replace)))
-    if config.ending_judge == "kiwi":
-        judge = _KiwiCodaJudge()
-        rules.append(("kiwi_coda", sub_rule("kiwi_coda", _KiwiCodaJudge._CANDIDATE_RE, judge, has_hangul)))
-    pattern, replace = _contraction_rule(config)
+    rules.append(("cute_yeo", sub_rule("cute_yeo", _YEO_RE, lambda m: "요", lambda t: "여" in t)))
+    # contractions before the analysis-driven rules: 여친가 is 여친 + 가, not 여치 + the copula
+    pattern, replace = _contraction_rule(config, judge)
     rules.append(("contraction", sub_rule("contraction", pattern, replace)))
+    analyzes = judge.analyzes
+    if config.ending_judge == "kiwi" and analyzes:
+        rules.append(("extra_coda", sub_rule("extra_coda", _RUN_RE, _extra_coda(judge), has_hangul)))
+    if config.typos:
+        rules.append(("typo_dwaet", sub_rule("typo_dwaet", _DWAET_RE, lambda m: "됐", lambda t: "됬" in t)))
+        if analyzes:
+            rules.append(("typo_ending", sub_rule("typo_ending", _RUN_RE, _typo_ending(judge),
+                                                  lambda t: bool(_TYPO_ENDING_CUE.search(t)))))
+            rules.append(("typo_spelling", sub_rule("typo_spelling", _RUN_RE, _typo_spelling(judge),
+                                                    lambda t: bool(_SPELLING_CUE.search(t)))))
+    if config.copula and analyzes:
+        rules.append(("copula", sub_rule("copula", _RUN_RE, _copula(judge), lambda t: bool(_COPULA_CUE.search(t)))))
     if config.initialisms == "expand":
         pattern, replace = _initialism_rule(config)
         rules.append(("initialism", sub_rule("initialism", pattern, replace, has_jamo)))

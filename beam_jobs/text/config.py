@@ -21,9 +21,10 @@ class NormalizerConfig:
     strip_control: bool = True
     fullwidth_to_ascii: bool = True
     whitespace: bool = True
-    #: NIKL markup: {laughing}, {emoji}, {share:…}, ((xx)), (()), -불완전 발화-.
+    #: NIKL markup: {laughing}, {emoji}, {share:…}, ((xx)), (()), -불완전 발화- (NIKL files only), and
+    #: AI Hub marks #@이름# (AI Hub files only): markup rules never run on generic text.
     nikl_markup: bool = True
-    #: KsponSpeech markup: (spelling)/(pronunciation), b/ l/ o/ n/ u/, word/ word+ word*.
+    #: KsponSpeech markup: (spelling)/(pronunciation), b/ l/ o/ n/ u/, word/ word+ word* (KsponSpeech only).
     kspon_markup: bool = True
     #: Which side of a KsponSpeech dual transcription to keep: "spelling" or "pronunciation".
     kspon_dual: str = "spelling"
@@ -33,7 +34,8 @@ class NormalizerConfig:
     max_jamo_run: int = 2
     #: Punctuation runs (!!!!, ????, ~~~~, ......) longer than this are capped.
     max_punct_run: int = 3
-    #: Split a laughter consonant glued to a syllable's coda (먹었엌ㅋㅋ -> 먹었어ㅋㅋㅋ).
+    #: Split a laughter/crying jamo glued into the last syllable (먹었엌ㅋㅋ -> 먹었어ㅋㅋㅋ,
+    #: 좋았닿ㅎㅎ -> 좋았다ㅎㅎㅎ, 머그뮤ㅠ -> 머금ㅠㅠ).
     split_glued_laughter: bool = True
     #: Masking policies: replace by a placeholder token (&url&, &email&, &mention&, &tel-num&).
     mask_urls: bool = True
@@ -42,11 +44,26 @@ class NormalizerConfig:
     mask_phone_numbers: bool = True
     #: Emoji policy: "keep", "drop", or "placeholder" (each emoji run becomes &emoji&).
     emoji: str = "keep"
-    #: Colloquial rewriting (see beam_jobs.text.colloquial): lengthening, 애교 endings, contractions.
+    #: Colloquial rewriting (see beam_jobs.text.colloquial): lengthening, repeats, 애교 endings,
+    #: contractions, typos, copula.
     colloquial: bool = True
-    #: Extra-coda endings not in the lexicon: "rules" (lexicon only) or "kiwi" (also strip
-    #: wherever Kiwi tags a Z_CODA; slower, needs kiwipiepy).
-    ending_judge: str = "rules"
+    #: The lexical judge asked before a rewrite that could hit a real word: "kiwi" (Kiwi's
+    #: analysis of the Hangul run, cached per run) or "none" (the shape rules alone; they damage
+    #: real words such as 자기이익, and the analysis-driven rules do not run).
+    lexical_judge: str = "kiwi"
+    #: Extra-coda endings: "kiwi" also strips a coda wherever the judge's analysis reads an extra
+    #: one (Z_CODA: 귀엽당 -> 귀엽다, 배고프닷 -> 배고프다); "rules": the endings lexicon only.
+    ending_judge: str = "kiwi"
+    #: A unit of 1-4 syllables repeated three times or more is cut to this many (짱짱짱짱 -> 짱짱).
+    max_unit_repeat: int = 2
+    #: Typo fixes: 됬 -> 됐 always; with the judge, typo-form endings (먹엇다 -> 먹었다, 하겄다 ->
+    #: 하겠다) and one-syllable spellings the analysis cannot read (재밋어 -> 재밌어, 했즤 -> 했지).
+    typos: bool = True
+    #: Noun + copula contractions, nouns known to the judge only (회산가 -> 회사인가).
+    copula: bool = True
+    #: Expand contractions (넘 -> 너무, 근데 -> 그런데: a change of register); phonetic spellings
+    #: (마니 -> 많이, kind "spelling" in the lexicon) are fixed either way.
+    expand_contractions: bool = True
     #: Initialisms (ㄱㅅ, ㅇㅇ, …): "keep" as tokens or "expand" to words.
     initialisms: str = "keep"
     #: Spacing correction with Kiwi's ``space`` (slow; needs kiwipiepy).
@@ -56,15 +73,16 @@ class NormalizerConfig:
 
     def __post_init__(self) -> None:
         choices = {"kspon_dual": ("spelling", "pronunciation"), "emoji": ("keep", "drop", "placeholder"),
-                   "initialisms": ("keep", "expand"), "ending_judge": ("rules", "kiwi")}
+                   "initialisms": ("keep", "expand"), "ending_judge": ("rules", "kiwi"),
+                   "lexical_judge": ("kiwi", "none")}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"NormalizerConfig.{name}: expected one of {allowed}, found {value!r}")
-        if self.max_jamo_run < 1 or self.max_punct_run < 1:
+        if self.max_jamo_run < 1 or self.max_punct_run < 1 or self.max_unit_repeat < 1:
             raise ValueError(
-                f"NormalizerConfig: max_jamo_run and max_punct_run must be >= 1, found "
-                f"{self.max_jamo_run} and {self.max_punct_run}"
+                f"NormalizerConfig: max_jamo_run, max_punct_run and max_unit_repeat must be >= 1, found "
+                f"{self.max_jamo_run}, {self.max_punct_run} and {self.max_unit_repeat}"
             )
 
     def to_dict(self) -> dict[str, object]:
@@ -99,4 +117,4 @@ class NormalizerConfig:
 
 
 #: Bump when a rule's behaviour changes, so manifests tell old and new outputs apart.
-RULES_VERSION = 1
+RULES_VERSION = 2

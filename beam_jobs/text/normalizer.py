@@ -17,13 +17,17 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from beam_jobs.text.colloquial import colloquial_rules
+from beam_jobs.text.colloquial import MAX_JUDGED_RUN, colloquial_rules, run_bounds
 from beam_jobs.text.config import RULES_VERSION, NormalizerConfig
 from beam_jobs.text.edits import Edit, Rule, replay_edits, sub_rule
 from beam_jobs.text.hangul import HANGUL_SYLLABLE, JAMO, KIEUK_FINAL, compose, decompose, has_jamo
+from beam_jobs.text.judge import Judge, shared_judge
 from beam_jobs.text.placeholders import AIHUB_PLACEHOLDERS, PLACEHOLDER_RE
 
-__all__ = ["RULES_VERSION", "Edit", "Normalizer", "NormalizerConfig", "PLACEHOLDER_RE", "replay_edits"]
+#: transcription conventions with markup rules of their own (``Normalizer.normalize(text, markup)``)
+MARKUPS = ("nikl", "kspon", "aihub")
+
+__all__ = ["MARKUPS", "RULES_VERSION", "Edit", "Normalizer", "NormalizerConfig", "PLACEHOLDER_RE", "replay_edits"]
 
 # --------------------------------------------------------------------------- character classes
 
@@ -73,12 +77,24 @@ def _punct_run_re(max_run: int) -> re.Pattern[str]:
 
 
 # A syllable whose coda is ㅋ (U+11BF as final) followed by ㅋ jamo: the coda is laughter.
-_GLUED_LAUGH_RE = re.compile(f"([{HANGUL_SYLLABLE}])(?=ㅋ)")
-_REAL_KIEUK_WORDS = ("부엌", "녘", "키읔")  # words whose ㅋ coda is real
+# A laughter consonant typed into the last syllable's coda (먹었엌ㅋㅋ, 좋았닿ㅎㅎ), or a crying
+# vowel's consonant pulled from the syllable before (머금ㅠㅠ typed as 머그뮤ㅠ).
+_GLUED_CONSONANT_RE = re.compile(f"([{HANGUL_SYLLABLE}])(?=[ㅋㅎ])")
+_GLUED_VOWEL_RE = re.compile(f"([{HANGUL_SYLLABLE}])([{HANGUL_SYLLABLE}])(?=[ㅠㅜ])")
+_REAL_CODA_WORDS = ("부엌", "녘", "키읔", "히읗")  # words whose ㅋ / ㅎ coda is real
+_HIEUH_FINAL = 27
+#: the syllables an ㅎ typed into their coda can belong to (좋았닿ㅎ: 다); not stems such as 좋, 놓, 넣
+_ENDING_SYLLABLES = frozenset("다요지네까자야죠게래니나해어아고라데서여거군")
+#: initial consonant index -> the same consonant's final index (ㄸ ㅃ ㅉ cannot be finals)
+_INITIAL_TO_FINAL = {0: 1, 1: 2, 2: 4, 3: 7, 5: 8, 6: 16, 7: 17, 9: 19, 10: 20, 12: 22, 14: 23, 15: 24, 16: 25,
+                     17: 26, 18: 27}
+_VOWEL_JAMO = {13: "ㅜ", 17: "ㅠ"}
 
-_URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"']+|\b[a-z0-9-]+\.(?:com|net|org|kr|io|me|ly|co\.kr)(?:/[^\s]*)?\b",
-                     re.IGNORECASE)
-_EMAIL_RE = re.compile(r"\b[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b")
+# Masks end at the first Hangul character (http://naver.com에서 -> &url&에서): URLs and e-mail
+# addresses are written in ASCII (IDNs aside), the Hangul glued to them is the sentence's.
+_URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"'가-힣ㄱ-ㅣ]+"
+                     r"|\b[a-z0-9-]+\.(?:com|net|org|kr|io|me|ly|co\.kr)(?:/[^\s가-힣ㄱ-ㅣ]*)?\b", re.IGNORECASE)
+_EMAIL_RE = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b")
 _MENTION_RE = re.compile(r"(?<![\w@])@[A-Za-z0-9_.]{2,}")
 _PHONE_RE = re.compile(r"(?<!\d)(?:01[016789]|0[2-6][0-9]?)[-. ]?\d{3,4}[-. ]?\d{4}(?!\d)")
 
@@ -87,17 +103,40 @@ _EMOJI_RE = re.compile(
 )
 
 
-def _strip_kieuk_coda(match: re.Match[str]) -> str:
+def _glued_consonant(match: re.Match[str]) -> str:
+    """먹었엌ㅋ -> 먹었어ㅋㅋ, 좋았닿ㅎ -> 좋았다ㅎㅎ (부엌, 녘 and stems such as 좋 stay)."""
     syllable = match.group(1)
     initial, vowel, final = decompose(syllable)
-    if final != KIEUK_FINAL:
+    jamo = match.string[match.end()]
+    if (final, jamo) not in ((KIEUK_FINAL, "ㅋ"), (_HIEUH_FINAL, "ㅎ")):
         return syllable
-    text = match.string
-    start = match.start(1)
-    for word in _REAL_KIEUK_WORDS:
+    if final == _HIEUH_FINAL and compose(initial, vowel) not in _ENDING_SYLLABLES:
+        return syllable
+    text, start = match.string, match.start(1)
+    for word in _REAL_CODA_WORDS:
         if text[max(0, start - len(word) + 1): start + 1].endswith(word):
             return syllable
-    return compose(initial, vowel) + "ㅋ"
+    return compose(initial, vowel) + jamo
+
+
+def _glued_vowel(judge: Judge) -> Callable[[re.Match[str]], str]:
+    """머그뮤ㅠ -> 머금ㅠㅠ: the consonant of a syllable that is only consonant + ㅠ/ㅜ before a ㅠ/ㅜ
+    run belongs to the syllable before it, when the judge reads the word better that way (나무ㅜㅜ stays)."""
+
+    def replace(match: re.Match[str]) -> str:
+        first, second = match.group(1), match.group(2)
+        f_initial, f_vowel, f_final = decompose(first)
+        s_initial, s_vowel, s_final = decompose(second)
+        if f_final or s_final or s_vowel not in _VOWEL_JAMO or s_initial not in _INITIAL_TO_FINAL:
+            return match.group(0)
+        start, _ = run_bounds(match.string, match.start(), match.end())
+        run = match.string[start:match.end()]
+        moved = compose(f_initial, f_vowel, _INITIAL_TO_FINAL[s_initial])
+        if not judge.analyzes or len(run) > MAX_JUDGED_RUN or not judge.better(run, run[:-2] + moved):
+            return match.group(0)
+        return moved + _VOWEL_JAMO[s_vowel]
+
+    return replace
 
 
 class Normalizer:
@@ -105,21 +144,22 @@ class Normalizer:
 
     def __init__(self, config: NormalizerConfig | None = None) -> None:
         self.config = config or NormalizerConfig()
-        self._rules: list[tuple[str, Rule, bool]] = self._build_rules()  # (name, rule, kspon-only)
+        self.judge = shared_judge(self.config.lexical_judge)  # loads Kiwi on its first question only
+        self._rules: list[tuple[str, Rule, str | None]] = self._build_rules()  # (name, rule, markup it needs)
         self._kiwi = None
 
     # The order matters: markup before runs (so `{laughing}` → ㅋㅋ is capped with its
     # neighbours), masking before runs (URLs keep their dots), whitespace last.
-    def _build_rules(self) -> list[tuple[str, Rule, bool]]:
+    def _build_rules(self) -> list[tuple[str, Rule, str | None]]:
         c = self.config
-        rules: list[tuple[str, Rule, bool]] = []
+        rules: list[tuple[str, Rule, str | None]] = []
 
         def add(name: str, pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str],
-                trigger: Callable[[str], bool] | None = None, kspon_only: bool = False) -> None:
-            rules.append((name, sub_rule(name, pattern, replace, trigger), kspon_only))
+                trigger: Callable[[str], bool] | None = None, markup: str | None = None) -> None:
+            rules.append((name, sub_rule(name, pattern, replace, trigger), markup))
 
         if c.unicode_nfc:
-            rules.append(("unicode_nfc", _nfc_rule, False))
+            rules.append(("unicode_nfc", _nfc_rule, None))
         if c.strip_control:
             add("control_chars", _CONTROL_RE, lambda m: "")
             add("space_chars", _SPACE_LIKE_RE, lambda m: " ")
@@ -127,20 +167,20 @@ class Normalizer:
             add("fullwidth", _FULLWIDTH_RE, lambda m: "".join(chr(ord(ch) - 0xFEE0) for ch in m.group(0)))
         if c.kspon_markup:
             keep = 1 if c.kspon_dual == "spelling" else 2
-            add("kspon_dual", _KSPON_DUAL_RE, lambda m: m.group(keep), lambda t: ")/(" in t)
+            add("kspon_dual", _KSPON_DUAL_RE, lambda m: m.group(keep), lambda t: ")/(" in t, markup="kspon")
             laugh = c.laughter_event_as
             add("kspon_noise", _KSPON_NOISE_RE, lambda m: laugh if m.group(1) == "l" else "",
-                lambda t: "/" in t, kspon_only=True)
+                lambda t: "/" in t, markup="kspon")
             add("kspon_word_mark", _KSPON_WORD_MARK_RE, lambda m: "",
-                lambda t: "/" in t or "+" in t or "*" in t, kspon_only=True)
+                lambda t: "/" in t or "+" in t or "*" in t, markup="kspon")
         if c.nikl_markup:
             laugh = c.laughter_event_as
             add("nikl_event", _NIKL_BRACE_RE, lambda m: laugh if m.group(1) == "laughing" else "",
-                lambda t: "{" in t)
+                lambda t: "{" in t, markup="nikl")
             add("nikl_unclear", _NIKL_UNCLEAR_RE,
-                lambda m: "" if m.group(1) in ("", "xx", "XX") else m.group(1), lambda t: "((" in t)
-            add("nikl_note", _NIKL_DASH_NOTE_RE, lambda m: "", lambda t: "-" in t)
-            add("aihub_mark", _AIHUB_MARK_RE, _aihub_mark, lambda t: "#@" in t)
+                lambda m: "" if m.group(1) in ("", "xx", "XX") else m.group(1), lambda t: "((" in t, markup="nikl")
+            add("nikl_note", _NIKL_DASH_NOTE_RE, lambda m: "", lambda t: "-" in t, markup="nikl")
+            add("aihub_mark", _AIHUB_MARK_RE, _aihub_mark, lambda t: "#@" in t, markup="aihub")
         if c.mask_emails:
             add("mask_email", _EMAIL_RE, lambda m: "&email&", lambda t: "@" in t)
         if c.mask_urls:
@@ -153,10 +193,11 @@ class Normalizer:
             replacement = "" if c.emoji == "drop" else "&emoji&"
             add(f"emoji_{c.emoji}", _EMOJI_RE, lambda m: replacement)
         if c.split_glued_laughter:
-            add("glued_laughter", _GLUED_LAUGH_RE, _strip_kieuk_coda, lambda t: "ㅋ" in t)
+            add("glued_laughter", _GLUED_CONSONANT_RE, _glued_consonant, lambda t: "ㅋ" in t or "ㅎ" in t)
+            add("glued_crying", _GLUED_VOWEL_RE, _glued_vowel(self.judge), lambda t: "ㅠ" in t or "ㅜ" in t)
         if c.colloquial:
-            for name, rule in colloquial_rules(c):
-                rules.append((name, rule, False))
+            for name, rule in colloquial_rules(c, self.judge):
+                rules.append((name, rule, None))
         max_jamo = c.max_jamo_run
         add("jamo_run", _jamo_run_re(max_jamo),
             lambda m: m.group(0)[:max_jamo], has_jamo)
@@ -169,24 +210,26 @@ class Normalizer:
                 lambda t: bool(t) and (t[0] == " " or t[-1] == " "))
         return rules
 
-    def normalize(self, text: str, corpus: str | None = None) -> tuple[str, list[Edit]]:
+    def normalize(self, text: str, markup: str | None = None) -> tuple[str, list[Edit]]:
         """Return the normalized text and the edits that produced it.
 
-        ``corpus`` enables corpus-specific rules: KsponSpeech word marks (``아/``, ``그+``)
-        only run for ``corpus == "kspon"``, since ``/ + *`` mean other things in chat.
+        ``markup`` names the transcription conventions of the text's corpus (:data:`MARKUPS`:
+        ``nikl``, ``kspon``, ``aihub``; the readers set it): only then do that corpus's markup
+        rules run. Generic text (None) keeps ``{…}``, ``-…-``, ``/`` and ``#@…#`` as written.
         """
+        if markup is not None and markup not in MARKUPS:
+            raise ValueError(f"markup: expected one of {MARKUPS} or None, found {markup!r}")
         edits: list[Edit] = []
-        is_kspon = corpus == "kspon"
-        for _name, rule, kspon_only in self._rules:
-            if kspon_only and not is_kspon:
+        for _name, rule, needs in self._rules:
+            if needs is not None and needs != markup:
                 continue
             text = rule(text, edits)
         if self.config.kiwi_spacing and text:
             text = self._kiwi_space(text, edits)
         return text, edits
 
-    def __call__(self, text: str, corpus: str | None = None) -> str:
-        return self.normalize(text, corpus)[0]
+    def __call__(self, text: str, markup: str | None = None) -> str:
+        return self.normalize(text, markup)[0]
 
     def _kiwi_space(self, text: str, edits: list[Edit]) -> str:
         if self._kiwi is None:
