@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT := out/demo
 
-.PHONY: setup demo test test-all lint clean
+.PHONY: setup demo test test-all lint bench-setup clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ test-all: setup
 
 lint: setup
 	$(PY) -m ruff check .
+
+# The benchmarks' extra peers: kss and KoNLPy (open-korean-text, which needs a Java runtime).
+bench-setup: setup
+	command -v java >/dev/null || (apt-get update && apt-get install -y --no-install-recommends default-jre-headless)
+	$(PY) -m pip install --quiet -e '.[train,dev,bench]'
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info

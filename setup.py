@@ -28,6 +28,9 @@ EXTRAS_REQUIRE = {
               "accelerate>=1.10,<2", "matplotlib>=3.8,<4", "tqdm>=4.66,<5"],
     "dataflow": ["apache-beam[gcp]==2.77.0"],
     "dev": ["pytest>=8", "ruff>=0.6", "setuptools>=68"],
+    # the normalizer arena's peers (bench/normalizer_arena.py); KoNLPy also needs a Java runtime
+    # (Debian's default-jre-headless: `make bench-setup` installs both)
+    "bench": ["kss==6.0.6", "konlpy==0.6.0"],
 }
 
 setup(

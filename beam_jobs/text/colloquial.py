@@ -35,7 +35,6 @@ from beam_jobs.text.particles import agree
 
 #: Hangul runs longer than this are not sent to the judge (hostile input); their rewrites are not made
 MAX_JUDGED_RUN = 40
-_RUN_RE = re.compile("[가-힣]+")
 
 
 def run_bounds(text: str, start: int, end: int) -> tuple[int, int]:
@@ -200,8 +199,7 @@ def _extra_coda(judge: Judge) -> Callable[[re.Match[str]], str]:
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
-        if len(run) < 2 or len(run) > MAX_JUDGED_RUN or decompose(run[-1])[2] not in _EXTRA_CODAS \
-                or without_final(run[-1]) not in _ENDING_SYLLABLES:
+        if len(run) > MAX_JUDGED_RUN:
             return run
         analysis = judge.analyze(run)
         if analysis is None or not analysis.morphemes:
@@ -218,6 +216,8 @@ def _extra_coda(judge: Judge) -> Callable[[re.Match[str]], str]:
 
 _DWAET_RE = re.compile("됬")
 _FINAL_S, _FINAL_SS, _FINAL_B, _FINAL_BS, _FINAL_N = 19, 20, 17, 18, 4
+#: ㄴ-final syllables that are verb or adjective forms far more often than a noun's contracted copula
+_VERB_N = frozenset("한는인런은운던된간온본준난탄친낸쓴큰른린픈쁜든진긴신던선단잔안")
 
 
 def _syllables(keep: Callable[[int, int, int], bool]) -> str:
@@ -225,13 +225,26 @@ def _syllables(keep: Callable[[int, int, int], bool]) -> str:
     return "".join(chr(code) for code in range(0xAC00, 0xD7A4) if keep(*decompose(chr(code))))
 
 
-#: a run worth analyzing for each analysis-driven rule (a cheap check before the judge is asked)
-_TYPO_ENDING_CUE = re.compile(f"[{_syllables(lambda i, v, f: f == _FINAL_S)}][가-힣]|겄")
-_SPELLING_CUE = re.compile("[잇밋업" + _syllables(lambda i, v, f: (v == 2 and i in (12, 13, 14))
+def _runs_with(cue: str) -> re.Pattern[str]:
+    """Whole Hangul runs that contain ``cue``: the only runs a rule asks the judge about (linear:
+    the lookbehind lets a match start at a run's first syllable only)."""
+    return re.compile(f"(?<![가-힣])[가-힣]*(?:{cue})[가-힣]*")
+
+
+#: the ending syllables an extra coda is added to (귀엽당: 다 + ㅇ); 요, 자, 서, 해 … are left to the
+#: endings lexicon (좋아용), since so many nouns end in 용, 장, 성, 행
+_ENDING_SYLLABLES = frozenset("다지네죠게래니냐어라데여까나거군걸줘봐워와져써돼")
+#: ㅁ only on 나 (하남, 말리남 -> 하나, 말리나): elsewhere a ㅁ coda is mostly 다음 or a word (그럼담)
+_CODA_CANDIDATES = _syllables(lambda i, v, f: (f in (21, 17, 19) and compose(i, v) in _ENDING_SYLLABLES)
+                              or (f == 16 and compose(i, v) == "나"))
+#: runs worth analyzing, per analysis-driven rule (the judge is asked about these only)
+_EXTRA_CODA_RUNS = re.compile(f"(?<![가-힣])[가-힣]+[{_CODA_CANDIDATES}](?![가-힣])")
+_TYPO_ENDING_RUNS = _runs_with(
+    f"[{_syllables(lambda i, v, f: f == _FINAL_S and compose(i, v, f) not in '것맛멋곳옷첫')}][가-힣]|겄")
+_SPELLING_RUNS = _runs_with("[잇밋업" + _syllables(lambda i, v, f: (v == 2 and i in (12, 13, 14))
                                                    or (v == 19 and i != VOWEL_ONLY_INITIAL)) + "]")
-_COPULA_CUE = re.compile(f"[{_syllables(lambda i, v, f: f == _FINAL_N)}][가지데]")
-#: the ending syllables an extra coda is added to (귀엽당: 다 + ㅇ)
-_ENDING_SYLLABLES = frozenset("다요지네까자야죠게래니나냐해어아고라데서여거군걸줘봐워와져써돼")
+#: a contracted copula (회산가: 사 + ㄴ); the ㄴ of verbs and adjectives (한데, 가는, 좋은, 간지) is left out
+_COPULA_RUNS = _runs_with(f"[{_syllables(lambda i, v, f: f == _FINAL_N and compose(i, v, f) not in _VERB_N)}][가지데]")
 _TYPO_EP_FIXES = {"엇": "었", "앗": "았", "엿": "였", "겄": "겠"}
 
 
@@ -246,7 +259,7 @@ def _typo_ending(judge: Judge) -> Callable[[re.Match[str]], str]:
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
-        if len(run) < 2 or len(run) > MAX_JUDGED_RUN or not _TYPO_ENDING_CUE.search(run):
+        if len(run) < 2 or len(run) > MAX_JUDGED_RUN:
             return run
         analysis = judge.analyze(run)
         if analysis is None:
@@ -287,7 +300,7 @@ def _typo_spelling(judge: Judge) -> Callable[[re.Match[str]], str]:
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
-        if len(run) < 2 or len(run) > MAX_JUDGED_RUN or not _SPELLING_CUE.search(run):
+        if len(run) < 2 or len(run) > MAX_JUDGED_RUN:
             return run
         analysis = judge.analyze(run)
         if analysis is None or analysis.valid or not any(m.oov for m in analysis.morphemes):
@@ -304,6 +317,18 @@ def _typo_spelling(judge: Judge) -> Callable[[re.Match[str]], str]:
     return replace
 
 
+#: what follows an indirect question (무슨 영환지 모르겠다, 의산지 궁금해): a run that ends in ㄴ지 is
+#: read as noun + 인지 only before one of these (이윤지 착하니까: a name, stays)
+_ASKING = ("모르", "몰라", "몰랐", "궁금", "알", "아는", "아니", "의문", "확인", "기억", "생각", "헷갈", "물어", "싶", "봐", "보")
+
+
+def _asks(match: re.Match[str], particle_follows: bool) -> bool:
+    if particle_follows:  # 문젠지도, 영환지를
+        return True
+    rest = match.string[match.end():].lstrip()
+    return rest.startswith(_ASKING)
+
+
 def _copula(judge: Judge) -> Callable[[re.Match[str]], str]:
     """회산가 -> 회사인가, 의산지 -> 의사인지: a known noun (two syllables or more) whose copula 이
     was contracted into its last syllable's ㄴ; 그런가, 편한데 (no copula) and 가는건데 (a bound
@@ -311,7 +336,7 @@ def _copula(judge: Judge) -> Callable[[re.Match[str]], str]:
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
-        if len(run) < 3 or len(run) > MAX_JUDGED_RUN or not _COPULA_CUE.search(run):
+        if len(run) < 3 or len(run) > MAX_JUDGED_RUN:
             return run
         analysis = judge.analyze(run)
         if analysis is None:
@@ -321,7 +346,8 @@ def _copula(judge: Judge) -> Callable[[re.Match[str]], str]:
             end = noun.start + noun.length
             if (noun.tag in ("NNG", "NNP") and not noun.oov and noun.length >= 2 and len(noun.form) == noun.length
                     and copula.tag == "VCP" and copula.form == "이" and copula.start == end - 1
-                    and ending.form.startswith("ᆫ") and run[end - 1] == compose(*decompose(noun.form[-1])[:2], _FINAL_N)):
+                    and ending.form.startswith("ᆫ") and run[end - 1] == compose(*decompose(noun.form[-1])[:2], _FINAL_N)
+                    and (ending.form != "ᆫ지" or _asks(match, end + 1 < len(run)))):
                 return run[:noun.start] + noun.form + "인" + run[end:]
         return run
 
@@ -338,22 +364,21 @@ def colloquial_rules(config: NormalizerConfig, judge: Judge) -> list[tuple[str, 
              ("repeat_unit", _repeat_rule(config.max_unit_repeat))]
     pattern, replace = _ending_rule(config)
     rules.append(("cute_ending", sub_rule("cute_ending", pattern, replace)))
-    rules.append(("cute_yeo", sub_rule("cute_yeo", _YEO_RE, lambda m: "요", lambda t: "여" in t)))
     # contractions before the analysis-driven rules: 여친가 is 여친 + 가, not 여치 + the copula
     pattern, replace = _contraction_rule(config, judge)
     rules.append(("contraction", sub_rule("contraction", pattern, replace)))
     analyzes = judge.analyzes
     if config.ending_judge == "kiwi" and analyzes:
-        rules.append(("extra_coda", sub_rule("extra_coda", _RUN_RE, _extra_coda(judge), has_hangul)))
+        rules.append(("extra_coda", sub_rule("extra_coda", _EXTRA_CODA_RUNS, _extra_coda(judge))))
+    # after the extra codas: 봤어영 -> 봤어여 -> 봤어요
+    rules.append(("cute_yeo", sub_rule("cute_yeo", _YEO_RE, lambda m: "요", lambda t: "여" in t)))
     if config.typos:
         rules.append(("typo_dwaet", sub_rule("typo_dwaet", _DWAET_RE, lambda m: "됐", lambda t: "됬" in t)))
         if analyzes:
-            rules.append(("typo_ending", sub_rule("typo_ending", _RUN_RE, _typo_ending(judge),
-                                                  lambda t: bool(_TYPO_ENDING_CUE.search(t)))))
-            rules.append(("typo_spelling", sub_rule("typo_spelling", _RUN_RE, _typo_spelling(judge),
-                                                    lambda t: bool(_SPELLING_CUE.search(t)))))
+            rules.append(("typo_ending", sub_rule("typo_ending", _TYPO_ENDING_RUNS, _typo_ending(judge))))
+            rules.append(("typo_spelling", sub_rule("typo_spelling", _SPELLING_RUNS, _typo_spelling(judge))))
     if config.copula and analyzes:
-        rules.append(("copula", sub_rule("copula", _RUN_RE, _copula(judge), lambda t: bool(_COPULA_CUE.search(t)))))
+        rules.append(("copula", sub_rule("copula", _COPULA_RUNS, _copula(judge))))
     if config.initialisms == "expand":
         pattern, replace = _initialism_rule(config)
         rules.append(("initialism", sub_rule("initialism", pattern, replace, has_jamo)))

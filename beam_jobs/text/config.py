@@ -35,7 +35,7 @@ class NormalizerConfig:
     #: Punctuation runs (!!!!, ????, ~~~~, ......) longer than this are capped.
     max_punct_run: int = 3
     #: Split a laughter/crying jamo glued into the last syllable (먹었엌ㅋㅋ -> 먹었어ㅋㅋㅋ,
-    #: 좋았닿ㅎㅎ -> 좋았다ㅎㅎㅎ, 머그뮤ㅠ -> 머금ㅠㅠ).
+    #: 좋았닿ㅎㅎ -> 좋았다ㅎㅎㅎ, 머그뮤ㅠ -> 먹음ㅠㅠ).
     split_glued_laughter: bool = True
     #: Masking policies: replace by a placeholder token (&url&, &email&, &mention&, &tel-num&).
     mask_urls: bool = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 SYLLABLE_FIRST, SYLLABLE_LAST = "가", "힣"
 #: regex class bodies: precomposed syllables, and compatibility jamo (ㄱ U+3131 .. ㅣ U+3163)
 HANGUL_SYLLABLE = "가-힣"
@@ -25,12 +27,16 @@ def is_jamo(ch: str) -> bool:
     return "\u3131" <= ch <= "\u3163"
 
 
+_HANGUL_RE = re.compile("[가-힣]")
+_JAMO_RE = re.compile("[ㄱ-ㅣ]")
+
+
 def has_hangul(text: str) -> bool:
-    return any(is_syllable(ch) for ch in text)
+    return _HANGUL_RE.search(text) is not None
 
 
 def has_jamo(text: str) -> bool:
-    return any(is_jamo(ch) for ch in text)
+    return _JAMO_RE.search(text) is not None
 
 
 def decompose(syllable: str) -> tuple[int, int, int]:

@@ -17,10 +17,18 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from beam_jobs.text.colloquial import MAX_JUDGED_RUN, colloquial_rules, run_bounds
+from beam_jobs.text.colloquial import MAX_JUDGED_RUN, colloquial_rules
 from beam_jobs.text.config import RULES_VERSION, NormalizerConfig
 from beam_jobs.text.edits import Edit, Rule, replay_edits, sub_rule
-from beam_jobs.text.hangul import HANGUL_SYLLABLE, JAMO, KIEUK_FINAL, compose, decompose, has_jamo
+from beam_jobs.text.hangul import (
+    HANGUL_SYLLABLE,
+    JAMO,
+    KIEUK_FINAL,
+    VOWEL_ONLY_INITIAL,
+    compose,
+    decompose,
+    has_jamo,
+)
 from beam_jobs.text.judge import Judge, shared_judge
 from beam_jobs.text.placeholders import AIHUB_PLACEHOLDERS, PLACEHOLDER_RE
 
@@ -80,7 +88,7 @@ def _punct_run_re(max_run: int) -> re.Pattern[str]:
 # A laughter consonant typed into the last syllable's coda (먹었엌ㅋㅋ, 좋았닿ㅎㅎ), or a crying
 # vowel's consonant pulled from the syllable before (머금ㅠㅠ typed as 머그뮤ㅠ).
 _GLUED_CONSONANT_RE = re.compile(f"([{HANGUL_SYLLABLE}])(?=[ㅋㅎ])")
-_GLUED_VOWEL_RE = re.compile(f"([{HANGUL_SYLLABLE}])([{HANGUL_SYLLABLE}])(?=[ㅠㅜ])")
+_GLUED_VOWEL_RE = re.compile(f"[{HANGUL_SYLLABLE}]+(?=[ㅠㅜ])")
 _REAL_CODA_WORDS = ("부엌", "녘", "키읔", "히읗")  # words whose ㅋ / ㅎ coda is real
 _HIEUH_FINAL = 27
 #: the syllables an ㅎ typed into their coda can belong to (좋았닿ㅎ: 다); not stems such as 좋, 놓, 넣
@@ -119,22 +127,35 @@ def _glued_consonant(match: re.Match[str]) -> str:
     return compose(initial, vowel) + jamo
 
 
+def undo_liaison(word: str) -> str:
+    """The last two syllables respelled without liaison (머금 -> 먹음): the second's initial
+    consonant becomes the first's coda and the second starts with ㅇ."""
+    first, second = word[-2], word[-1]
+    f_initial, f_vowel, f_final = decompose(first)
+    s_initial, s_vowel, s_final = decompose(second)
+    if f_final or s_initial not in _INITIAL_TO_FINAL:
+        return word
+    return word[:-2] + compose(f_initial, f_vowel, _INITIAL_TO_FINAL[s_initial]) + compose(VOWEL_ONLY_INITIAL, s_vowel,
+                                                                                            s_final)
+
+
 def _glued_vowel(judge: Judge) -> Callable[[re.Match[str]], str]:
-    """머그뮤ㅠ -> 머금ㅠㅠ: the consonant of a syllable that is only consonant + ㅠ/ㅜ before a ㅠ/ㅜ
-    run belongs to the syllable before it, when the judge reads the word better that way (나무ㅜㅜ stays)."""
+    """머그뮤ㅠ -> 먹음ㅠㅠ: the consonant of a last syllable that is only consonant + ㅠ/ㅜ before a
+    ㅠ/ㅜ run belongs to the syllable before it (머그뮤 = 머금 + ㅠ, and 머금 is 먹음 spelled as
+    pronounced), when the judge reads the word better that way (나무ㅜㅜ stays)."""
 
     def replace(match: re.Match[str]) -> str:
-        first, second = match.group(1), match.group(2)
-        f_initial, f_vowel, f_final = decompose(first)
-        s_initial, s_vowel, s_final = decompose(second)
+        run = match.group(0)
+        if len(run) < 2 or len(run) > MAX_JUDGED_RUN or not judge.analyzes:
+            return run
+        f_initial, f_vowel, f_final = decompose(run[-2])
+        s_initial, s_vowel, s_final = decompose(run[-1])
         if f_final or s_final or s_vowel not in _VOWEL_JAMO or s_initial not in _INITIAL_TO_FINAL:
-            return match.group(0)
-        start, _ = run_bounds(match.string, match.start(), match.end())
-        run = match.string[start:match.end()]
-        moved = compose(f_initial, f_vowel, _INITIAL_TO_FINAL[s_initial])
-        if not judge.analyzes or len(run) > MAX_JUDGED_RUN or not judge.better(run, run[:-2] + moved):
-            return match.group(0)
-        return moved + _VOWEL_JAMO[s_vowel]
+            return run
+        moved = run[:-2] + compose(f_initial, f_vowel, _INITIAL_TO_FINAL[s_initial])
+        candidates = [moved] + ([undo_liaison(moved)] if len(moved) >= 2 else [])
+        best = max(candidates, key=lambda word: judge.analyze(word).score)
+        return best + _VOWEL_JAMO[s_vowel] if judge.better(run, best) else run
 
     return replace
 
