@@ -127,6 +127,8 @@ def _contraction_rule(config: NormalizerConfig, judge: Judge) -> tuple[re.Patter
     rows = lexicons.load("contractions.tsv", 6, config.extra_lexicons)
     table = {form: (standard, attach, not_before, not_after) for form, standard, attach, not_before, not_after, kind
              in rows if config.expand_contractions or kind == "spelling"}
+    # an adverb needs a word to modify: 10만원이 넘... is the verb 넘다, not 너무
+    adverbs = {form for form, *_, kind in rows if kind == "adverb"}
     forms = sorted(table, key=len, reverse=True)
     pattern = re.compile(f"(?<![가-힣])({'|'.join(map(re.escape, forms))})({'|'.join(PARTICLES)})?(?![가-힣])")
     guards = {
@@ -140,6 +142,8 @@ def _contraction_rule(config: NormalizerConfig, judge: Judge) -> tuple[re.Patter
         if particle and (attach != "josa" or judge.is_one_word(form + particle)):  # 첨가 is a word, not 첨 + 가
             return match.group(0)
         not_before, not_after = guards[form]
+        if form in adverbs and not (match.string[match.end():].lstrip()[:1] or ".").isalnum():
+            return match.group(0)
         if not_before or not_after:
             prev_word, next_word = _eojeol_bounds(match.string, match.start(), match.end())
             if not_before and next_word and not_before.search(next_word):
@@ -241,8 +245,8 @@ _CODA_CANDIDATES = _syllables(lambda i, v, f: (f in (21, 17, 19) and compose(i, 
 _EXTRA_CODA_RUNS = re.compile(f"(?<![가-힣])[가-힣]+[{_CODA_CANDIDATES}](?![가-힣])")
 _TYPO_ENDING_RUNS = _runs_with(
     f"[{_syllables(lambda i, v, f: f == _FINAL_S and compose(i, v, f) not in '것맛멋곳옷첫')}][가-힣]|겄")
-_SPELLING_RUNS = _runs_with("[잇밋업" + _syllables(lambda i, v, f: (v == 2 and i in (12, 13, 14))
-                                                   or (v == 19 and i != VOWEL_ONLY_INITIAL)) + "]")
+_SPELLING_RUNS = _runs_with("[잇밋업" + _syllables(lambda i, v, f: (v == 2 and i in (12, 13, 14) and f == 21)
+                                                   or (v == 19 and i != VOWEL_ONLY_INITIAL and not f)) + "]")
 #: a contracted copula (회산가: 사 + ㄴ); the ㄴ of verbs and adjectives (한데, 가는, 좋은, 간지) is left out
 _COPULA_RUNS = _runs_with(f"[{_syllables(lambda i, v, f: f == _FINAL_N and compose(i, v, f) not in _VERB_N)}][가지데]")
 _TYPO_EP_FIXES = {"엇": "었", "앗": "았", "엿": "였", "겄": "겠"}
@@ -280,16 +284,16 @@ def _typo_ending(judge: Judge) -> Callable[[re.Match[str]], str]:
 
 def _spelling_candidates(syllable: str) -> list[str]:
     """One-syllable spelling fixes: 잇/밋 -> 있/밌 (ㅅ -> ㅆ), 업 -> 없, 쟝 -> 장 (ㅑ -> ㅏ after
-    ㅈ ㅉ ㅊ), 즤 -> 지 (ㅢ -> ㅣ after a consonant)."""
+    ㅈ ㅉ ㅊ, with ㅇ coda), 즤 -> 지 (ㅢ -> ㅣ after a consonant, no coda)."""
     initial, vowel, final = decompose(syllable)
     out = []
     if final == _FINAL_S:
         out.append(compose(initial, vowel, _FINAL_SS))
     if final == _FINAL_B:
         out.append(compose(initial, vowel, _FINAL_BS))
-    if vowel == 2 and initial in (12, 13, 14):  # ㅑ after ㅈ ㅉ ㅊ
+    if vowel == 2 and initial in (12, 13, 14) and final == 21:  # 쟝 챵 쨩 (쟈 is often a name: 토니쟈)
         out.append(compose(initial, 0, final))
-    if vowel == 19 and initial != VOWEL_ONLY_INITIAL:  # ㅢ after a consonant
+    if vowel == 19 and initial != VOWEL_ONLY_INITIAL and not final:  # 즤 긔 (싑 is 쉽, not 십)
         out.append(compose(initial, 20, final))
     return out
 
