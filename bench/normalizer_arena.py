@@ -213,8 +213,19 @@ def read_gold() -> list[tuple[str, str, str]]:
 
 
 def opcodes(a: str, b: str) -> set[tuple[int, int, str]]:
+    """The edits that turn ``a`` into ``b``, as (start, end, replacement) spans of ``a``; a deletion
+    inside a run of one character is moved to the run's start, so "...." -> "..." counts as one edit
+    wherever the aligner put it."""
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    return {(i1, i2, b[j1:j2]) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"}
+    out = set()
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        if tag == "delete":
+            while i1 > 0 and a[i1 - 1] == a[i2 - 1]:
+                i1, i2 = i1 - 1, i2 - 1
+        out.add((i1, i2, b[j1:j2]))
+    return out
 
 
 def gold_scores(gold: list[tuple[str, str, str]], peers: dict[str, Callable[[str], str]],

@@ -239,7 +239,8 @@ def _runs_with(cue: str) -> re.Pattern[str]:
 #: endings lexicon (좋아용), since so many nouns end in 용, 장, 성, 행
 _ENDING_SYLLABLES = frozenset("다지네죠게래니냐어라데여까나거군걸줘봐워와져써돼")
 #: ㅁ only on 나 (하남, 말리남 -> 하나, 말리나): elsewhere a ㅁ coda is mostly 다음 or a word (그럼담)
-_CODA_CANDIDATES = _syllables(lambda i, v, f: (f in (21, 17, 19) and compose(i, v) in _ENDING_SYLLABLES)
+_CODA_CANDIDATES = _syllables(lambda i, v, f: (f in (21, 17, 19) and compose(i, v) in _ENDING_SYLLABLES
+                                               and compose(i, v, f) != "답")  # 한답: hearsay (한답니다)
                               or (f == 16 and compose(i, v) == "나"))
 #: runs worth analyzing, per analysis-driven rule (the judge is asked about these only)
 _EXTRA_CODA_RUNS = re.compile(f"(?<![가-힣])[가-힣]+[{_CODA_CANDIDATES}](?![가-힣])")
