@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import posixpath
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -158,6 +159,13 @@ class ParseFilesFn(beam.DoFn):
         yield TaggedOutput(STATS, count("files.matched"))
         batch: list[RawUtterance] = []
         file_reject: Reject | None = None
+        if "://" not in path and os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+            file_reject = Reject("not_a_regular_file", source, "", "a FIFO, socket or device, not a file: it is "
+                                 "not opened (a FIFO would block the job). Fix: remove it from the input.", "", "file")
+            yield TaggedOutput(REJECTS, file_reject)
+            yield TaggedOutput(STATS, count("files.rejected"))
+            yield TaggedOutput(STATS, count(f"files.rejected.{file_reject.reason}"))
+            return
         try:
             with FileSystems.open(path, compression_type="uncompressed") as stream:
                 for item in parse_file(stream, source, self._reader):

@@ -7,6 +7,7 @@ dialogue never straddle splits.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ class SplitRatios:
 
     def __post_init__(self) -> None:
         values = (self.train, self.valid, self.test)
-        if any(v < 0 for v in values) or abs(sum(values) - 1.0) > 1e-6:
+        if not all(math.isfinite(v) and v >= 0 for v in values) or abs(sum(values) - 1.0) > 1e-6:
             raise ValueError(
                 f"split ratios: expected three non-negative fractions summing to 1 (train,valid,test), "
                 f"found {values}. Fix: e.g. --split-ratios 0.8,0.1,0.1"

@@ -32,6 +32,7 @@ from beam_jobs.readers.base import (
     format_names,
     register,
     sniff_encoding,
+    text_lines,
 )
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "base"):
@@ -75,7 +76,25 @@ def detect_json_format(obj: Any) -> str | None:
 
 
 def parse_file(stream: BinaryIO, source: str, options: ReaderOptions) -> Iterator[RawUtterance | Reject]:
-    """Parse one file. Yields utterances and rejects; never raises for bad content."""
+    """Parse one file. Yields utterances and rejects; never raises for bad content.
+
+    Whatever a parser raises on one file (a JSON document nested too deep, a value of a type
+    nobody expected, a workbook that does not fit in memory) becomes that file's reject, with
+    the error's class in the reason and the number of records read before it in the detail.
+    """
+    emitted = 0
+    try:
+        for item in _parse(stream, source, options):
+            emitted += not isinstance(item, Reject)
+            yield item
+    except Exception as error:  # noqa: BLE001 - one bad file never fails the run
+        after = f" after {emitted} records (those were kept)" if emitted else ""
+        yield FileReject(f"parse_failed:{type(error).__name__}", source, "",
+                         f"{type(error).__name__} while reading the file{after}: {str(error)[:300]}. "
+                         "Fix: repair or convert the file, or report it if it is valid.")
+
+
+def _parse(stream: BinaryIO, source: str, options: ReaderOptions) -> Iterator[RawUtterance | Reject]:
     head = stream.read(_SNIFF_BYTES)
     if not head:
         yield FileReject("empty_file", source, "", "the file is empty")
@@ -112,7 +131,7 @@ def parse_file(stream: BinaryIO, source: str, options: ReaderOptions) -> Iterato
                          f"invalid {encoding} at byte {error.start}. Fix: convert the file to UTF-8.")
         return
     if fmt is not None and fmt.takes == "lines":  # utf-16 line formats
-        lines = ((number, line, None) for number, line in enumerate(text.lstrip("\ufeff").splitlines(), 1))
+        lines = ((number, line, None) for number, line in enumerate(text_lines(text.lstrip("\ufeff")), 1))
         yield from fmt.parse(lines, source, options, name)
         return
     try:

@@ -132,10 +132,35 @@ _XLSX_COLUMNS = {
 }
 
 
+#: limits on what a workbook may unpack to: past them it is rejected before it is opened
+MAX_XLSX_UNPACKED_BYTES = 1 << 30
+MAX_XLSX_RATIO = 200
+
+
+def _unpacked_too_big(data: bytes) -> str | None:
+    """Why a workbook (a zip archive) would unpack to too much (a decompression bomb), or None."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile:
+        return None  # openpyxl says what is wrong with it
+    if unpacked > MAX_XLSX_UNPACKED_BYTES or unpacked > MAX_XLSX_RATIO * max(1, len(data)):
+        return (f"the workbook unpacks to {unpacked:,} bytes from {len(data):,} (limits: {MAX_XLSX_UNPACKED_BYTES:,} "
+                f"bytes, {MAX_XLSX_RATIO}x): a decompression bomb, or a sheet too large for one file. "
+                "Fix: split it, or export it as CSV.")
+    return None
+
+
 def _parse_xlsx(data: bytes, source: str, options: ReaderOptions, fmt: str = "aihub-dialogue") -> Iterator[RawUtterance | Reject]:
     """AI Hub 한국어 대화 workbooks: one utterance per row, header in the first row."""
     import openpyxl
 
+    too_big = _unpacked_too_big(data)
+    if too_big:
+        yield FileReject("xlsx_too_large", source, "", too_big)
+        return
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises zipfile/KeyError/ValueError for bad files
@@ -143,6 +168,7 @@ def _parse_xlsx(data: bytes, source: str, options: ReaderOptions, fmt: str = "ai
         return
     corpus = corpus_of(options, fmt)
     for sheet in workbook.worksheets:
+        sheet.reset_dimensions()  # read every row, not the <dimension> the file declares (often stale)
         rows = sheet.iter_rows(values_only=True)
         header_row = next(rows, None)
         if header_row is None:

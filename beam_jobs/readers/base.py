@@ -8,8 +8,11 @@ A format is one :class:`Format` registered with :func:`register` by its module i
 from __future__ import annotations
 
 import codecs
+import datetime
+import decimal
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, NamedTuple
@@ -113,7 +116,7 @@ def sniff_encoding(head: bytes) -> str | None:
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    if b"\x00" in head:
+    if head.count(b"\x00") > max(1, len(head) // 100):  # binary; a stray NUL or two is a damaged line
         return None
     for encoding in ("utf-8", "cp949"):
         try:
@@ -142,13 +145,18 @@ def excerpt(value: Any) -> str:
     return text[:_MAX_EXCERPT]
 
 
+_NEWLINE_RE = re.compile(b"\r\n|\r|\n")
+
+
 def byte_lines(head: bytes, stream: BinaryIO) -> Iterator[bytes]:
-    """Lines (without the newline) of ``head`` followed by the rest of ``stream``, streamed."""
+    """Lines (without the line break: LF, CRLF or CR alone) of ``head`` then the rest of ``stream``, streamed."""
     pending = head
     while True:
-        *complete, pending = pending.split(b"\n")
-        yield from complete
         chunk = stream.read(1 << 20)
+        if chunk and pending.endswith(b"\r"):  # a CRLF may straddle the chunks
+            pending, chunk = pending + chunk[:1], chunk[1:]
+        *complete, pending = _NEWLINE_RE.split(pending)
+        yield from complete
         if not chunk:
             break
         pending += chunk
@@ -156,21 +164,47 @@ def byte_lines(head: bytes, stream: BinaryIO) -> Iterator[bytes]:
         yield pending
 
 
+def text_lines(text: str) -> list[str]:
+    """A decoded text's lines at LF, CRLF or CR only (``str.splitlines`` also breaks at U+2028 and others)."""
+    lines = re.split("\r\n|\r|\n", text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def decoded_lines(raw_lines: Iterable[bytes], encoding: str, source: str) -> Iterator[tuple[int, str, Reject | None]]:
-    """(line number, text, reject) triples; a line that does not decode becomes a reject."""
+    """(line number, text, reject) triples; a line that does not decode becomes a reject.
+
+    The encoding was guessed from the file's first 64 KB: a file sniffed as UTF-8 whose lines so
+    far were all ASCII switches to CP949 at the first line that only CP949 decodes (a CP949 file
+    with an English head), instead of rejecting its Korean lines.
+    """
+    ascii_only = encoding == "utf-8"
     for number, raw in enumerate(raw_lines, start=1):
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         try:
             line = raw.decode(encoding)
         except UnicodeDecodeError as error:
-            yield number, "", Reject("undecodable_line", source, f"line {number}",
-                                     f"invalid {encoding} at byte {error.start} of the line",
-                                     excerpt(raw[:80]))
-            continue
+            if ascii_only and _decodes(raw, "cp949"):
+                encoding, ascii_only = "cp949", False
+                line = raw.decode(encoding)
+            else:
+                yield number, "", Reject("undecodable_line", source, f"line {number}",
+                                         f"invalid {encoding} at byte {error.start} of the line",
+                                         excerpt(raw[:80]))
+                continue
+        if ascii_only and not raw.isascii():
+            ascii_only = False
         if number == 1:
             line = line.lstrip("\ufeff")
         yield number, line, None
+
+
+def _decodes(raw: bytes, encoding: str) -> bool:
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def line_parser(parse: Callable[..., Iterator[RawUtterance | Reject]]) -> Callable[..., Iterator[RawUtterance | Reject]]:
@@ -213,9 +247,15 @@ def as_text(value: Any) -> str | None:
 
 
 def meta_value(value: Any) -> str:
+    """A metadata value as text: strings as they are, anything else as JSON (dates, decimals and
+    other non-JSON values by their ``str``, bytes as hex)."""
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, (datetime.date, datetime.time, decimal.Decimal)):  # datetime is a date too
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
 class DocTurns:

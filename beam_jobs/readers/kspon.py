@@ -42,8 +42,15 @@ def _parse_kspon(lines, source, options, fmt):
 
 
 
+#: a KsponSpeech utterance id (KsponSpeech_01/KsponSpeech_0001/KsponSpeech_000001.pcm)
+_KSPON_ID_RE = re.compile(r"^\s*\S*(?:KsponSpeech|\.pcm|\.wav)\S*\s+::")
+
+
 def _looks_like_kspon(first_line: str) -> bool:
-    return bool(_KSPON_LINE_RE.match(first_line) or re.search(r"(^|\s)[blonu]/(\s|$)|\)/\(", first_line))
+    """A KsponSpeech id line, or a dual transcription with a noise tag; ``C++ :: …`` is not."""
+    if _KSPON_ID_RE.match(first_line):
+        return True
+    return bool(re.search(r"\)/\(", first_line) and re.search(r"(^|\s)[blonu]/(\s|$)", first_line))
 
 
 register(Format("kspon", "lines", _parse_kspon, extensions=(".trn",), matches_first_line=_looks_like_kspon))

@@ -101,9 +101,17 @@ def _lengthening(match: re.Match[str]) -> str:
 
 
 def _eojeol_bounds(text: str, start: int, end: int) -> tuple[str, str]:
-    """The previous and next whitespace-separated words around ``text[start:end]``."""
-    before = text[:start].rstrip().rsplit(" ", 1)[-1] if start else ""
-    after = text[end:].lstrip().split(" ", 1)[0] if end < len(text) else ""
+    """The previous and next whitespace-separated words around ``text[start:end]`` (found without
+    copying the text: a copy per match made 낼/젤 quadratic on long texts)."""
+    i = start
+    while i > 0 and text[i - 1] == " ":
+        i -= 1
+    before = text[text.rfind(" ", 0, i) + 1:i]
+    j = end
+    while j < len(text) and text[j] == " ":
+        j += 1
+    stop = text.find(" ", j)
+    after = text[j:stop if stop >= 0 else len(text)]
     return before, after
 
 
@@ -117,10 +125,25 @@ def _repeat_rule(max_repeat: int) -> Rule:
 
 
 def _eojeol_bounds(text: str, start: int, end: int) -> tuple[str, str]:
-    """The previous and next whitespace-separated words around ``text[start:end]``."""
-    before = text[:start].rstrip().rsplit(" ", 1)[-1] if start else ""
-    after = text[end:].lstrip().split(" ", 1)[0] if end < len(text) else ""
+    """The previous and next whitespace-separated words around ``text[start:end]`` (found without
+    copying the text: a copy per match made 낼/젤 quadratic on long texts)."""
+    i = start
+    while i > 0 and text[i - 1] == " ":
+        i -= 1
+    before = text[text.rfind(" ", 0, i) + 1:i]
+    j = end
+    while j < len(text) and text[j] == " ":
+        j += 1
+    stop = text.find(" ", j)
+    after = text[j:stop if stop >= 0 else len(text)]
     return before, after
+
+
+def _next_char(text: str, end: int) -> str:
+    """The first non-space character after ``end`` ("." at the end of the text)."""
+    while end < len(text) and text[end] == " ":
+        end += 1
+    return text[end] if end < len(text) else "."
 
 
 def _contraction_rule(config: NormalizerConfig, judge: Judge) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
@@ -142,7 +165,7 @@ def _contraction_rule(config: NormalizerConfig, judge: Judge) -> tuple[re.Patter
         if particle and (attach != "josa" or judge.is_one_word(form + particle)):  # 첨가 is a word, not 첨 + 가
             return match.group(0)
         not_before, not_after = guards[form]
-        if form in adverbs and not (match.string[match.end():].lstrip()[:1] or ".").isalnum():
+        if form in adverbs and not _next_char(match.string, match.end()).isalnum():
             return match.group(0)
         if not_before or not_after:
             prev_word, next_word = _eojeol_bounds(match.string, match.start(), match.end())
@@ -330,8 +353,10 @@ _ASKING = ("모르", "몰라", "몰랐", "궁금", "알", "아는", "아니", "�
 def _asks(match: re.Match[str], particle_follows: bool) -> bool:
     if particle_follows:  # 문젠지도, 영환지를
         return True
-    rest = match.string[match.end():].lstrip()
-    return rest.startswith(_ASKING)
+    text, start = match.string, match.end()
+    while start < len(text) and text[start] == " ":
+        start += 1
+    return text.startswith(_ASKING, start)
 
 
 def _copula(judge: Judge) -> Callable[[re.Match[str]], str]:

@@ -100,9 +100,12 @@ _VOWEL_JAMO = {13: "ㅜ", 17: "ㅠ"}
 
 # Masks end at the first Hangul character (http://naver.com에서 -> &url&에서): URLs and e-mail
 # addresses are written in ASCII (IDNs aside), the Hangul glued to them is the sentence's.
-_URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"'가-힣ㄱ-ㅣ]+"
-                     r"|\b[a-z0-9-]+\.(?:com|net|org|kr|io|me|ly|co\.kr)(?:/[^\s가-힣ㄱ-ㅣ]*)?\b", re.IGNORECASE)
-_EMAIL_RE = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b")
+# Linear on hostile input: a domain or local part may start only where no character of its own
+# class precedes it (else 'a-a-a-…' retries from every position), and the parts have bounded lengths.
+_URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"'가-힣ㄱ-ㅣ]{1,2000}"
+                     r"|(?<![a-z0-9.-])(?:[a-z0-9][a-z0-9-]{0,62}\.){1,6}(?:com|net|org|kr|io|me|ly|co\.kr)(?![a-z0-9-])"
+                     r"(?:/[^\s가-힣ㄱ-ㅣ]{0,2000})?", re.IGNORECASE)
+_EMAIL_RE = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}\b")
 _MENTION_RE = re.compile(r"(?<![\w@])@[A-Za-z0-9_.]{2,}")
 _PHONE_RE = re.compile(r"(?<!\d)(?:01[016789]|0[2-6][0-9]?)[-. ]?\d{3,4}[-. ]?\d{4}(?!\d)")
 

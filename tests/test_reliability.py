@@ -1,0 +1,154 @@
+"""Hostile inputs (issue 13). Protects against: one bad file failing a whole run, records lost or
+merged silently, inputs that hang the job, regexes that go quadratic, and checkpoints or outputs
+that let a stopped or foreign run look finished."""
+
+from __future__ import annotations
+
+import codecs
+import datetime
+import decimal
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from beam_jobs.readers import RawUtterance, ReaderOptions, Reject, parse_file
+from beam_jobs.records import SplitRatios
+from beam_jobs.text.normalizer import Normalizer, replay_edits
+from tests.conftest import read_json
+
+
+def parse(data: bytes, name: str, **options) -> list:
+    return list(parse_file(io.BytesIO(data), name, ReaderOptions(**options)))
+
+
+def texts(items) -> list[str]:
+    return [i.text for i in items if isinstance(i, RawUtterance)]
+
+
+# --------------------------------------------------------------------------- one bad file, never the run
+
+
+def test_parquet_with_dates_decimals_and_bytes_is_read():
+    table = pa.table({"text": ["좋아요", "별로"], "when": [datetime.datetime(2024, 1, 2), None],
+                      "day": [datetime.date(2024, 1, 2), datetime.date(2024, 1, 3)],
+                      "price": pa.array([decimal.Decimal("1.50"), decimal.Decimal("2")], pa.decimal128(5, 2)),
+                      "blob": [b"\x00\x01", b"x"]})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    items = parse(sink.getvalue(), "t.parquet")
+    assert texts(items) == ["좋아요", "별로"]
+    assert items[0].meta["day"] == "2024-01-02" and items[0].meta["blob"] == "0001" and items[0].meta["price"] == "1.50"
+
+
+def test_json_nested_too_deep_is_that_files_reject():
+    deep = ("[" * 20000 + "]" * 20000).encode()
+    (reject,) = parse(deep, "deep.json")
+    assert isinstance(reject, Reject) and reject.level == "file" and reject.reason == "parse_failed:RecursionError"
+
+
+def _workbook(rows: list[list[str]]) -> bytes:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for row in rows:
+        book.active.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_xlsx_rows_past_a_stale_dimension_are_read():
+    data = _workbook([["SPEAKER", "SENTENCE"]] + [["A", f"문장 {i}"] for i in range(7)])
+    source, patched = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(patched, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            body = source.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                body = body.replace(b'<dimension ref="A1:B8"/>', b'<dimension ref="A1:B3"/>')
+                assert b'ref="A1:B3"' in body
+            out.writestr(info, body)
+    assert len(texts(parse(patched.getvalue(), "d.xlsx"))) == 7
+
+
+def test_xlsx_decompression_bomb_is_rejected_before_it_is_opened():
+    data = io.BytesIO(_workbook([["SENTENCE"], ["하나"]]))
+    with zipfile.ZipFile(data, "a", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/media/padding.bin", b"\0" * (8 << 20))  # 8 MB in ~8 KB: a ratio over 200
+    (reject,) = parse(data.getvalue(), "bomb.xlsx")
+    assert reject.reason == "xlsx_too_large"
+
+
+def test_a_fifo_in_the_input_is_rejected_not_opened(tmp_path):
+    corpus = tmp_path / "in"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("좋아요\n", encoding="utf-8")
+    os.mkfifo(corpus / "pipe.txt")
+    # in a child process with a time limit: opening the FIFO would block the job forever
+    subprocess.run([sys.executable, "-m", "beam_jobs.preprocess", "--input", str(corpus), "--output",
+                    str(tmp_path / "out"), "--runner", "FnApiRunner"], check=True, timeout=300, capture_output=True)
+    stats = read_json(tmp_path / "out" / "_stats.json")
+    assert stats["counts"]["files.rejected.not_a_regular_file"] == 1 and stats["conservation"]["records_out"] == 1
+
+
+# --------------------------------------------------------------------------- nothing merged or lost
+
+
+def test_cr_only_line_endings_are_lines():
+    assert texts(parse(b"one\rtwo\rthree\r", "mac.txt")) == ["one", "two", "three"]
+    assert texts(parse(b"a\r\nb\nc\rd", "mixed.txt")) == ["a", "b", "c", "d"]
+
+
+def test_a_txt_with_a_double_colon_is_not_read_as_kspon():
+    items = parse("C++ :: 언어 공부\nC# :: 다음\n".encode(), "notes.txt")
+    assert texts(items) == ["C++ :: 언어 공부", "C# :: 다음"] and items[0].markup is None
+    kspon = parse("KsponSpeech_01/KsponSpeech_0001/KsponSpeech_000001.pcm :: 아/ 그래\n".encode(), "a.txt")
+    assert texts(kspon) == ["아/ 그래"] and kspon[0].markup == "kspon"
+
+
+def test_cp949_file_with_a_long_ascii_head_keeps_its_korean_lines():
+    data = b"".join(b"ascii line %d\n" % i for i in range(8000)) + "한국어 줄입니다\n좋아요\n".encode("cp949")
+    assert len(data) > 1 << 16
+    items = parse(data, "mixed.txt")
+    assert not [i for i in items if isinstance(i, Reject)]
+    assert texts(items)[-2:] == ["한국어 줄입니다", "좋아요"]
+
+
+def test_one_nul_byte_does_not_reject_a_text_file():
+    assert texts(parse("앞\x00줄\n좋아요\n".encode(), "nul.txt")) == ["앞\x00줄", "좋아요"]
+    (reject,) = parse(b"\x00\x01\x02" * 100, "binary.txt")
+    assert reject.reason == "undecodable_file"
+
+
+def test_utf16_lines_break_at_newlines_only():
+    data = codecs.BOM_UTF16_LE + "하나\u2028여전히 하나\n둘\n".encode("utf-16-le")
+    assert texts(parse(data, "u16.txt")) == ["하나\u2028여전히 하나", "둘"]
+
+
+def test_split_ratios_must_be_finite():
+    with pytest.raises(ValueError, match="non-negative fractions"):
+        SplitRatios.parse("nan,nan,nan")
+
+
+# --------------------------------------------------------------------------- pathological text
+
+
+@pytest.mark.parametrize("text", ["a-" * 50_000 + ".", "a." * 50_000 + "@", "낼 " * 20_000, "젤 " * 20_000,
+                                  "ㅋ" * 100_000, "가" * 100_000, "https://" + "a" * 100_000, "지이" * 50_000])
+def test_hostile_text_normalizes_and_its_edits_replay(text):
+    # quadratic regexes took minutes on these shapes (bench/hostile_text.py records the time)
+    normalized, edits = Normalizer().normalize(text)
+    assert replay_edits(text, edits) == normalized
+
+
+def test_masks_still_mask():
+    normalizer = Normalizer()
+    assert normalizer("메일 hong.gil-dong@example.co.kr 로") == "메일 &email& 로"
+    assert normalizer("naver.com/abc 봐") == "&url& 봐"
+    assert json.dumps(normalizer("www.a-b.com에서")) == json.dumps("&url&에서")
