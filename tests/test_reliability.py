@@ -152,3 +152,53 @@ def test_masks_still_mask():
     assert normalizer("메일 hong.gil-dong@example.co.kr 로") == "메일 &email& 로"
     assert normalizer("naver.com/abc 봐") == "&url& 봐"
     assert json.dumps(normalizer("www.a-b.com에서")) == json.dumps("&url&에서")
+
+
+# --------------------------------------------------------------------------- properties of the normalizer
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+#: the characters of spoken Korean text: syllables (common and any), jamo, ASCII, punctuation,
+#: spaces, placeholders and emoji, mixed the way comments mix them
+_PIECES = st.one_of(
+    st.sampled_from(list("가나다라마바사아자차카타파하요용당네넘걍여친은이가을를ㅋㅎㅠㅜㅡㄱㅅㅇ .!?~…^;,")),
+    st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3),
+    st.characters(min_codepoint=0x3131, max_codepoint=0x3163),
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+    st.sampled_from(["&name&", "&url&", " ", "  ", "😀", "http://a.co/x", "010-1234-5678", "10000원", "3.5"]),
+)
+TEXTS = st.lists(_PIECES, max_size=60).map("".join)
+NORMALIZER = Normalizer()
+_PLACEHOLDER = __import__("re").compile(r"&[a-z][a-z0-9-]*&")
+
+
+def _outside_masks(text: str, pattern: str) -> list[str]:
+    import re
+
+    return re.findall(pattern, _PLACEHOLDER.sub(" ", text))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXTS)
+def test_replaying_the_edits_reproduces_the_text(text):
+    normalized, edits = NORMALIZER.normalize(text)
+    assert replay_edits(text, edits) == normalized
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXTS)
+def test_placeholders_survive_and_no_digit_or_latin_word_changes_outside_masks(text):
+    normalized, edits = NORMALIZER.normalize(text)
+    for placeholder in _PLACEHOLDER.findall(text):
+        assert placeholder in normalized
+    if not any(e.rule.startswith("mask_") for e in edits):
+        assert _outside_masks(normalized, r"\d+") == _outside_masks(text, r"\d+")
+        assert _outside_masks(normalized, "[A-Za-z]+") == _outside_masks(text, "[A-Za-z]+")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXTS)
+def test_normalizing_twice_changes_nothing(text):
+    once = NORMALIZER(text)
+    assert NORMALIZER(once) == once

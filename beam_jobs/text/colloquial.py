@@ -221,12 +221,13 @@ _YEO_RE = re.compile("(?<=[가-힣][네어아해에예세래데게지나까고�
 _EXTRA_CODAS = {21: "ᆼ", 16: "ᆷ", 17: "ᆸ", 19: "ᆺ"}
 
 
-def _extra_coda(judge: Judge) -> Callable[[re.Match[str]], str]:
-    """Strip the last syllable's coda where the analysis reads it as an extra coda (Z_CODA)."""
+def _extra_coda(judge: Judge, lexicon_forms: frozenset[str]) -> Callable[[re.Match[str]], str]:
+    """Strip the last syllable's coda where the analysis reads it as an extra coda (Z_CODA); a
+    contraction the lexicon lists (그닷 -> 그다지) is left to the lexicon."""
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
-        if len(run) > MAX_JUDGED_RUN:
+        if len(run) > MAX_JUDGED_RUN or run in lexicon_forms:
             return run
         analysis = judge.analyze(run)
         if analysis is None or not analysis.morphemes:
@@ -394,14 +395,15 @@ def colloquial_rules(config: NormalizerConfig, judge: Judge) -> list[tuple[str, 
              ("repeat_unit", _repeat_rule(config.max_unit_repeat))]
     pattern, replace = _ending_rule(config)
     rules.append(("cute_ending", sub_rule("cute_ending", pattern, replace)))
+    analyzes = judge.analyzes
+    if config.ending_judge == "kiwi" and analyzes:
+        forms = frozenset(row[0] for row in lexicons.load("contractions.tsv", 6, config.extra_lexicons))
+        rules.append(("extra_coda", sub_rule("extra_coda", _EXTRA_CODA_RUNS, _extra_coda(judge, forms))))
+    # after the extra codas (봤어영 -> 봤어여 -> 봤어요), before the lexicon (조아여 -> 조아요 -> 좋아요)
+    rules.append(("cute_yeo", sub_rule("cute_yeo", _YEO_RE, lambda m: "요", lambda t: "여" in t)))
     # contractions before the analysis-driven rules: 여친가 is 여친 + 가, not 여치 + the copula
     pattern, replace = _contraction_rule(config, judge)
     rules.append(("contraction", sub_rule("contraction", pattern, replace)))
-    analyzes = judge.analyzes
-    if config.ending_judge == "kiwi" and analyzes:
-        rules.append(("extra_coda", sub_rule("extra_coda", _EXTRA_CODA_RUNS, _extra_coda(judge))))
-    # after the extra codas: 봤어영 -> 봤어여 -> 봤어요
-    rules.append(("cute_yeo", sub_rule("cute_yeo", _YEO_RE, lambda m: "요", lambda t: "여" in t)))
     if config.typos:
         rules.append(("typo_dwaet", sub_rule("typo_dwaet", _DWAET_RE, lambda m: "됐", lambda t: "됬" in t)))
         if analyzes:

@@ -74,14 +74,15 @@ _CRY_CLASS = "ㅠㅜㅡ"
 
 
 def _jamo_run_re(max_run: int) -> re.Pattern[str]:
-    # The same jamo repeated, or a mixed laughter (ㅋㅎ) or crying (ㅠㅜ) run.
+    # A mixed laughter (ㅋㅎ) or crying (ㅠㅜㅡ) run, or the same jamo repeated; the mixed classes
+    # come first so a whole mixed run is capped at once (ㅠㅠㅠㅜ -> ㅠㅠ, not ㅠㅠㅜ): idempotent.
     return re.compile(
-        f"([{JAMO}])\\1{{{max_run},}}|[{_LAUGH_CLASS}]{{{max_run + 1},}}|[{_CRY_CLASS}]{{{max_run + 1},}}"
+        f"[{_LAUGH_CLASS}]{{{max_run + 1},}}|[{_CRY_CLASS}]{{{max_run + 1},}}|([{JAMO}])\\1{{{max_run},}}"
     )
 
 
 def _punct_run_re(max_run: int) -> re.Pattern[str]:
-    return re.compile(f"([!?.,~;^♥♡★☆♪♬ㆍ·])\\1{{{max_run},}}|[!?]{{{max_run + 1},}}|…{{2,}}")
+    return re.compile(f"[!?]{{{max_run + 1},}}|([!?.,~;^♥♡★☆♪♬ㆍ·])\\1{{{max_run},}}|…{{2,}}")
 
 
 # A syllable whose coda is ㅋ (U+11BF as final) followed by ㅋ jamo: the coda is laughter.
@@ -102,7 +103,7 @@ _VOWEL_JAMO = {13: "ㅜ", 17: "ㅠ"}
 # addresses are written in ASCII (IDNs aside), the Hangul glued to them is the sentence's.
 # Linear on hostile input: a domain or local part may start only where no character of its own
 # class precedes it (else 'a-a-a-…' retries from every position), and the parts have bounded lengths.
-_URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"'가-힣ㄱ-ㅣ]{1,2000}"
+_URL_RE = re.compile(r"(?:https?://|www\.)(?:(?!&[a-z][a-z0-9-]{0,30}&)[^\s<>\"'가-힣ㄱ-ㅣ]){1,2000}"
                      r"|(?<![a-z0-9.-])(?:[a-z0-9][a-z0-9-]{0,62}\.){1,6}(?:com|net|org|kr|io|me|ly|co\.kr)(?![a-z0-9-])"
                      r"(?:/[^\s가-힣ㄱ-ㅣ]{0,2000})?", re.IGNORECASE)
 _EMAIL_RE = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}\b")
