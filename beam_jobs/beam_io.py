@@ -314,10 +314,13 @@ class RowsToTableFn(beam.DoFn):
 
 
 def prepare_output(folder: str, overwrite: bool) -> None:
-    """Refuse to mix runs in one folder; with ``overwrite`` remove a previous run's files first."""
+    """Refuse to mix runs in one folder; with ``overwrite`` remove what a previous run wrote first:
+    its parts, side-cars, rejects, and the ``beam-temp-*`` folders a killed run leaves behind (only
+    those: other files in the folder are not malmoi's and stay)."""
     existing = []
-    for pattern in (f"{folder.rstrip('/')}/{PART_PREFIX}*{PART_SUFFIX}", f"{folder.rstrip('/')}/_*",
-                    f"{folder.rstrip('/')}/{REJECTS_DIR}/*"):
+    base = folder.rstrip("/")
+    for pattern in (f"{base}/{PART_PREFIX}*{PART_SUFFIX}", f"{base}/_*", f"{base}/{REJECTS_DIR}/*",
+                    f"{base}/beam-temp-*/**", f"{base}/{REJECTS_DIR}/beam-temp-*/**"):
         try:
             existing += [m.path for m in FileSystems.match([pattern])[0].metadata_list]
         except Exception:  # noqa: BLE001 - a missing folder matches nothing
@@ -333,6 +336,12 @@ def prepare_output(folder: str, overwrite: bool) -> None:
     if FileSystems.exists(success):  # first, so a half-replaced folder never looks finished
         FileSystems.delete([success])
     FileSystems.delete([p for p in existing if p != success and FileSystems.exists(p)])
+    if "://" not in base:  # the emptied temp folders themselves (object stores have no folders)
+        import glob
+        import shutil
+
+        for temp in glob.glob(f"{base}/beam-temp-*") + glob.glob(f"{base}/{REJECTS_DIR}/beam-temp-*"):
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 def write_bytes(path: str, data: bytes) -> None:

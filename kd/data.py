@@ -89,6 +89,7 @@ def open_kd_dataset(folder: str, expect: Mapping[str, Any] | None = None) -> Ope
         for key, value in (expect or {}).items()
         if value is not None and _normalized(provenance.get(key)) != _normalized(value)
     ]
+    problems += _value_problems(opened, len(provenance["label_names"]), int(provenance["embedding_size"]))
     if problems:
         raise ProvenanceMismatchError(
             f"kd dataset '{folder}' does not match this run: " + "; ".join(problems)
@@ -96,6 +97,23 @@ def open_kd_dataset(folder: str, expect: Mapping[str, Any] | None = None) -> Ope
             "student that matches the data (same label set and embedding size)."
         )
     return opened
+
+
+def _value_problems(opened: OpenedDataset, num_labels: int, embedding_size: int) -> list[str]:
+    """Values the schema cannot rule out: labels outside -1..C-1, logits or embeddings of another width."""
+    problems = []
+    for path in opened.files:
+        table = pq.read_table(path, columns=["label", "teacher_logits", "teacher_embedding"])
+        if not table.num_rows:
+            continue
+        low, high = pc.min_max(table.column("label")).values()
+        if low.as_py() < -1 or high.as_py() >= num_labels:
+            problems.append(f"file '{path}': labels from {low} to {high}, expected -1 (unlabeled) .. {num_labels - 1}")
+        for column, width in (("teacher_logits", num_labels), ("teacher_embedding", embedding_size)):
+            lengths = pc.min_max(pc.list_value_length(table.column(column))).values()
+            if {v.as_py() for v in lengths} != {width}:
+                problems.append(f"file '{path}': {column} rows of {lengths[0]}..{lengths[1]} values, expected {width}")
+    return problems
 
 
 def _normalized(value: Any) -> Any:

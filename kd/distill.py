@@ -22,7 +22,7 @@ from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import init_distributed, pick_device, tokenizer_hash, weights_hash, write_json
 from kd.data import BucketBatches, kd_chunks, open_kd_dataset
 from kd.evaluate import classification_metrics, cpu_speed, kd_split_metrics, predict_kd_split, split_texts
-from kd.loop import LoopConfig, train
+from kd.loop import LoopConfig, interrupted, report_interruption, train
 from kd.models import (
     DistillStudent,
     bert_student,
@@ -129,8 +129,8 @@ def run(config: DistillConfig) -> dict[str, Any]:
 
     summary = train(model=student, objective=DistillObjective(config.weights), batches=batches, config=loop,
                     dist=dist, evaluate=evaluate)
-    if not dist.is_main:
-        return summary
+    if not dist.is_main or interrupted(summary):  # a stopped run exports nothing: it must not look finished
+        return {"training": summary}
     output = Path(loop.output)
     export_pretrained(student.model, tokenizer, output, normalizer_config=provenance.get("normalizer_config"),
                       training_config=config)
@@ -150,11 +150,15 @@ def run(config: DistillConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def command(config: DistillConfig) -> None:
-        test = run(config).get("test", {})
+    def command(config: DistillConfig) -> int:
+        result = run(config)
+        if interrupted(result["training"]):
+            return report_interruption(result["training"], config.loop.output)
+        test = result.get("test", {})
         if test:
             print(f"test accuracy {test['student'].get('accuracy', float('nan')):.4f} "
                   f"(teacher {test['teacher'].get('accuracy', float('nan')):.4f}); report: {config.loop.output}/report.md")
+        return 0
 
     return config_command(DistillConfig, command, argv, prog="python -m kd.distill", description=__doc__)
 

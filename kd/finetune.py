@@ -23,7 +23,7 @@ from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import init_distributed, pick_device, write_json
 from kd.data import BucketBatches, open_dataset, utterance_chunks, utterance_labels
 from kd.evaluate import classification_metrics
-from kd.loop import LoopConfig, train
+from kd.loop import LoopConfig, interrupted, report_interruption, train
 from kd.models import export_pretrained, label_maps
 from kd.objectives import ClassificationObjective
 from kd.report import plot_metrics
@@ -101,7 +101,7 @@ def run(config: FinetuneConfig) -> dict:
 
     summary = train(model=model, objective=ClassificationObjective(), batches=batches, config=loop, dist=dist,
                     evaluate=evaluate)
-    if dist.is_main:
+    if dist.is_main and not interrupted(summary):
         if best["step"] == 0:  # never evaluated: keep the last weights
             export_pretrained(model, tokenizer, output, normalizer_config=normalizer_config, training_config=config)
         best_model = AutoModelForSequenceClassification.from_pretrained(output).to(device)
@@ -114,8 +114,12 @@ def run(config: FinetuneConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def command(config: FinetuneConfig) -> None:
-        print(f"teacher -> {config.loop.output}: test {run(config).get('test')}")
+    def command(config: FinetuneConfig) -> int:
+        summary = run(config)
+        if interrupted(summary):
+            return report_interruption(summary, config.loop.output)
+        print(f"teacher -> {config.loop.output}: test {summary.get('test')}")
+        return 0
 
     return config_command(FinetuneConfig, command, argv, prog="python -m kd.finetune", description=__doc__)
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import random
+import re
 import shutil
 import signal
 import time
@@ -70,6 +72,21 @@ class LoopConfig:
     buckets: tuple[int, ...] = option(DEFAULT_BUCKETS, help="sequence-length shapes", parse=int_tuple)
     resume: bool = option(False, help="continue from OUTPUT/checkpoints/ (latest)")
     progress: bool = option(True, help="show a progress bar")
+
+
+#: the exit status of a command whose training a signal stopped (nothing exported; resume it)
+EXIT_INTERRUPTED = 3
+
+
+def interrupted(summary: dict) -> bool:
+    """Whether a signal stopped the training (the checkpoint is saved; nothing may look finished)."""
+    return str(summary.get("status", "")).startswith("interrupted")
+
+
+def report_interruption(summary: dict, output: str) -> int:
+    print(f"{summary['status']} at step {summary['steps']}: nothing exported; the checkpoint is in "
+          f"{output}/{CHECKPOINTS}/. Fix: rerun the same command with --resume.")
+    return EXIT_INTERRUPTED
 
 
 def lr_at(step: int, config: LoopConfig) -> float:
@@ -141,10 +158,23 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+_STEP_DIR = re.compile(r"step-(\d+)")
+#: LoopConfig fields that may change between a run and its resumption (how long, how often, where)
+RESUMABLE_CHANGES = frozenset({"max_steps", "max_minutes", "log_every", "eval_every", "save_every", "keep_checkpoints",
+                               "device", "resume", "progress"})
+
+
+def _step_dirs(folder: Path) -> list[Path]:
+    """Finished ``step-N`` folders, oldest first (a half-written ``.tmp`` one never counts)."""
+    if not folder.exists():
+        return []
+    done = [p for p in folder.iterdir() if _STEP_DIR.fullmatch(p.name) and (p / "COMPLETE").exists()]
+    return sorted(done, key=lambda p: int(p.name.split("-")[1]))
+
+
 def latest_checkpoint(output: str) -> Path | None:
-    folder = Path(output) / CHECKPOINTS
-    done = [p for p in folder.glob("step-*") if (p / "COMPLETE").exists()] if folder.exists() else []
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+    done = _step_dirs(Path(output) / CHECKPOINTS)
+    return done[-1] if done else None
 
 
 class Checkpoints:
@@ -156,18 +186,32 @@ class Checkpoints:
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, position: Position,
              device: torch.device, reason: str) -> None:
+        """Write ``step-N/`` atomically: into ``step-N.tmp`` first, renamed once complete, so a kill
+        mid-write leaves the previous checkpoint as the latest, never a half file beside COMPLETE."""
         if not self.dist.is_main:
             return
         folder = self.folder / f"step-{position.step}"
-        folder.mkdir(parents=True, exist_ok=True)
+        partial = self.folder / f"step-{position.step}.tmp"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": position.step,
                     "epoch": position.epoch, "batches_in_epoch": position.in_epoch, "rng": _rng_state(device),
-                    "reason": reason}, folder / "state.pt")
-        write_json(folder / "config.json", self.config)
-        (folder / "COMPLETE").write_text(reason, encoding="utf-8")
-        done = sorted((p for p in self.folder.glob("step-*") if p != folder), key=lambda p: int(p.name.split("-")[1]))
+                    "reason": reason}, partial / "state.pt")
+        write_json(partial / "config.json", self.config)
+        (partial / "COMPLETE").write_text(reason, encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(partial, folder)
+        done = [p for p in _step_dirs(self.folder) if p != folder]
         for old in done[: max(0, len(done) - (self.config.keep_checkpoints - 1))]:
             shutil.rmtree(old, ignore_errors=True)
+
+    def clear(self) -> None:
+        """A fresh run starts over: the checkpoints of a run before it in this output go (a later
+        --resume would otherwise continue that run)."""
+        if self.dist.is_main and self.folder.exists():
+            LOG.info("fresh run: removing the earlier run's checkpoints in %s", self.folder)
+            shutil.rmtree(self.folder)
 
     def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> Position:
         """The latest complete checkpoint's state, loaded into ``model`` and ``optimizer``; a fresh
@@ -175,6 +219,15 @@ class Checkpoints:
         checkpoint = latest_checkpoint(self.config.output)
         if checkpoint is None:
             return Position()
+        saved = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
+        current = json.loads(json.dumps(to_jsonable(self.config)))
+        changed = sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k) != current[k])
+        if changed:
+            raise MalmoiError(
+                f"--resume: {checkpoint} was written by another run: " + ", ".join(
+                    f"{k} was {saved.get(k)!r}, now {current[k]!r}" for k in changed) + ".",
+                "resume with the same options (only how long, how often and where may change), or start a fresh "
+                "run without --resume.")
         # RNG states stay CPU tensors; load_state_dict moves weights and optimizer state to the device
         state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
@@ -391,6 +444,8 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
 
     # 2. resume
     checkpoints = Checkpoints(config, dist)
+    if not config.resume:
+        checkpoints.clear()
     position = checkpoints.restore(model, stepper.optimizer, device) if config.resume else Position()
     metrics = MetricsWindow(config, dist, device, position.step if config.resume else None)
 

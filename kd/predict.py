@@ -35,7 +35,8 @@ from schemas.options import MalmoiError, config_command, option
 class Predictor:
     """Loads a model directory once; :meth:`predict` takes raw texts."""
 
-    def __init__(self, model_dir: str, device: str = "cpu", max_length: int = 128, torchscript: bool = False) -> None:
+    def __init__(self, model_dir: str, device: str = "cpu", max_length: int = 128, torchscript: bool = False,
+                 max_chars: int = 2000) -> None:
         if torchscript and device != "cpu":
             raise MalmoiError(f"torchscript=True serves on the CPU, not on {device!r}.", "drop one of the two.")
         self.model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
@@ -47,6 +48,7 @@ class Predictor:
                            if normalizer_file.exists() else None)
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         self.torchscript = torchscript
+        self.max_chars = max_chars
         self._scripted: torch.jit.ScriptModule | None = None
 
     def _probs(self, clean: list[str]) -> torch.Tensor:
@@ -67,11 +69,13 @@ class Predictor:
         results = []
         for start in range(0, len(texts), batch_size):
             raw = texts[start:start + batch_size]
-            clean = [self.normalizer(t) if self.normalizer else t for t in raw]
+            cut = [t[:self.max_chars] for t in raw]  # bounded work per request (the model reads max_length tokens)
+            clean = [self.normalizer(t) if self.normalizer else t for t in cut]
             probs = self._probs(clean)
-            for text, row in zip(clean, probs, strict=True):
+            for original, text, row in zip(raw, clean, probs, strict=True):
                 best = int(row.argmax())
                 results.append({"label": self.labels[best], "probability": float(row[best]), "text": text,
+                                "truncated": len(original) > self.max_chars,
                                 "probs": {name: float(p) for name, p in zip(self.labels, row, strict=True)}})
         return results
 

@@ -19,7 +19,7 @@ from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
 from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import init_distributed, pick_device, write_json
 from kd.data import BucketBatches, open_dataset, utterance_chunks
-from kd.loop import LoopConfig, train
+from kd.loop import LoopConfig, interrupted, report_interruption, train
 from kd.objectives import MaskedLMObjective
 from kd.report import plot_metrics
 from schemas import UTTERANCES
@@ -78,7 +78,7 @@ def run(config: PretrainConfig) -> dict:
         return {"eval/mlm_loss": sum(losses) / len(losses)} if losses else {}
 
     summary = train(model=model, objective=objective, batches=batches, config=loop, dist=dist, evaluate=evaluate)
-    if dist.is_main:
+    if dist.is_main and not interrupted(summary):
         output = Path(loop.output)
         model.save_pretrained(output, safe_serialization=True)
         tokenizer.save_pretrained(output)
@@ -88,8 +88,12 @@ def run(config: PretrainConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    def command(config: PretrainConfig) -> None:
-        print(f"pretrained {run(config)['steps']} steps -> {config.loop.output}")
+    def command(config: PretrainConfig) -> int:
+        summary = run(config)
+        if interrupted(summary):
+            return report_interruption(summary, config.loop.output)
+        print(f"pretrained {summary['steps']} steps -> {config.loop.output}")
+        return 0
 
     return config_command(PretrainConfig, command, argv, prog="python -m kd.pretrain", description=__doc__)
 

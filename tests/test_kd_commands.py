@@ -128,3 +128,5 @@ def test_pre_split_tokens_is_applied_alike_by_augment_distill_and_predict(tmp_pa
         assert predictor.tokenizer(text)["input_ids"] == list(ids), text
         differs += plain(text)["input_ids"] != list(ids)
     assert differs >= len(shards) // 2  # the raw text would have given other ids: the pre-split matters here
+    long_text = predictor.predict(["영화 재밌어요 " * 2000])[0]  # bounded work per request
+    assert long_text["truncated"] and len(long_text["text"]) <= predictor.max_chars

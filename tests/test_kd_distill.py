@@ -257,3 +257,39 @@ def test_ddp_with_two_cpu_processes_on_gloo(artifacts, tmp_path):
     assert (out / "model.safetensors").exists()
     records = [r for r in read_metrics(out / "metrics.jsonl") if "loss" in r]
     assert [r["step"] for r in records] == [3, 6]
+
+
+def test_a_stopped_distill_exits_non_zero_and_exports_nothing(artifacts, tmp_path):
+    # guards against SIGTERM exiting 0 with a normal-looking model after a fraction of the steps
+    import time
+
+    out = tmp_path / "stopped"
+    child = subprocess.Popen([sys.executable, "-m", "kd.distill", "--data", str(artifacts / "kd"), "--tokenizer",
+                              str(artifacts / "tok"), "--output", str(out), "--max-steps", "1000000", "--log-every", "1",
+                              "--device", "cpu", *TINY], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.2)
+    child.send_signal(signal.SIGTERM)
+    stdout, _ = child.communicate(timeout=120)
+    assert child.returncode == 3, stdout
+    assert not (out / "model.safetensors").exists() and not (out / "evaluation.json").exists()
+    assert list((out / "checkpoints").glob("step-*/COMPLETE"))
+
+
+def test_resume_refuses_a_checkpoint_of_another_run_and_a_fresh_run_starts_over(artifacts, tmp_path):
+    tiny_run(artifacts, tmp_path / "run", max_steps=7)
+    with pytest.raises(ValueError, match="written by another run: .*seed was 5, now 6"):
+        opened = open_kd_dataset(str(artifacts / "kd"))
+        model = DistillStudent(bert_student(vocab_size=len(AutoTokenizer.from_pretrained(artifacts / "tok")),
+                                            label_names=LABELS, num_layers=2, hidden_size=32, num_heads=2,
+                                            intermediate_size=64), 32)
+        config = LoopConfig(output=str(tmp_path / "run"), max_steps=14, batch_size=8, seed=6, device="cpu",
+                            resume=True, progress=False, save_every=7, buckets=(8, 16, 32))
+        batches = BucketBatches(lambda e: kd_chunks(opened, "train", 6, e), batch_size=8, buckets=config.buckets,
+                                pad_id=0, seed=6)
+        train(model=model, objective=DistillObjective(DistillWeights()), batches=batches, config=config,
+              dist=Distributed())
+    (tmp_path / "run" / "checkpoints" / "step-99.tmp").mkdir()  # what a kill mid-save leaves
+    _, summary = tiny_run(artifacts, tmp_path / "run", max_steps=3, eval_every=0)  # fresh: old checkpoints go
+    assert summary["steps"] == 3 and sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-3"]

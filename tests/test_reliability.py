@@ -21,7 +21,7 @@ import pytest
 from beam_jobs.readers import RawUtterance, ReaderOptions, Reject, parse_file
 from beam_jobs.records import SplitRatios
 from beam_jobs.text.normalizer import Normalizer, replay_edits
-from tests.conftest import read_json
+from tests.conftest import read_json, run_preprocess
 
 
 def parse(data: bytes, name: str, **options) -> list:
@@ -202,3 +202,37 @@ def test_placeholders_survive_and_no_digit_or_latin_word_changes_outside_masks(t
 def test_normalizing_twice_changes_nothing(text):
     once = NORMALIZER(text)
     assert NORMALIZER(once) == once
+
+
+# --------------------------------------------------------------------------- outputs of stopped runs
+
+
+def test_overwrite_removes_what_a_killed_run_left_and_nothing_else(tmp_path):
+    out = tmp_path / "out"
+    (out / "beam-temp-part-0123").mkdir(parents=True)
+    (out / "beam-temp-part-0123" / "tmp.parquet").write_bytes(b"half")
+    (out / "notes.md").write_text("mine", encoding="utf-8")
+    corpus = tmp_path / "a.txt"
+    corpus.write_text("좋아요\n", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="already holds"):
+        run_preprocess([corpus], out, "--runner", "FnApiRunner")
+    run_preprocess([corpus], out, "--runner", "FnApiRunner", "--overwrite")
+    assert not list(out.glob("beam-temp-*")) and (out / "notes.md").read_text(encoding="utf-8") == "mine"
+    from schemas import UTTERANCES, read_dataset
+
+    assert read_dataset(str(out), UTTERANCES).column("text").to_pylist() == ["좋아요"]
+
+
+def test_kd_shards_with_labels_or_logits_out_of_range_are_refused(tmp_path):
+    from kd.data import ProvenanceMismatchError, open_kd_dataset
+    from tests.kd_fixtures import make_kd_shards, make_tokenizer
+
+    make_tokenizer(tmp_path / "tok")
+    folder = make_kd_shards(tmp_path / "kd", tmp_path / "tok")
+    table = pq.read_table(next(folder.glob("part-*.parquet")))
+    labels = table.column("label").to_pylist()
+    labels[0] = -3
+    bad = table.set_column(table.schema.get_field_index("label"), "label", pa.array(labels, pa.int32()))
+    pq.write_table(bad, next(folder.glob("part-*.parquet")))
+    with pytest.raises(ProvenanceMismatchError, match=r"labels from -3 to 1, expected -1 \(unlabeled\) .. 1"):
+        open_kd_dataset(str(folder))

@@ -107,7 +107,7 @@ _URL_RE = re.compile(r"(?:https?://|www\.)(?:(?!&[a-z][a-z0-9-]{0,30}&)[^\s<>\"'
                      r"|(?<![a-z0-9.-])(?:[a-z0-9][a-z0-9-]{0,62}\.){1,6}(?:com|net|org|kr|io|me|ly|co\.kr)(?![a-z0-9-])"
                      r"(?:/[^\s가-힣ㄱ-ㅣ]{0,2000})?", re.IGNORECASE)
 _EMAIL_RE = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}\b")
-_MENTION_RE = re.compile(r"(?<![\w@])@[A-Za-z0-9_.]{2,}")
+_MENTION_RE = re.compile(r"(?<![\w@&])@[A-Za-z0-9_.]{2,64}")  # not right after a placeholder (idempotence)
 _PHONE_RE = re.compile(r"(?<!\d)(?:01[016789]|0[2-6][0-9]?)[-. ]?\d{3,4}[-. ]?\d{4}(?!\d)")
 
 _EMOJI_RE = re.compile(
