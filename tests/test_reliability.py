@@ -10,6 +10,7 @@ import decimal
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -71,7 +72,7 @@ def test_xlsx_rows_past_a_stale_dimension_are_read():
         for info in source.infolist():
             body = source.read(info.filename)
             if info.filename == "xl/worksheets/sheet1.xml":
-                body = body.replace(b'<dimension ref="A1:B8"/>', b'<dimension ref="A1:B3"/>')
+                body = re.sub(rb'<dimension ref="[^"]*"\s*/>', b'<dimension ref="A1:B3"/>', body)
                 assert b'ref="A1:B3"' in body
             out.writestr(info, body)
     assert len(texts(parse(patched.getvalue(), "d.xlsx"))) == 7
@@ -170,12 +171,10 @@ _PIECES = st.one_of(
 )
 TEXTS = st.lists(_PIECES, max_size=60).map("".join)
 NORMALIZER = Normalizer()
-_PLACEHOLDER = __import__("re").compile(r"&[a-z][a-z0-9-]*&")
+_PLACEHOLDER = re.compile(r"&[a-z][a-z0-9-]*&")
 
 
 def _outside_masks(text: str, pattern: str) -> list[str]:
-    import re
-
     return re.findall(pattern, _PLACEHOLDER.sub(" ", text))
 
 

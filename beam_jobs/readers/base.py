@@ -107,6 +107,16 @@ class ReaderOptions:
 # --------------------------------------------------------------------------- encodings
 
 
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\f\v") + b"\x7f"
+
+
+def _looks_binary(head: bytes) -> bool:
+    """NUL bytes beyond one in a hundred, or control bytes beyond one in ten: not text. A stray NUL
+    in a text file is a damaged line, not a binary file."""
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    return head.count(b"\x00") > max(1, len(head) // 100) or controls > max(1, len(head) // 10)
+
+
 def sniff_encoding(head: bytes) -> str | None:
     """The encoding of a file from its first bytes: utf-8-sig, utf-16, utf-8 or cp949; None if binary.
 
@@ -116,7 +126,7 @@ def sniff_encoding(head: bytes) -> str | None:
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    if head.count(b"\x00") > max(1, len(head) // 100):  # binary; a stray NUL or two is a damaged line
+    if _looks_binary(head):
         return None
     for encoding in ("utf-8", "cp949"):
         try:
