@@ -29,7 +29,7 @@ from beam_jobs.text.hangul import (
     is_syllable,
     without_final,
 )
-from beam_jobs.text.judge import Judge
+from beam_jobs.text.judge import Analysis, Judge
 from beam_jobs.text.particles import FORMS as PARTICLES
 from beam_jobs.text.particles import agree
 
@@ -98,22 +98,6 @@ def _lengthening(match: re.Match[str]) -> str:
         # 오오오옹: the base is itself a bare vowel; keep the final syllable as written (오옹).
         return base + tail[count - 1:]
     return compose(initial, vowel, carried_final) + rest
-
-
-def _eojeol_bounds(text: str, start: int, end: int) -> tuple[str, str]:
-    """The previous and next whitespace-separated words around ``text[start:end]`` (found without
-    copying the text: a copy per match made 낼/젤 quadratic on long texts)."""
-    i = start
-    while i > 0 and text[i - 1] == " ":
-        i -= 1
-    before = text[text.rfind(" ", 0, i) + 1:i]
-    j = end
-    while j < len(text) and text[j] == " ":
-        j += 1
-    stop = text.find(" ", j)
-    after = text[j:stop if stop >= 0 else len(text)]
-    return before, after
-
 
 
 #: a unit of 1-4 syllables written three times or more in a row (짱짱짱짱 -> 짱짱, 헐헐헐헐 -> 헐헐)
@@ -277,6 +261,11 @@ _COPULA_RUNS = _runs_with(f"[{_syllables(lambda i, v, f: f == _FINAL_N and compo
 _TYPO_EP_FIXES = {"엇": "었", "앗": "았", "엿": "였", "겄": "겠"}
 
 
+def _analysis_of(judge: Judge, run: str, min_length: int) -> Analysis | None:
+    """The judge's analysis of a run of ``min_length`` .. MAX_JUDGED_RUN syllables, else None."""
+    return judge.analyze(run) if min_length <= len(run) <= MAX_JUDGED_RUN else None
+
+
 def _swap_final(syllable: str, old: int, new: int) -> str:
     initial, vowel, final = decompose(syllable)
     return compose(initial, vowel, new) if final == old else syllable
@@ -288,9 +277,7 @@ def _typo_ending(judge: Judge) -> Callable[[re.Match[str]], str]:
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
-        if len(run) < 2 or len(run) > MAX_JUDGED_RUN:
-            return run
-        analysis = judge.analyze(run)
+        analysis = _analysis_of(judge, run, 2)
         if analysis is None:
             return run
         chars = list(run)
@@ -329,9 +316,7 @@ def _typo_spelling(judge: Judge) -> Callable[[re.Match[str]], str]:
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
-        if len(run) < 2 or len(run) > MAX_JUDGED_RUN:
-            return run
-        analysis = judge.analyze(run)
+        analysis = _analysis_of(judge, run, 2)
         if analysis is None or analysis.valid or not any(m.oov for m in analysis.morphemes):
             return run
         best, best_score = run, analysis.score
@@ -367,9 +352,7 @@ def _copula(judge: Judge) -> Callable[[re.Match[str]], str]:
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
-        if len(run) < 3 or len(run) > MAX_JUDGED_RUN:
-            return run
-        analysis = judge.analyze(run)
+        analysis = _analysis_of(judge, run, 3)
         if analysis is None:
             return run
         morphemes = analysis.morphemes
