@@ -20,8 +20,10 @@ exactly what does not match.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +36,8 @@ import torch
 
 from schemas import KD, KD_PROVENANCE_KEYS, UTTERANCES, SchemaMismatchError, read_manifest
 from schemas.dataset import DatasetSpec, distinct_values, part_files, validate
+
+LOG = logging.getLogger("kd.data")
 
 #: Sequence-length shapes. Finer steps than 16/32/48/64/128 cut padding ~13% and measured
 #: 6% faster on an H200 (docs/benchmarks.md) at the same warm-up.
@@ -50,6 +54,9 @@ class OpenedDataset:
     spec: DatasetSpec
     manifest: dict[str, Any]
     files: tuple[str, ...]
+    #: rows the readers left out, by reason (``nonfinite_teacher``: NaN/inf teacher logits or
+    #: embedding, counted once per epoch read)
+    skipped: Counter = field(default_factory=Counter, compare=False)
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -213,7 +220,24 @@ def kd_chunks(opened: OpenedDataset, split: str | None, seed: int | None, epoch:
         if originals_only:
             table = table.filter(pc.equal(table.column("origin"), "original"))
         if table.num_rows:
-            yield table_to_chunk(table, columns)
+            yield _finite_rows(table_to_chunk(table, columns), opened)
+
+
+def _finite_rows(chunk: Chunk, opened: OpenedDataset) -> Chunk:
+    """The chunk without rows whose teacher outputs are NaN/inf: such a row is left out (and
+    counted), instead of voiding every batch it would be in."""
+    finite = np.ones(len(chunk), bool)
+    for name in ("teacher_logits", "teacher_embedding"):
+        if name in chunk.columns:
+            finite &= np.isfinite(chunk.columns[name]).reshape(len(chunk), -1).all(axis=1)
+    bad = int(len(chunk) - finite.sum())
+    if not bad:
+        return chunk
+    if not opened.skipped["nonfinite_teacher"]:
+        LOG.warning("%s: rows with NaN/inf teacher outputs are left out of training (counted in the summary)",
+                    opened.folder)
+    opened.skipped["nonfinite_teacher"] += bad
+    return chunk.take(np.flatnonzero(finite))
 
 
 def utterance_chunks(opened: OpenedDataset, split: str | None, tokenizer: Any, max_length: int,

@@ -143,8 +143,8 @@ def run(config: DistillConfig) -> dict[str, Any]:
     plot = plot_metrics(output / "metrics.jsonl", output / "metrics.png", f"distill -> {output.name}")
     write_report(output / "report.md", title=f"Student {output.name}", summary=summary, evaluation=evaluation,
                  parameters=parameters, speed=speed, plot=str(plot) if plot else None)
-    result = {"training": summary, "test": evaluation, "parameters": parameters, "cpu": speed,
-              "label_names": label_names}
+    result = {"training": {**summary, "rows_skipped": dict(opened.skipped)}, "test": evaluation,
+              "parameters": parameters, "cpu": speed, "label_names": label_names}
     write_json(output / "evaluation.json", result)
     return result
 

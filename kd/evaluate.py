@@ -23,9 +23,10 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from beam_jobs.text.subwords import load_subword_tokenizer
+from kd.common import tokenizer_hash
 from kd.data import DEFAULT_BUCKETS, BucketBatches, OpenedDataset, kd_chunks, open_kd_dataset
 from kd.models import count_parameters, torchscript_for_cpu
-from schemas.options import config_command, option
+from schemas.options import MalmoiError, config_command, option
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray, num_bins: int = 15) -> dict[str, float]:
@@ -163,8 +164,29 @@ def _median_ms(forward: Callable[[dict], Any], inputs: list[dict], passes: int =
     return 1000 * statistics.median(latencies)
 
 
+def check_model_matches(model_dir: str, model: torch.nn.Module, opened: OpenedDataset) -> None:
+    """Refuse a model whose labels (in order) or tokenizer differ from the shards': its scores would
+    compare other classes or other token ids (a model with swapped labels would score 1 - accuracy)."""
+    provenance = opened.provenance
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    problems = []
+    if labels != list(provenance.get("label_names", labels)):
+        problems.append(f"its labels are {labels}, the shards' {list(provenance['label_names'])}")
+    try:
+        found = tokenizer_hash(model_dir)
+    except FileNotFoundError:
+        found = None
+    expected = provenance.get("student_tokenizer_hash")
+    if found and expected and found != expected:
+        problems.append(f"its tokenizer hash is {found}, the shards were made with {expected}")
+    if problems:
+        raise MalmoiError(f"--model {model_dir} does not match --data {opened.folder}: " + "; ".join(problems) + ".",
+                          "evaluate a model trained on these shards (kd.distill --data with the same tokenizer).")
+
+
 def evaluate_model_dir(model_dir: str, opened: OpenedDataset, split: str, texts: list[str]) -> dict[str, Any]:
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    check_model_matches(model_dir, model, opened)
     tokenizer = load_subword_tokenizer(model_dir)
     predictions = predict_kd_split(model, opened, split, pad_id=tokenizer.pad_token_id or 0,
                                    device=torch.device("cpu"))

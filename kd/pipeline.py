@@ -30,6 +30,10 @@ from pathlib import Path
 from schemas.options import config_command, option
 
 
+#: what the pipeline writes under --output (all that --overwrite removes)
+STAGE_OUTPUTS = ("utterances_corpus", "utterances", "tokenizer", "mlm", "teacher", "kd", "student", "evaluation.json")
+
+
 def stage(number: int, title: str) -> float:
     print(f"\n[{number}/8] {title}", flush=True)
     return time.perf_counter()
@@ -71,7 +75,12 @@ def run(args: PipelineConfig) -> int:
         if not args.overwrite:
             print(f"error: --output {out} is not empty. Fix: pass --overwrite or another folder.", file=sys.stderr)
             return 2
-        shutil.rmtree(out)
+        for name in STAGE_OUTPUTS:  # only what the pipeline writes; anything else in the folder stays
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
     out.mkdir(parents=True, exist_ok=True)
     steps = lambda n: max(2, int(n * args.scale))  # noqa: E731
     runner = ["--runner", "FnApiRunner"]

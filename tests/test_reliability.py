@@ -235,3 +235,67 @@ def test_kd_shards_with_labels_or_logits_out_of_range_are_refused(tmp_path):
     pq.write_table(bad, next(folder.glob("part-*.parquet")))
     with pytest.raises(ProvenanceMismatchError, match=r"labels from -3 to 1, expected -1 \(unlabeled\) .. 1"):
         open_kd_dataset(str(folder))
+
+
+# --------------------------------------------------------------------------- the trainer on bad rows and foreign models
+
+
+def _tiny_kd(tmp_path, **kwargs):
+    from tests.kd_fixtures import make_kd_shards, make_teacher, make_tokenizer
+
+    tokenizer = make_tokenizer(tmp_path / "tok")
+    make_teacher(tmp_path / "teacher", len(tokenizer))
+    return make_kd_shards(tmp_path / "kd", tmp_path / "tok", **kwargs)
+
+
+def test_nan_teacher_rows_are_left_out_not_their_batches(tmp_path):
+    from kd import distill
+
+    folder = _tiny_kd(tmp_path)
+    path = next(folder.glob("part-*.parquet"))
+    table = pq.read_table(path)
+    logits = table.column("teacher_logits").to_pylist()
+    for i in range(0, len(logits), 20):  # 5% of the rows
+        logits[i] = [float("nan"), 0.0]
+    column = pa.array(logits, table.schema.field("teacher_logits").type)
+    pq.write_table(table.set_column(table.schema.get_field_index("teacher_logits"), "teacher_logits", column), path)
+    config = distill.DistillConfig(
+        data=str(folder), tokenizer=str(tmp_path / "tok"),
+        student=distill.StudentConfig(num_layers=1, hidden_size=16, num_heads=2, intermediate_size=32),
+        loop=distill.LoopConfig(output=str(tmp_path / "s"), max_steps=12, batch_size=8, device="cpu", progress=False,
+                                log_every=4), measure_cpu_speed=False)
+    result = distill.run(config)
+    assert result["training"]["skipped_nonfinite"] == 0  # no step was voided
+    assert result["training"]["rows_skipped"]["nonfinite_teacher"] > 0
+
+
+def test_evaluate_refuses_a_model_whose_labels_differ_from_the_shards(tmp_path):
+    from kd.data import open_kd_dataset
+    from kd.evaluate import evaluate_model_dir
+    from kd.models import bert_student
+    from schemas.options import MalmoiError
+
+    folder = _tiny_kd(tmp_path)
+    swapped = bert_student(vocab_size=200, label_names=["positive", "negative"], num_layers=1, hidden_size=16,
+                           num_heads=2, intermediate_size=32)
+    swapped.save_pretrained(tmp_path / "swapped")
+    with pytest.raises(MalmoiError, match=r"its labels are \['positive', 'negative'\]"):
+        evaluate_model_dir(str(tmp_path / "swapped"), open_kd_dataset(str(folder)), "test", ["좋아요"])
+
+
+def test_an_unclosed_csv_quote_is_a_reject_that_says_what_it_swallowed():
+    (reject,) = parse('text,label\n"hello,1\nworld,0\nnext,1\n'.encode(), "a.csv")
+    assert reject.reason == "malformed_csv" and reject.position == "lines 2-4" and "3 line(s)" in reject.detail
+    assert texts(parse('text,label\n"multi\nline",1\nok,0\n'.encode(), "b.csv")) == ["multi\nline", "ok"]
+
+
+def test_pipeline_overwrite_removes_only_its_own_stages(tmp_path):
+    from kd import pipeline
+
+    out = tmp_path / "demo"
+    (out / "kd").mkdir(parents=True)
+    (out / "kd" / "old.parquet").write_bytes(b"x")
+    (out / "my_notes.txt").write_text("keep", encoding="utf-8")
+    assert pipeline.main(["--task", str(tmp_path / "missing.jsonl"), "--output", str(out)]) == 2  # not empty
+    pipeline.main(["--task", str(tmp_path / "missing.jsonl"), "--output", str(out), "--overwrite"])
+    assert not (out / "kd").exists() and (out / "my_notes.txt").read_text(encoding="utf-8") == "keep"

@@ -53,7 +53,9 @@ def _parse_delimited(lines, source, options, fmt):
                 continue
             yield line + "\n"
 
-    reader = csv.reader(text_lines(), delimiter=delimiter)
+    # strict: a quote left open makes an error at the end of the file (a reject that says how many
+    # lines it swallowed) instead of one merged row
+    reader = csv.reader(text_lines(), delimiter=delimiter, strict=True)
     turns = DocTurns()
     try:
         header = next(reader)
@@ -70,14 +72,20 @@ def _parse_delimited(lines, source, options, fmt):
                      f"no '{options.text_column}' column; the header has {header[:20]}. "
                      "Fix: pass --text-column NAME (and --label-column / --id-column).", excerpt(header))
         return
+    last_line = reader.line_num
     while True:
         try:
             row = next(reader)
         except StopIteration:
             break
         except csv.Error as error:
-            yield Reject("malformed_csv", source, f"line {reader.line_num}", f"unreadable row: {error}")
+            span = f"lines {last_line + 1}-{reader.line_num}" if reader.line_num > last_line + 1 else f"line {reader.line_num}"
+            yield Reject("malformed_csv", source, span,
+                         f"unreadable row ({error}); {reader.line_num - last_line} line(s) not read as rows. "
+                         "Fix: close the quote or escape it as \"\".")
+            last_line = reader.line_num
             continue
+        last_line = reader.line_num
         yield from pending_rejects
         pending_rejects.clear()
         if not row or all(not cell.strip() for cell in row):
