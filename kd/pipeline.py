@@ -29,7 +29,6 @@ from pathlib import Path
 
 from schemas.options import config_command, option
 
-
 #: what the pipeline writes under --output (all that --overwrite removes)
 STAGE_OUTPUTS = ("utterances_corpus", "utterances", "tokenizer", "mlm", "teacher", "kd", "student", "evaluation.json")
 

@@ -284,9 +284,9 @@ def test_evaluate_refuses_a_model_whose_labels_differ_from_the_shards(tmp_path):
 
 
 def test_an_unclosed_csv_quote_is_a_reject_that_says_what_it_swallowed():
-    (reject,) = parse('text,label\n"hello,1\nworld,0\nnext,1\n'.encode(), "a.csv")
+    (reject,) = parse(b'text,label\n"hello,1\nworld,0\nnext,1\n', "a.csv")
     assert reject.reason == "malformed_csv" and reject.position == "lines 2-4" and "3 line(s)" in reject.detail
-    assert texts(parse('text,label\n"multi\nline",1\nok,0\n'.encode(), "b.csv")) == ["multi\nline", "ok"]
+    assert texts(parse(b'text,label\n"multi\nline",1\nok,0\n', "b.csv")) == ["multi\nline", "ok"]
 
 
 def test_pipeline_overwrite_removes_only_its_own_stages(tmp_path):
