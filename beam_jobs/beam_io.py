@@ -114,10 +114,13 @@ def resolve_input(pattern: str) -> str:
 
 
 def check_inputs(patterns: Iterable[str]) -> list[str]:
-    """Resolve inputs and fail early, with the fix, when one matches nothing."""
+    """Resolve inputs and fail early, with the fix, when one matches nothing. Local paths become
+    absolute, so how a path is spelled (./data, data/) changes no source name or id."""
     resolved = []
     for pattern in patterns:
         spec = resolve_input(pattern)
+        if "://" not in spec:
+            spec = os.path.abspath(spec)  # keeps the glob; drops ./ and a trailing /
         matched = FileSystems.match([spec])[0].metadata_list
         if not matched:
             raise FileNotFoundError(
@@ -126,6 +129,20 @@ def check_inputs(patterns: Iterable[str]) -> list[str]:
             )
         resolved.append(spec)
     return resolved
+
+
+def common_base(patterns: Iterable[str]) -> str:
+    """The deepest folder every input's glob base lies in: sources are named relative to it, so the
+    same file name under two input folders gives two sources (a/x.txt, b/x.txt) and two ids."""
+    parts = [glob_base(p).rstrip("/").split("/") for p in patterns]
+    if not parts:
+        return ""
+    shared = []
+    for pieces in zip(*parts, strict=False):
+        if len(set(pieces)) != 1:
+            break
+        shared.append(pieces[0])
+    return "/".join(shared) + "/" if shared else ""
 
 
 def relative_source(path: str, base: str) -> str:
@@ -137,10 +154,14 @@ def relative_source(path: str, base: str) -> str:
 
 
 class ExpandInputsFn(beam.DoFn):
-    """Glob -> (source name, full path) for every matched file, sorted for stable output."""
+    """Glob -> (source name, full path) for every matched file, sorted for stable output; sources
+    are relative to ``base`` (the common base of all inputs; the glob's own base when None)."""
+
+    def __init__(self, base: str | None = None) -> None:
+        self._base = base
 
     def process(self, pattern: str):
-        base = glob_base(pattern)
+        base = self._base if self._base is not None else glob_base(pattern)
         for metadata in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
             if metadata.path.endswith("/"):
                 continue
@@ -208,7 +229,8 @@ class ReadCorpus(beam.PTransform):
         return (
             pipeline
             | "ListInputs" >> beam.Create(self._inputs)
-            | "MatchFiles" >> beam.ParDo(ExpandInputsFn())
+            | "MatchFiles" >> beam.ParDo(ExpandInputsFn(common_base(self._inputs)))
+            | "ReadEachFileOnce" >> beam.Distinct()  # a file two inputs match is read once
             | "SpreadFiles" >> beam.Reshuffle()
             | "ReadAndParse" >> beam.ParDo(ParseFilesFn(self._reader, self._batch_size)).with_outputs(
                 REJECTS, STATS, main="utterances")

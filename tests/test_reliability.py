@@ -299,3 +299,17 @@ def test_pipeline_overwrite_removes_only_its_own_stages(tmp_path):
     assert pipeline.main(["--task", str(tmp_path / "missing.jsonl"), "--output", str(out)]) == 2  # not empty
     pipeline.main(["--task", str(tmp_path / "missing.jsonl"), "--output", str(out), "--overwrite"])
     assert not (out / "kd").exists() and (out / "my_notes.txt").read_text(encoding="utf-8") == "keep"
+
+
+def test_same_file_name_in_two_inputs_gives_two_ids_and_one_file_is_read_once(tmp_path, monkeypatch):
+    import pandas as pd
+
+    for folder, line in (("a", "첫째 폴더"), ("b", "둘째 폴더")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.txt").write_text(line + "\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    run_preprocess(["a", "./b/", "a/x.txt"], tmp_path / "out", "--runner", "FnApiRunner")
+    frame = pd.read_parquet(tmp_path / "out")
+    assert sorted(frame["source"]) == ["a/x.txt", "b/x.txt"] and frame["id"].nunique() == 2  # a/x.txt once
+    run_preprocess([str(tmp_path / "a"), str(tmp_path / "b")], tmp_path / "again", "--runner", "FnApiRunner")
+    assert sorted(pd.read_parquet(tmp_path / "again")["id"]) == sorted(frame["id"])  # spelling changes nothing
