@@ -71,6 +71,7 @@ class LoopConfig:
                                "process, not with --compile)")
     buckets: tuple[int, ...] = option(DEFAULT_BUCKETS, help="sequence-length shapes", parse=int_tuple)
     resume: bool = option(False, help="continue from OUTPUT/checkpoints/ (latest)")
+    overwrite: bool = option(False, help="replace a model already exported to --output")
     progress: bool = option(True, help="show a progress bar")
 
 
@@ -161,7 +162,7 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 _STEP_DIR = re.compile(r"step-(\d+)")
 #: LoopConfig fields that may change between a run and its resumption (how long, how often, where)
 RESUMABLE_CHANGES = frozenset({"max_steps", "max_minutes", "log_every", "eval_every", "save_every", "keep_checkpoints",
-                               "device", "resume", "progress"})
+                               "device", "resume", "progress", "overwrite"})
 
 
 def _step_dirs(folder: Path) -> list[Path]:
@@ -429,6 +430,9 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
           dist: Distributed, evaluate: Callable[[torch.nn.Module, int], dict[str, float]] | None = None) -> dict:
     """Train ``model`` with ``objective`` on ``batches``; returns a summary (steps, speed, status, decisions)."""
     # 1. how to run, and the model as each step sees it
+    if dist.is_main and not (config.resume or config.overwrite) and (Path(config.output) / "config.json").exists():
+        raise MalmoiError(f"--output {config.output} already holds an exported model (config.json).",
+                          "choose a new folder, pass --overwrite to replace it, or --resume to continue its training.")
     decisions = decide(config, dist)
     device = decisions.device
     model.to(device).train()

@@ -44,6 +44,7 @@ class TokenizerTrainConfig:
     pre_split: str = option("none", help="tokens: train on (and later apply) the dataset's word tokens",
                             choices=PRE_SPLITS)
     all_splits: bool = option(False, help="train on every split, not only train")
+    overwrite: bool = option(False, help="replace a tokenizer already in --output")
 
 
 def train_tokenizer(texts: Iterable[str], output: str | Path, *, kind: str = "wordpiece", vocab_size: int = 8000,
@@ -104,6 +105,9 @@ def dataset_texts(folder: str, pre_split: str = "none", split: str | None = "tra
 
 def main(argv: list[str] | None = None) -> int:
     def command(config: TokenizerTrainConfig) -> None:
+        if not config.overwrite and (Path(config.output) / "tokenizer.json").exists():
+            raise MalmoiError(f"--output {config.output} already holds a tokenizer (tokenizer.json).",
+                              "choose a new folder, or pass --overwrite to replace it.")
         words = word_tokenizer_of(config.data) if config.pre_split == "tokens" else None
         tokenizer = train_tokenizer(dataset_texts(config.data, config.pre_split, None if config.all_splits else "train"),
                                     config.output, kind=config.kind, vocab_size=config.vocab_size,

@@ -313,3 +313,20 @@ def test_same_file_name_in_two_inputs_gives_two_ids_and_one_file_is_read_once(tm
     assert sorted(frame["source"]) == ["a/x.txt", "b/x.txt"] and frame["id"].nunique() == 2  # a/x.txt once
     run_preprocess([str(tmp_path / "a"), str(tmp_path / "b")], tmp_path / "again", "--runner", "FnApiRunner")
     assert sorted(pd.read_parquet(tmp_path / "again")["id"]) == sorted(frame["id"])  # spelling changes nothing
+
+
+def test_commands_refuse_to_overwrite_an_exported_model_or_tokenizer(tmp_path, capsys):
+    from kd import distill
+    from kd import tokenizer as kd_tokenizer
+
+    folder = _tiny_kd(tmp_path)
+    args = ["--data", str(folder), "--tokenizer", str(tmp_path / "tok"), "--output", str(tmp_path / "s"),
+            "--student-layers", "1", "--student-hidden", "16", "--student-heads", "2", "--student-intermediate", "32",
+            "--max-steps", "2", "--batch-size", "8", "--no-progress", "--device", "cpu", "--no-cpu-speed"]
+    assert distill.main(args) == 0
+    assert distill.main(args) == 2 and "already holds an exported model" in capsys.readouterr().err
+    assert distill.main([*args, "--overwrite"]) == 0
+    run_preprocess([tmp_path / "kd" / "_manifest.json"], tmp_path / "utt", "--runner", "FnApiRunner",
+                   "--format", "txt")  # any utterances dataset will do
+    assert kd_tokenizer.main(["--data", str(tmp_path / "utt"), "--output", str(tmp_path / "tok")]) == 2
+    assert "already holds a tokenizer" in capsys.readouterr().err
