@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import pickle
 import random
 import re
 import shutil
@@ -230,7 +231,12 @@ class Checkpoints:
                 "resume with the same options (only how long, how often and where may change), or start a fresh "
                 "run without --resume.")
         # RNG states stay CPU tensors; load_state_dict moves weights and optimizer state to the device
-        state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+            raise MalmoiError(f"--resume: {checkpoint / 'state.pt'} holds something other than tensors and numbers, or "
+                              f"is damaged ({type(error).__name__}); it was not loaded (loading it could run code).",
+                              "delete that checkpoint folder and resume from an earlier one, or start afresh.") from error
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], device)
