@@ -340,6 +340,16 @@ def overwrite_existing_model(work: Path) -> Outcome:
     return judge(done, lambda: (True, "refused without --overwrite"), expect_status=2)
 
 
+def stray_part_file(work: Path) -> Outcome:
+    import shutil
+
+    _artifacts(work)
+    shutil.copy(next((work / "kd").glob("part-*.parquet")), work / "kd" / "part-00009-of-00010.parquet")
+    done = run(distill_args(work, "s", "--max-steps", "2"), work)
+    return judge(done, lambda: (True, "refused: " + (done.stderr.strip().splitlines() or [""])[-1][:100]),
+                 expect_status=2)
+
+
 CASES: dict[str, Callable[[Path], Outcome]] = {
     "parquet with timestamp/decimal/binary columns": parquet_odd_types,
     "JSON nested 20k levels": json_too_deep,
@@ -364,6 +374,7 @@ CASES: dict[str, Callable[[Path], Outcome]] = {
     "label ids below -1": labels_out_of_range,
     "kd.evaluate with swapped labels": evaluate_swapped_labels,
     "distill into an output that holds a model": overwrite_existing_model,
+    "a part file added after the job finished": stray_part_file,
 }
 
 

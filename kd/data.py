@@ -73,6 +73,14 @@ def open_dataset(folder: str, spec: DatasetSpec) -> OpenedDataset:
             f"{spec.name} data ({'beam_jobs.augment' if spec.name == 'kd' else 'beam_jobs.preprocess'})."
         )
     files = tuple(part_files(folder))
+    listed = manifest.get("files")
+    if listed is not None:
+        found = sorted(path.rsplit("/", 1)[-1] for path in files)
+        if found != sorted(listed):
+            extra, missing = sorted(set(found) - set(listed)), sorted(set(listed) - set(found))
+            raise SchemaMismatchError(
+                f"'{folder}': its part files are not the ones its manifest lists (extra {extra[:5]}, missing "
+                f"{missing[:5]}). Fix: remove files that were added after the job finished, or re-run the job.")
     for path in files:
         validate(pq.read_schema(path).empty_table(), spec, where=f"file '{path}'")
     return OpenedDataset(folder, spec, manifest, files)

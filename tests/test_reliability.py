@@ -330,3 +330,15 @@ def test_commands_refuse_to_overwrite_an_exported_model_or_tokenizer(tmp_path, c
                    "--format", "txt")  # any utterances dataset will do
     assert kd_tokenizer.main(["--data", str(tmp_path / "utt"), "--output", str(tmp_path / "tok")]) == 2
     assert "already holds a tokenizer" in capsys.readouterr().err
+
+
+def test_a_stray_part_file_added_after_the_job_is_refused(tmp_path):
+    import shutil
+
+    from kd.data import open_kd_dataset
+    from schemas import SchemaMismatchError
+
+    folder = _tiny_kd(tmp_path)
+    shutil.copy(next(folder.glob("part-*.parquet")), folder / "part-00009-of-00010.parquet")
+    with pytest.raises(SchemaMismatchError, match=r"extra \['part-00009-of-00010.parquet'\]"):
+        open_kd_dataset(str(folder))
