@@ -131,6 +131,20 @@ def _value_problems(opened: OpenedDataset, num_labels: int, embedding_size: int)
     return problems
 
 
+def check_token_ids(opened: OpenedDataset, vocab_size: int) -> None:
+    """Refuse shards whose ``input_ids`` fall outside ``0 .. vocab_size - 1`` (another tokenizer's
+    ids would index past the embedding table: an opaque CUDA/IndexError otherwise)."""
+    for path in opened.files:
+        ids = pc.list_flatten(pq.read_table(path, columns=["input_ids"]).column("input_ids"))
+        if len(ids) == 0:
+            continue
+        low, high = (v.as_py() for v in pc.min_max(ids).values())
+        if low < 0 or high >= vocab_size:
+            raise ProvenanceMismatchError(
+                f"file '{path}': input_ids from {low} to {high}, but the student tokenizer has {vocab_size} ids. "
+                "Fix: pass the --tokenizer the shards were made with, or re-run beam_jobs.augment with this one.")
+
+
 def _normalized(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 

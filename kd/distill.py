@@ -20,7 +20,7 @@ import torch
 
 from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import init_distributed, pick_device, tokenizer_hash, weights_hash, write_json
-from kd.data import BucketBatches, kd_chunks, open_kd_dataset
+from kd.data import BucketBatches, check_token_ids, kd_chunks, open_kd_dataset
 from kd.evaluate import classification_metrics, cpu_speed, kd_split_metrics, predict_kd_split, split_texts
 from kd.loop import LoopConfig, interrupted, report_interruption, train
 from kd.models import (
@@ -108,6 +108,7 @@ def run(config: DistillConfig) -> dict[str, Any]:
     provenance = opened.provenance
     label_names = list(provenance["label_names"])
     tokenizer = load_subword_tokenizer(config.tokenizer)
+    check_token_ids(opened, len(tokenizer))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     student = build_student(config, len(tokenizer), label_names, pad_id, int(provenance["embedding_size"]))
 

@@ -342,3 +342,18 @@ def test_a_stray_part_file_added_after_the_job_is_refused(tmp_path):
     shutil.copy(next(folder.glob("part-*.parquet")), folder / "part-00009-of-00010.parquet")
     with pytest.raises(SchemaMismatchError, match=r"extra \['part-00009-of-00010.parquet'\]"):
         open_kd_dataset(str(folder))
+
+
+def test_token_ids_beyond_the_student_vocabulary_are_refused(tmp_path, capsys):
+    from kd import distill
+
+    folder = _tiny_kd(tmp_path)
+    path = next(folder.glob("part-*.parquet"))
+    table = pq.read_table(path)
+    ids = table.column("input_ids").to_pylist()
+    ids[0] = [2, 99_999, 3]
+    column = pa.array(ids, table.schema.field("input_ids").type)
+    pq.write_table(table.set_column(table.schema.get_field_index("input_ids"), "input_ids", column), path)
+    assert distill.main(["--data", str(folder), "--tokenizer", str(tmp_path / "tok"), "--output", str(tmp_path / "s"),
+                         "--max-steps", "2", "--no-progress", "--device", "cpu"]) == 2
+    assert "input_ids from" in capsys.readouterr().err
