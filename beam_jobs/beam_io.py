@@ -8,9 +8,11 @@ on the in-process runner and on Dataflow.
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import os
 import posixpath
+import shutil
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -246,10 +248,6 @@ def count(name: str, n: int = 1) -> tuple[str, int]:
     return name, n
 
 
-def reject_to_json(reject: Reject) -> str:
-    return reject.to_json()
-
-
 # --------------------------------------------------------------------------- the Parquet sink
 
 
@@ -359,9 +357,6 @@ def prepare_output(folder: str, overwrite: bool) -> None:
         FileSystems.delete([success])
     FileSystems.delete([p for p in existing if p != success and FileSystems.exists(p)])
     if "://" not in base:  # the emptied temp folders themselves (object stores have no folders)
-        import glob
-        import shutil
-
         for temp in glob.glob(f"{base}/beam-temp-*") + glob.glob(f"{base}/{REJECTS_DIR}/beam-temp-*"):
             shutil.rmtree(temp, ignore_errors=True)
 
@@ -420,7 +415,7 @@ class WriteRejects(beam.PTransform):
 
     def expand(self, rejects):
         return (rejects
-                | "RejectsToJson" >> beam.Map(reject_to_json)
+                | "RejectsToJson" >> beam.Map(Reject.to_json)
                 | "WriteRejectLines" >> beam.io.WriteToText(f"{self._folder}/rejects",
                                                             file_name_suffix=".jsonl",
                                                             shard_name_template="-SSSSS-of-NNNNN"))

@@ -118,16 +118,20 @@ def _value_problems(opened: OpenedDataset, num_labels: int, embedding_size: int)
     """Values the schema cannot rule out: labels outside -1..C-1, logits or embeddings of another width."""
     problems = []
     for path in opened.files:
-        table = pq.read_table(path, columns=["label", "teacher_logits", "teacher_embedding"])
-        if not table.num_rows:
-            continue
-        low, high = pc.min_max(table.column("label")).values()
-        if low.as_py() < -1 or high.as_py() >= num_labels:
-            problems.append(f"file '{path}': labels from {low} to {high}, expected -1 (unlabeled) .. {num_labels - 1}")
-        for column, width in (("teacher_logits", num_labels), ("teacher_embedding", embedding_size)):
-            lengths = pc.min_max(pc.list_value_length(table.column(column))).values()
-            if {v.as_py() for v in lengths} != {width}:
-                problems.append(f"file '{path}': {column} rows of {lengths[0]}..{lengths[1]} values, expected {width}")
+        # batch by batch: the embeddings are most of a shard's bytes, so memory stays bounded
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536,
+                                                       columns=["label", "teacher_logits", "teacher_embedding"]):
+            low, high = pc.min_max(batch.column("label")).values()
+            if low.as_py() < -1 or high.as_py() >= num_labels:
+                problems.append(f"file '{path}': labels from {low} to {high}, expected -1 (unlabeled) .. "
+                                f"{num_labels - 1}")
+            for column, width in (("teacher_logits", num_labels), ("teacher_embedding", embedding_size)):
+                lengths = pc.min_max(pc.list_value_length(batch.column(column))).values()
+                if {v.as_py() for v in lengths} != {width}:
+                    problems.append(f"file '{path}': {column} rows of {lengths[0]}..{lengths[1]} values, "
+                                    f"expected {width}")
+            if problems:
+                return problems
     return problems
 
 

@@ -93,7 +93,7 @@ _GLUED_VOWEL_RE = re.compile(f"[{HANGUL_SYLLABLE}]+(?=[ㅠㅜ])")
 _REAL_CODA_WORDS = ("부엌", "녘", "키읔", "히읗")  # words whose ㅋ / ㅎ coda is real
 _HIEUH_FINAL = 27
 #: the syllables an ㅎ typed into their coda can belong to (좋았닿ㅎ: 다); not stems such as 좋, 놓, 넣
-_ENDING_SYLLABLES = frozenset("다요지네까자야죠게래니나해어아고라데서여거군")
+_HIEUH_HOSTS = frozenset("다요지네까자야죠게래니나해어아고라데서여거군")
 #: initial consonant index -> the same consonant's final index (ㄸ ㅃ ㅉ cannot be finals)
 _INITIAL_TO_FINAL = {0: 1, 1: 2, 2: 4, 3: 7, 5: 8, 6: 16, 7: 17, 9: 19, 10: 20, 12: 22, 14: 23, 15: 24, 16: 25,
                      17: 26, 18: 27}
@@ -122,7 +122,7 @@ def _glued_consonant(match: re.Match[str]) -> str:
     jamo = match.string[match.end()]
     if (final, jamo) not in ((KIEUK_FINAL, "ㅋ"), (_HIEUH_FINAL, "ㅎ")):
         return syllable
-    if final == _HIEUH_FINAL and compose(initial, vowel) not in _ENDING_SYLLABLES:
+    if final == _HIEUH_FINAL and compose(initial, vowel) not in _HIEUH_HOSTS:
         return syllable
     text, start = match.string, match.start(1)
     for word in _REAL_CODA_WORDS:
