@@ -22,7 +22,7 @@ from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import init_distributed, pick_device, tokenizer_hash, weights_hash, write_json
 from kd.data import BucketBatches, check_token_ids, kd_chunks, open_kd_dataset
 from kd.evaluate import classification_metrics, cpu_speed, kd_split_metrics, predict_kd_split, split_texts
-from kd.loop import LoopConfig, interrupted, report_interruption, train
+from kd.loop import BestSoFar, LoopConfig, interrupted, report_interruption, train
 from kd.models import (
     DistillStudent,
     bert_student,
@@ -68,6 +68,8 @@ class DistillConfig:
     eval_split: str = "valid"
     test_split: str = "test"
     originals_only: bool = option(False, help="ignore the paraphrase rows of the shards")
+    export_best: bool = option(True, help="export the student that scored best on the eval split (macro-F1) "
+                               "rather than the last step's", flag="--export-last")
     measure_cpu_speed: bool = option(True, help="time the exported student on the CPU for report.md",
                                      flag="--no-cpu-speed")
 
@@ -119,11 +121,21 @@ def run(config: DistillConfig) -> dict[str, Any]:
                             batch_size=loop.batch_size, buckets=loop.buckets, pad_id=pad_id, seed=loop.seed,
                             rank=dist.rank, world_size=dist.world_size)
 
+    output = Path(loop.output)
+    best = BestSoFar(output)
+
+    def export(model: torch.nn.Module, folder: Path) -> None:
+        export_pretrained(model, tokenizer, folder, normalizer_config=provenance.get("normalizer_config"),
+                          training_config=config)
+
     def evaluate(model: DistillStudent, step: int) -> dict[str, float]:
         if opened.manifest.get("rows_per_split", {}).get(config.eval_split, 0) == 0:
             return {}
         predictions = predict_kd_split(model.model, opened, config.eval_split, pad_id=pad_id)
         metrics = kd_split_metrics(predictions)
+        score = metrics["student"].get("macro_f1")
+        if config.export_best and score is not None:
+            best.offer(score, step, lambda folder: export(model.model, folder), write=dist.is_main)
         return {f"eval/{k}": v for k, v in {
             "accuracy": metrics["student"].get("accuracy"), "macro_f1": metrics["student"].get("macro_f1"),
             "agreement_with_teacher": metrics.get("agreement_with_teacher")}.items() if v is not None}
@@ -132,9 +144,12 @@ def run(config: DistillConfig) -> dict[str, Any]:
                     dist=dist, evaluate=evaluate)
     if not dist.is_main or interrupted(summary):  # a stopped run exports nothing: it must not look finished
         return {"training": summary}
-    output = Path(loop.output)
-    export_pretrained(student.model, tokenizer, output, normalizer_config=provenance.get("normalizer_config"),
-                      training_config=config)
+    if best.promote():  # the best on the eval split, not the last step's weights
+        student.model = type(student.model).from_pretrained(output).to(device)
+        summary = {**summary, "exported": f"best on {config.eval_split} (step {best.step}, macro-F1 {best.score:.4f})"}
+    else:
+        export(student.model, output)
+        summary = {**summary, "exported": f"last step ({summary['steps']})"}
     predictions = predict_kd_split(student.model, opened, config.test_split, pad_id=pad_id)
     evaluation = kd_split_metrics(predictions)
     parameters = count_parameters(student.model)
@@ -157,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             return report_interruption(result["training"], config.loop.output)
         test = result.get("test", {})
         if test:
+            print(f"exported: {result['training']['exported']}")
             print(f"test accuracy {test['student'].get('accuracy', float('nan')):.4f} "
                   f"(teacher {test['teacher'].get('accuracy', float('nan')):.4f}); report: {config.loop.output}/report.md")
         return 0

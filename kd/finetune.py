@@ -23,7 +23,7 @@ from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import init_distributed, pick_device, write_json
 from kd.data import BucketBatches, open_dataset, utterance_chunks, utterance_labels
 from kd.evaluate import classification_metrics
-from kd.loop import LoopConfig, interrupted, report_interruption, train
+from kd.loop import BestSoFar, LoopConfig, interrupted, report_interruption, train
 from kd.models import export_pretrained, label_maps
 from kd.objectives import ClassificationObjective
 from kd.report import plot_metrics
@@ -82,34 +82,38 @@ def run(config: FinetuneConfig) -> dict:
         rank=dist.rank, world_size=dist.world_size)
     normalizer_config = opened.manifest.get("provenance", {}).get("normalizer_config")
     output = Path(loop.output)
-    best = {"macro_f1": -1.0, "step": 0, "bad_evals": 0}
+    best = BestSoFar(output)
+    bad_evals = 0
+
+    def export(folder: Path, model_=model) -> None:
+        export_pretrained(model_, tokenizer, folder, normalizer_config=normalizer_config, training_config=config)
 
     def evaluate(model_, step: int) -> dict:
+        nonlocal bad_evals
         metrics = split_metrics(model_, opened, "valid", tokenizer, label2id, config.max_length, loop.batch_size)
         if not metrics.get("n"):
             return {}
         result = {f"eval/{k}": v for k, v in metrics.items() if k != "n"}
-        if metrics["macro_f1"] > best["macro_f1"]:
-            best.update(macro_f1=metrics["macro_f1"], step=step, bad_evals=0)
-            if dist.is_main:
-                export_pretrained(model_, tokenizer, output, normalizer_config=normalizer_config, training_config=config)
+        if best.offer(metrics["macro_f1"], step, lambda folder: export(folder, model_), write=dist.is_main):
+            bad_evals = 0
         else:
-            best["bad_evals"] += 1
-            if best["bad_evals"] >= config.patience:
+            bad_evals += 1
+            if bad_evals >= config.patience:
                 result["stop"] = True
         return result
 
     summary = train(model=model, objective=ClassificationObjective(), batches=batches, config=loop, dist=dist,
                     evaluate=evaluate)
-    if dist.is_main and not interrupted(summary):
-        if best["step"] == 0:  # never evaluated: keep the last weights
-            export_pretrained(model, tokenizer, output, normalizer_config=normalizer_config, training_config=config)
+    if dist.is_main and not interrupted(summary):  # a stopped run exports nothing: it must not look finished
+        if not best.promote():  # never evaluated: keep the last weights
+            export(output)
         best_model = AutoModelForSequenceClassification.from_pretrained(output).to(device)
         test = split_metrics(best_model, opened, "test", tokenizer, label2id, config.max_length, loop.batch_size)
         plot_metrics(output / "metrics.jsonl", output / "metrics.png", f"finetune -> {output.name}")
-        write_json(output / "evaluation.json", {"training": summary, "best_valid": best, "test": test,
+        best_valid = {"macro_f1": best.score, "step": best.step}
+        write_json(output / "evaluation.json", {"training": summary, "best_valid": best_valid, "test": test,
                                                 "label_names": label_names})
-        summary = {**summary, "best_valid": best, "test": test}
+        summary = {**summary, "best_valid": best_valid, "test": test}
     return summary
 
 

@@ -244,6 +244,61 @@ class Checkpoints:
         return Position(state["step"], state["epoch"], state["batches_in_epoch"])
 
 
+class BestSoFar:
+    r"""The best model on the valid split so far, kept in ``OUTPUT/checkpoints/best/`` (score and step
+    in ``best.json``) until the run ends, then :meth:`promote`\ d into OUTPUT — so a stopped run
+    exports nothing, and a resumed one keeps comparing against the best before the stop. A fresh
+    run's :meth:`Checkpoints.clear` removes it with the other checkpoints (read lazily for that)."""
+
+    def __init__(self, output: str | Path) -> None:
+        self.output = Path(output)
+        self.folder = self.output / CHECKPOINTS / "best"
+        self._state: dict | None = None
+
+    @property
+    def state(self) -> dict:
+        if self._state is None:
+            marker = self.folder / "best.json"
+            self._state = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else {}
+        return self._state
+
+    @property
+    def step(self) -> int:
+        return int(self.state.get("step", 0))
+
+    @property
+    def score(self) -> float | None:
+        return self.state.get("score")
+
+    def offer(self, score: float, step: int, export: Callable[[Path], None], *, write: bool = True,
+              metric: str = "macro_f1") -> bool:
+        """Keep this model when ``score`` beats the best so far: ``export(folder)`` writes it (only
+        where ``write``: the main process; the others only keep the score so every rank decides alike)."""
+        if self.score is not None and not score > self.score:
+            return False
+        if not write:
+            self._state = {"score": float(score), "step": int(step), "metric": metric}
+            return True
+        partial = self.folder.with_name("best.tmp")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        export(partial)
+        self._state = {"score": float(score), "step": int(step), "metric": metric}
+        write_json(partial / "best.json", self._state)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        os.replace(partial, self.folder)
+        return True
+
+    def promote(self) -> bool:
+        """Copy the kept model into OUTPUT (False when no evaluation ever kept one)."""
+        if not (self.folder / "best.json").exists():
+            return False
+        for item in self.folder.iterdir():
+            if item.name != "best.json" and item.is_file():
+                shutil.copy2(item, self.output / item.name)
+        return True
+
+
 # --------------------------------------------------------------------------- one step, eager or graphed
 
 

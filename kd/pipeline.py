@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: PipelineConfig) -> int:
-    """Every stage in order; returns 0, or 2 when a stage refused its input (its message is printed)."""
+    """Every stage in order; returns 0, or the first failing stage's code and runs no stage after it
+    (2: it refused its input, its message printed; 3: a signal stopped it, resumable)."""
 
     import transformers
 
@@ -107,19 +108,19 @@ def run(args: PipelineConfig) -> int:
     teacher_init = args.teacher_init
     t = stage(4, "pretrain a tiny masked LM" if not teacher_init else "teacher starts from --teacher-init")
     if not teacher_init:
-        if pretrain.main(["--data", str(out / "utterances"), "--tokenizer", str(out / "tokenizer"), "--output",
+        if code := pretrain.main(["--data", str(out / "utterances"), "--tokenizer", str(out / "tokenizer"), "--output",
                           str(out / "mlm"), "--layers", "2", "--hidden", "128", "--heads", "4", "--intermediate", "256",
                           "--max-steps", str(steps(150)), "--batch-size", "32", "--learning-rate", "1e-3",
-                          "--log-every", "25", *loop]) != 0:
-            return 2
+                          "--log-every", "25", *loop]):
+            return code
         teacher_init = str(out / "mlm")
     done(t, teacher_init)
 
     t = stage(5, "fine-tune the teacher")
-    if finetune.main(["--data", str(out / "utterances"), "--init", teacher_init, "--output", str(out / "teacher"),
+    if code := finetune.main(["--data", str(out / "utterances"), "--init", teacher_init, "--output", str(out / "teacher"),
                       "--max-steps", str(steps(300)), "--batch-size", "32", "--learning-rate", "1e-3",
-                      "--eval-every", str(steps(50)), "--patience", "4", "--log-every", "25", *loop]) != 0:
-        return 2
+                      "--eval-every", str(steps(50)), "--patience", "4", "--log-every", "25", *loop]):
+        return code
     done(t, str(out / "teacher"))
 
     t = stage(6, "augment: teacher signals + colloquial and mlm paraphrases")
@@ -131,12 +132,12 @@ def run(args: PipelineConfig) -> int:
             f"{counts['paraphrases_generated']} paraphrases kept)")
 
     t = stage(7, "distill the student")
-    if distill.main(["--data", str(out / "kd"), "--tokenizer", str(out / "tokenizer"), "--output", str(out / "student"),
+    if code := distill.main(["--data", str(out / "kd"), "--tokenizer", str(out / "tokenizer"), "--output", str(out / "student"),
                      "--teacher", str(out / "teacher"), "--student-layers", "1", "--student-hidden", "64",
                      "--student-heads", "2", "--student-intermediate", "128", "--max-steps", str(steps(400)),
                      "--batch-size", "32", "--learning-rate", "2e-3", "--log-every", "25", "--eval-every", str(steps(100)),
-                     "--save-every", str(steps(200)), *loop]) != 0:
-        return 2
+                     "--save-every", str(steps(200)), *loop]):
+        return code
     done(t, str(out / "student"))
 
     t = stage(8, "evaluate teacher vs student")

@@ -70,6 +70,8 @@ def write_report(path: str | Path, *, title: str, summary: dict[str, Any], evalu
     lines += [f"- training: {summary.get('steps')} steps in {summary.get('seconds', 0):.1f} s on "
               f"{summary.get('device')} (bf16: {summary.get('bf16')}, CUDA graphs: {summary.get('cuda_graphs')}), "
               f"status {summary.get('status')}"]
+    if summary.get("exported"):
+        lines.append(f"- exported: {summary['exported']}")
     if plot:
         lines += ["", f"![metrics]({Path(plot).name})"]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

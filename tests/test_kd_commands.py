@@ -130,3 +130,39 @@ def test_pre_split_tokens_is_applied_alike_by_augment_distill_and_predict(tmp_pa
     assert differs >= len(shards) // 2  # the raw text would have given other ids: the pre-split matters here
     long_text = predictor.predict(["영화 재밌어요 " * 2000])[0]  # bounded work per request
     assert long_text["truncated"] and len(long_text["text"]) <= predictor.max_chars
+
+
+def test_a_stopped_finetune_exports_nothing_and_its_resume_keeps_the_best(utterances, tmp_path, monkeypatch):
+    # guards against an interrupted finetune leaving its best-so-far model in OUTPUT, where it
+    # looks like a finished teacher, and against a resume forgetting the best before the stop
+    import os
+    import signal
+
+    tok = tmp_path / "tok"
+    kd_tokenizer.main(["--data", str(utterances / "utterances"), "--output", str(tok), "--vocab-size", "300",
+                       "--min-frequency", "1"])
+    mlm = tmp_path / "mlm"
+    assert pretrain.main(["--data", str(utterances / "utterances"), "--tokenizer", str(tok), "--output", str(mlm),
+                          "--layers", "1", "--hidden", "32", "--heads", "2", "--intermediate", "64",
+                          "--max-steps", "4", *TINY]) == 0
+    real, valid_calls = finetune.split_metrics, []
+
+    def preempted_after_first_evaluation(model, opened, split, *args):
+        metrics = real(model, opened, split, *args)
+        valid_calls.append(split)
+        if valid_calls == ["valid"]:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return metrics
+
+    monkeypatch.setattr(finetune, "split_metrics", preempted_after_first_evaluation)
+    teacher = tmp_path / "teacher"
+    command = ["--data", str(utterances / "utterances"), "--init", str(mlm), "--output", str(teacher),
+               "--max-steps", "12", "--eval-every", "4", "--save-every", "4", "--patience", "9", *TINY]
+    assert finetune.main(command) == 3
+    assert not (teacher / "config.json").exists() and not (teacher / "evaluation.json").exists()
+    kept = json.loads((teacher / "checkpoints" / "best" / "best.json").read_text())
+    assert kept["step"] == 4
+    assert finetune.main([*command, "--resume"]) == 0
+    evaluation = json.loads((teacher / "evaluation.json").read_text())
+    assert evaluation["best_valid"]["step"] in (4, 8, 12) and evaluation["best_valid"]["macro_f1"] >= kept["score"]
+    assert AutoModelForSequenceClassification.from_pretrained(teacher).config.num_labels == 2

@@ -292,3 +292,25 @@ def test_resume_refuses_a_checkpoint_of_another_run_and_a_fresh_run_starts_over(
     (tmp_path / "run" / "checkpoints" / "step-99.tmp").mkdir()  # what a kill mid-save leaves
     _, summary = tiny_run(artifacts, tmp_path / "run", max_steps=3, eval_every=0)  # fresh: old checkpoints go
     assert summary["steps"] == 3 and sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-3"]
+
+
+def test_distill_exports_the_best_student_on_valid_and_says_which(artifacts, tmp_path):
+    # guards against exporting the last step's weights when an earlier evaluation scored better
+    from kd.evaluate import kd_split_metrics, predict_kd_split
+
+    out = tmp_path / "best"
+    assert distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output", str(out),
+                         "--max-steps", "24", "--eval-every", "4", "--no-cpu-speed", *TINY]) == 0
+    evals = [r for r in read_metrics(out / "metrics.jsonl") if "eval/macro_f1" in r]
+    best = max(evals, key=lambda r: (r["eval/macro_f1"], -r["step"]))
+    exported = json.loads((out / "evaluation.json").read_text())["training"]["exported"]
+    assert f"step {best['step']}," in exported
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    again = kd_split_metrics(predict_kd_split(model, open_kd_dataset(str(artifacts / "kd")), "valid", pad_id=0))
+    assert again["student"]["macro_f1"] == pytest.approx(best["eval/macro_f1"], abs=1e-6)
+    assert "exported: best on valid" in (out / "report.md").read_text()
+
+    last = tmp_path / "last"
+    assert distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output", str(last),
+                         "--max-steps", "8", "--eval-every", "4", "--export-last", "--no-cpu-speed", *TINY]) == 0
+    assert json.loads((last / "evaluation.json").read_text())["training"]["exported"] == "last step (8)"

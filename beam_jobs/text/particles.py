@@ -33,8 +33,10 @@ def final_sound(word: str) -> int | None:
 
 def agree(word: str, particle: str) -> str:
     """``particle`` in the allomorph that follows ``word`` (unchanged when it has no pair)."""
+    if not particle:
+        return particle
     final = final_sound(word)
-    if final is None or not particle:
+    if final is None:
         return particle
     if particle in ("으로", "로", "으로는", "로는", "으로도", "로도"):
         plain = particle.replace("으로", "로")
