@@ -31,7 +31,7 @@ from beam_jobs import beam_io
 from beam_jobs.beam_io import REJECTS, STATS, Balance, count
 from beam_jobs.paraphrase import METHODS, FilterConfig, filter_candidates
 from beam_jobs.readers import Reject
-from schemas import KD, UTTERANCES, read_manifest
+from schemas import KD, UTTERANCES, read_manifest, storage
 from schemas.dataset import distinct_values, part_files, validate
 from schemas.kd import POOLINGS
 from schemas.options import MalmoiError, cli_main, option, str_tuple
@@ -104,15 +104,16 @@ class _Models:
         from beam_jobs.teacher import Teacher
         from beam_jobs.text.subwords import load_subword_tokenizer
 
-        self.teacher = Teacher(config.teacher, device=config.device, batch_size=config.teacher_batch_size,
+        local = storage.local_folder  # a gs:// or s3:// model folder is copied to the worker once
+        self.teacher = Teacher(local(config.teacher), device=config.device, batch_size=config.teacher_batch_size,
                                max_length=config.teacher_max_length, pooling=config.embedding_pooling)
-        self.student_tokenizer = load_subword_tokenizer(config.student_tokenizer)
+        self.student_tokenizer = load_subword_tokenizer(local(config.student_tokenizer))
         device = str(self.teacher.device)
         makers = {
             "colloquial": lambda: ColloquialParaphraser(config.num_candidates),
             "eda": lambda: EdaParaphraser(config.num_candidates),
-            "mlm": lambda: MlmParaphraser(config.mlm_model, config.num_candidates, device=device),
-            "seq2seq": lambda: Seq2SeqParaphraser(config.seq2seq_model, config.num_candidates,
+            "mlm": lambda: MlmParaphraser(local(config.mlm_model), config.num_candidates, device=device),
+            "seq2seq": lambda: Seq2SeqParaphraser(local(config.seq2seq_model), config.num_candidates,
                                                   prefix=config.seq2seq_prefix, device=device),
         }
         self.paraphrasers = {name: makers[name]() for name in config.paraphrase}
@@ -129,13 +130,8 @@ class ReadRowGroupFn(beam.DoFn):
         self._batch_size = batch_size
 
     def process(self, element: tuple[str, int]):
-        import pyarrow.parquet as pq
-        from apache_beam.io.filesystems import FileSystems
-
         path, index = element
-        with FileSystems.open(path) as handle:
-            parquet = pq.ParquetFile(handle)
-            table = parquet.read_row_group(index)
+        table = storage.parquet_file(path).read_row_group(index)
         validate(table, UTTERANCES, where=f"'{path}' row group {index}")
         rows = table.select(["id", "text", "label", "split"]).to_pylist()
         for start in range(0, len(rows), self._batch_size):
@@ -291,8 +287,9 @@ def check_setup(config: AugmentConfig) -> dict[str, Any]:
     if "seq2seq" in config.paraphrase and not config.seq2seq_model:
         raise AugmentError("--paraphrase seq2seq needs --seq2seq-model DIR (a seq2seq checkpoint)")
     try:
-        teacher_config = AutoConfig.from_pretrained(config.teacher, trust_remote_code=False)
-        teacher_hash = weights_hash(config.teacher)
+        teacher_dir = storage.local_folder(config.teacher)
+        teacher_config = AutoConfig.from_pretrained(teacher_dir, trust_remote_code=False)
+        teacher_hash = weights_hash(teacher_dir)
     except (OSError, ValueError) as error:
         raise AugmentError(f"--teacher {config.teacher!r}: cannot read it ({error}). Fix: pass a local "
                            "save_pretrained directory of a sequence classifier.") from error
@@ -305,7 +302,7 @@ def check_setup(config: AugmentConfig) -> dict[str, Any]:
             "Fix: fine-tune the teacher on these labels (kd.finetune), or preprocess with the teacher's label names."
         )
     try:
-        student_hash = tokenizer_hash(config.student_tokenizer)
+        student_hash = tokenizer_hash(storage.local_folder(config.student_tokenizer))
     except FileNotFoundError as error:
         raise AugmentError(str(error)) from error
     source = manifest.get("provenance", {})
@@ -317,9 +314,7 @@ def check_setup(config: AugmentConfig) -> dict[str, Any]:
 
 
 def build(pipeline: beam.Pipeline, config: AugmentConfig, provenance: dict[str, Any]) -> None:
-    import pyarrow.parquet as pq
-
-    tasks = [(path, i) for path in part_files(config.input) for i in range(pq.ParquetFile(path).num_row_groups)]
+    tasks = [(path, i) for path in part_files(config.input) for i in range(storage.parquet_file(path).num_row_groups)]
     label_to_id = {name: i for i, name in enumerate(provenance["label_names"])}
     batches = (
         pipeline

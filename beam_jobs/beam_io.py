@@ -333,14 +333,21 @@ class RowsToTableFn(beam.DoFn):
 # --------------------------------------------------------------------------- output folder
 
 
-def prepare_output(folder: str, overwrite: bool) -> None:
+def finished(folder: str) -> bool:
+    """Whether a job's output folder has its ``_SUCCESS`` (local or remote)."""
+    return FileSystems.exists(f"{folder.rstrip('/')}/{SUCCESS_NAME}")
+
+
+def prepare_output(folder: str, overwrite: bool, also: tuple[str, ...] = ()) -> None:
     """Refuse to mix runs in one folder; with ``overwrite`` remove what a previous run wrote first:
-    its parts, side-cars, rejects, and the ``beam-temp-*`` folders a killed run leaves behind (only
-    those: other files in the folder are not malmoi's and stay)."""
+    its parts, side-cars, rejects, the files named in ``also``, and the ``beam-temp-*`` folders a
+    killed run leaves behind (only those: other files in the folder are not malmoi's and stay).
+    Local paths and object stores alike (through Beam's ``FileSystems``)."""
     existing = []
     base = folder.rstrip("/")
     for pattern in (f"{base}/{PART_PREFIX}*{PART_SUFFIX}", f"{base}/_*", f"{base}/{REJECTS_DIR}/*",
-                    f"{base}/beam-temp-*/**", f"{base}/{REJECTS_DIR}/beam-temp-*/**"):
+                    f"{base}/beam-temp-*/**", f"{base}/{REJECTS_DIR}/beam-temp-*/**",
+                    *(f"{base}/{name}" for name in also)):
         try:
             existing += [m.path for m in FileSystems.match([pattern])[0].metadata_list]
         except Exception:  # noqa: BLE001 - a missing folder matches nothing

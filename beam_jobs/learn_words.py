@@ -1,22 +1,23 @@
 """``python -m beam_jobs.learn_words``: learn soynlp word scores from a corpus, at corpus scale.
 
-read -> parse -> normalize -> count L/R substrings per batch -> combine across workers ->
-prune -> score with soynlp -> one JSON artifact (with the job's counts and their conservation;
-unreadable files and records go to ``<output name>_rejects/``). The preprocess job applies it with
-``--tokenizer soynlp --word-scores FILE``. Takes the same reader options as preprocess and
-any standard Beam option (Dataflow included).
+read -> parse -> normalize -> count L/R substrings per batch (Arrow kernels) -> combine the
+counts per shard across workers -> prune -> score with soynlp -> OUTPUT/ holding
+``word_scores.json``, ``_stats.json`` (counts and their conservation), ``_rejects/`` and, last,
+``_SUCCESS`` — the layout of every malmoi job. An input that yields no sentence or no word is an
+error, not an empty scores file. The preprocess job applies it with ``--tokenizer soynlp
+--word-scores OUTPUT``. Takes the same reader options as preprocess and any standard Beam option
+(Dataflow included).
 """
 
 from __future__ import annotations
 
 import logging
-import posixpath
 import sys
-import zlib
-from collections import Counter
 from dataclasses import asdict, dataclass, replace
 
 import apache_beam as beam
+import numpy as np
+import pyarrow as pa
 from apache_beam.pvalue import AsDict, AsList, TaggedOutput
 
 from beam_jobs import beam_io
@@ -25,13 +26,18 @@ from beam_jobs.preprocess import inputs_option, normalizer_option
 from beam_jobs.readers import RawUtterance, ReaderOptions
 from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
 from beam_jobs.text.word_scores import (
+    COUNTS_SCHEMA,
+    SCORES_NAME,
     artifact_bytes,
     count_substrings,
     hangul_words,
+    merge_counts,
     prune,
     scores_from_counts,
+    shard_ids,
 )
-from schemas.options import cli_main, option
+from schemas.dataset import REJECTS_DIR, STATS_NAME, SUCCESS_NAME, dumps_json
+from schemas.options import MalmoiError, cli_main, option
 
 LOG = logging.getLogger(__name__)
 NUM_SHARDS = 16
@@ -48,8 +54,9 @@ class LearnWordsConfig:
     """Everything that decides the word scores; saved in the artifact."""
 
     inputs: tuple[str, ...] = inputs_option()
-    output: str = option(help="word-scores JSON to write; rejects go to OUTPUT's folder under <name>_rejects/",
-                         metavar="FILE", required=True)
+    output: str = option(help="folder to write: word_scores.json, _stats.json, _rejects/, _SUCCESS",
+                         metavar="DIR", required=True)
+    overwrite: bool = option(False, help="replace the word scores already in --output")
     reader: ReaderOptions = ReaderOptions()
     normalizer: NormalizerConfig = normalizer_option()
     min_count: int = option(5, help="minimum substring frequency")
@@ -59,13 +66,16 @@ class LearnWordsConfig:
     batch_size: int = option(2000, help="utterances per pipeline element")
 
     @property
+    def folder(self) -> str:
+        return self.output.rstrip("/")
+
+    @property
     def rejects_folder(self) -> str:
-        return self.output.rsplit(".", 1)[0] + "_rejects" if "." in posixpath.basename(self.output) \
-            else self.output + "_rejects"
+        return f"{self.folder}/{REJECTS_DIR}"
 
 
 class CountSubstringsFn(beam.DoFn):
-    """A batch of utterances -> ((kind, substring), count) pairs for that batch."""
+    """A batch of utterances -> (shard, counts table) pairs for that batch."""
 
     def __init__(self, config: LearnWordsConfig) -> None:
         self._config = config
@@ -76,51 +86,56 @@ class CountSubstringsFn(beam.DoFn):
 
     def process(self, batch: list[RawUtterance]):
         normalize = self._normalizer.normalize  # type: ignore[union-attr]
-        sentences = (hangul_words(normalize(raw.text, raw.markup)[0]) for raw in batch)
+        sentences = [hangul_words(normalize(raw.text, raw.markup)[0]) for raw in batch]
         yield TaggedOutput(STATS, beam_io.count("sentences.counted", len(batch)))
+        yield TaggedOutput(STATS, beam_io.count("sentences.with_words", sum(1 for s in sentences if s)))
         counts = count_substrings(sentences, self._config.max_left_length, self._config.max_right_length)
+        if not counts.num_rows:
+            return
         # One element per shard and batch, not per substring: Beam's per-element cost would
-        # dominate otherwise. A substring always lands in the same shard, so shards can be
+        # dominate otherwise. A substring always lands in the same shard, so shards are summed and
         # pruned independently.
-        shards: list[Counter] = [Counter() for _ in range(NUM_SHARDS)]
-        for key, n in counts.items():
-            shards[zlib.crc32(key[1].encode()) % NUM_SHARDS][key] = n
-        yield from enumerate(shards)
+        shards = shard_ids(counts, NUM_SHARDS)
+        for shard in np.unique(shards).tolist():
+            yield shard, counts.filter(pa.array(shards == shard))
 
 
-class MergeCountersFn(beam.CombineFn):
-    """Sums Counters (the accumulator is a Counter)."""
+class MergeCountsFn(beam.CombineFn):
+    """Sums counts tables; the accumulator is a list of tables, summed when it grows."""
 
-    def create_accumulator(self) -> Counter:
-        return Counter()
+    def create_accumulator(self) -> list:
+        return []
 
-    def add_input(self, accumulator: Counter, counts: Counter) -> Counter:
-        accumulator.update(counts)
-        return accumulator
+    def add_input(self, accumulator: list, counts) -> list:
+        accumulator.append(counts)
+        return [merge_counts(accumulator)] if len(accumulator) >= 16 else accumulator
 
-    def merge_accumulators(self, accumulators) -> Counter:
-        merged = Counter()
-        for accumulator in accumulators:
-            merged.update(accumulator)
-        return merged
+    def merge_accumulators(self, accumulators) -> list:
+        return [merge_counts(table for accumulator in accumulators for table in accumulator)]
 
-    def extract_output(self, accumulator: Counter) -> Counter:
-        return accumulator
+    def extract_output(self, accumulator: list):
+        return merge_counts(accumulator)
 
 
-def write_artifact(shards: list[dict], stats: dict[str, int], config: LearnWordsConfig) -> str:
-    """Score the combined counts and write the artifact, with the job's counts and conservation."""
-    counts = {}
-    for shard in shards:
-        counts.update(shard)
+def write_artifact(shards: list, stats: dict[str, int], config: LearnWordsConfig) -> str:
+    """Score the combined counts and write OUTPUT/: ``_stats.json``, then (when there is anything
+    to score) ``word_scores.json`` and, last, ``_SUCCESS``."""
+    counts = pa.concat_tables(shards) if shards else COUNTS_SCHEMA.empty_table()  # shards are disjoint
     summary = beam_io.conservation(stats, BALANCES)
     scores = scores_from_counts(counts, min_count=config.min_count, max_left_length=config.max_left_length,
                                 max_right_length=config.max_right_length,
-                                min_cohesion_forward=config.min_cohesion_forward)
+                                min_cohesion_forward=config.min_cohesion_forward) if counts.num_rows else {}
+    stats_doc = {"counts": dict(sorted(stats.items())), "conservation": summary, "num_words": len(scores)}
+    beam_io.write_bytes(f"{config.folder}/{STATS_NAME}", dumps_json(stats_doc))
+    if not scores:
+        LOG.error("no word scores learned from %s (%s); nothing written but _stats.json", config.inputs, summary)
+        return config.output
     info = {"learned_from": list(config.inputs), "normalizer_hash": config.normalizer.hash(),
-            "options": {k: v for k, v in asdict(config).items() if k not in ("inputs", "output", "reader")},
+            "options": {k: v for k, v in asdict(config).items() if k not in ("inputs", "output", "reader",
+                                                                             "overwrite")},
             "counts": dict(sorted(stats.items())), "conservation": summary, "rejects": config.rejects_folder}
-    beam_io.write_bytes(config.output, artifact_bytes(scores, info))
+    beam_io.write_bytes(f"{config.folder}/{SCORES_NAME}", artifact_bytes(scores, info))
+    beam_io.write_bytes(f"{config.folder}/{SUCCESS_NAME}", b"")
     LOG.info("wrote %d word scores to %s", len(scores), config.output)
     return config.output
 
@@ -131,7 +146,7 @@ def build(pipeline: beam.Pipeline, config: LearnWordsConfig) -> None:
         STATS, main="shards")
     shards = (
         counted.shards
-        | "SumCounts" >> beam.CombinePerKey(MergeCountersFn())
+        | "SumCounts" >> beam.CombinePerKey(MergeCountsFn())
         | "Prune" >> beam.Map(lambda kv, m: prune(kv[1], m), config.min_count)
         | "CollectShards" >> beam.combiners.ToList()
     )
@@ -147,7 +162,14 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     config, beam_args = beam_io.parse_job(LearnWordsConfig, argv, prog="python -m beam_jobs.learn_words",
                                           description=__doc__)
     config = replace(config, inputs=tuple(beam_io.check_inputs(config.inputs)))
-    return beam_io.run_job(lambda pipeline: build(pipeline, config), beam_args, test_pipeline)
+    beam_io.prepare_output(config.folder, config.overwrite, also=(SCORES_NAME,))
+    result = beam_io.run_job(lambda pipeline: build(pipeline, config), beam_args, test_pipeline)
+    if not beam_io.finished(config.folder):
+        raise MalmoiError(
+            f"learn_words learned no word scores from {list(config.inputs)} (see {config.folder}/{STATS_NAME}): "
+            "no sentence held a Hangul word, or none reached --min-count.",
+            "check the inputs and --text-column, or lower --min-count.")
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,10 +31,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import torch
 
-from schemas import KD, KD_PROVENANCE_KEYS, UTTERANCES, SchemaMismatchError, read_manifest
+from schemas import KD, KD_PROVENANCE_KEYS, UTTERANCES, SchemaMismatchError, read_manifest, storage
 from schemas.dataset import DatasetSpec, distinct_values, part_files, validate
 
 LOG = logging.getLogger("kd.data")
@@ -82,7 +81,7 @@ def open_dataset(folder: str, spec: DatasetSpec) -> OpenedDataset:
                 f"'{folder}': its part files are not the ones its manifest lists (extra {extra[:5]}, missing "
                 f"{missing[:5]}). Fix: remove files that were added after the job finished, or re-run the job.")
     for path in files:
-        validate(pq.read_schema(path).empty_table(), spec, where=f"file '{path}'")
+        validate(storage.read_schema(path).empty_table(), spec, where=f"file '{path}'")
     return OpenedDataset(folder, spec, manifest, files)
 
 
@@ -119,7 +118,7 @@ def _value_problems(opened: OpenedDataset, num_labels: int, embedding_size: int)
     problems = []
     for path in opened.files:
         # batch by batch: the embeddings are most of a shard's bytes, so memory stays bounded
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536,
+        for batch in storage.parquet_file(path).iter_batches(batch_size=65_536,
                                                        columns=["label", "teacher_logits", "teacher_embedding"]):
             low, high = pc.min_max(batch.column("label")).values()
             if low.as_py() < -1 or high.as_py() >= num_labels:
@@ -139,7 +138,7 @@ def check_token_ids(opened: OpenedDataset, vocab_size: int) -> None:
     """Refuse shards whose ``input_ids`` fall outside ``0 .. vocab_size - 1`` (another tokenizer's
     ids would index past the embedding table: an opaque CUDA/IndexError otherwise)."""
     for path in opened.files:
-        ids = pc.list_flatten(pq.read_table(path, columns=["input_ids"]).column("input_ids"))
+        ids = pc.list_flatten(storage.read_table(path, columns=["input_ids"]).column("input_ids"))
         if len(ids) == 0:
             continue
         low, high = (v.as_py() for v in pc.min_max(ids).values())
@@ -226,7 +225,7 @@ KD_COLUMNS = {"label": np.int64, "teacher_logits": np.float32, "teacher_embeddin
 
 def iter_row_groups(files: tuple[str, ...], seed: int | None, epoch: int) -> Iterator[tuple[str, int]]:
     """(file, row group) pairs, in a permuted order per epoch when ``seed`` is given."""
-    groups = [(path, index) for path in files for index in range(pq.ParquetFile(path).num_row_groups)]
+    groups = [(path, index) for path in files for index in range(storage.parquet_file(path).num_row_groups)]
     if seed is not None:
         order = np.random.default_rng([seed, epoch]).permutation(len(groups))
         groups = [groups[i] for i in order]
@@ -240,7 +239,7 @@ def kd_chunks(opened: OpenedDataset, split: str | None, seed: int | None, epoch:
     ``originals_only`` drops the paraphrase rows."""
     columns = dict(columns)
     for path, index in iter_row_groups(opened.files, seed, epoch):
-        table = pq.ParquetFile(path).read_row_group(index, columns=["input_ids", "split", "origin", *columns])
+        table = storage.parquet_file(path).read_row_group(index, columns=["input_ids", "split", "origin", *columns])
         if split is not None:
             table = table.filter(pc.equal(table.column("split"), split))
         if originals_only:
@@ -274,7 +273,7 @@ def utterance_chunks(opened: OpenedDataset, split: str | None, tokenizer: Any, m
     ``label`` is the label's id (-1 when unlabeled or unknown to ``label_to_id``).
     """
     for path, index in iter_row_groups(opened.files, seed, epoch):
-        table = pq.ParquetFile(path).read_row_group(index, columns=["text", "label", "split"])
+        table = storage.parquet_file(path).read_row_group(index, columns=["text", "label", "split"])
         if split is not None:
             table = table.filter(pc.equal(table.column("split"), split))
         if labeled_only:
@@ -483,7 +482,7 @@ class KDShardDataset(torch.utils.data.IterableDataset):
         for index, (path, group) in enumerate(iter_row_groups(self.opened.files, self.shuffle_seed, self.epoch)):
             if index % readers != reader:
                 continue
-            table = pq.ParquetFile(path).read_row_group(group, columns=columns)
+            table = storage.parquet_file(path).read_row_group(group, columns=columns)
             if self.split is not None:
                 table = table.filter(pc.equal(table.column("split"), self.split))
             chunk = table_to_chunk(table, KD_COLUMNS)

@@ -26,6 +26,7 @@ from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import tokenizer_hash
 from kd.data import DEFAULT_BUCKETS, BucketBatches, OpenedDataset, kd_chunks, open_kd_dataset
 from kd.models import count_parameters, torchscript_for_cpu
+from schemas import storage
 from schemas.options import MalmoiError, config_command, option
 
 
@@ -214,11 +215,10 @@ def mean_std(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def split_texts(opened: OpenedDataset, split: str, limit: int = 64) -> list[str]:
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     texts: list[str] = []
     for path in opened.files:
-        table = pq.read_table(path, columns=["text", "split"])
+        table = storage.read_table(path, columns=["text", "split"])
         texts += table.filter(pc.equal(table.column("split"), split)).column("text").to_pylist()
         if len(texts) >= limit:
             break

@@ -19,14 +19,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
 from beam_jobs.text.placeholders import PLACEHOLDERS
 from beam_jobs.text.subwords import PRE_SPLITS, SubwordTokenizer, load_subword_tokenizer, write_metadata
 from kd.data import open_dataset
-from schemas import UTTERANCES
+from schemas import UTTERANCES, storage
 from schemas.options import MalmoiError, config_command, option
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -97,7 +96,7 @@ def dataset_texts(folder: str, pre_split: str = "none", split: str | None = "tra
     opened = open_dataset(folder, UTTERANCES)
     column = "tokens" if pre_split == "tokens" else "text"
     for path in opened.files:
-        table = pq.read_table(path, columns=[column, "split"])
+        table = storage.read_table(path, columns=[column, "split"])
         for value, row_split in zip(table.column(column).to_pylist(), table.column("split").to_pylist(), strict=True):
             if split is None or row_split == split:
                 yield " ".join(value) if column == "tokens" else value

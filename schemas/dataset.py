@@ -16,8 +16,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from schemas import storage
 
 MANIFEST_NAME = "_manifest.json"
 STATS_NAME = "_stats.json"
@@ -156,52 +157,31 @@ def dumps_json(obj: Any) -> bytes:
 # --------------------------------------------------------------------------- reading
 
 
-def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in path:
-        return pafs.FileSystem.from_uri(path)
-    return pafs.LocalFileSystem(), path
-
-
-def _join(base: str, name: str) -> str:
-    return base.rstrip("/") + "/" + name
-
-
 def read_manifest(folder: str) -> dict[str, Any]:
-    """Read a dataset's ``_manifest.json``; refuse folders without ``_SUCCESS``."""
-    fs, base = _filesystem(folder)
-    info = fs.get_file_info(base)
-    if info.type != pafs.FileType.Directory:
+    """Read a dataset's ``_manifest.json``; refuse folders without ``_SUCCESS`` (local or remote)."""
+    if not storage.is_dir(folder) and not storage.list_files(folder):
         raise DatasetNotReadyError(
             f"dataset folder '{folder}' does not exist. Fix: pass the --output folder of a finished job."
         )
-    if fs.get_file_info(_join(base, SUCCESS_NAME)).type != pafs.FileType.File:
+    if not storage.is_file(storage.join(folder, SUCCESS_NAME)):
         raise DatasetNotReadyError(
             f"dataset folder '{folder}' has no {SUCCESS_NAME}: the job that writes it did not finish "
             "(or is still running). Fix: re-run the job, or wait for it to finish."
         )
-    with fs.open_input_stream(_join(base, MANIFEST_NAME)) as stream:
-        return json.loads(stream.read().decode("utf-8"))
+    return storage.read_json(storage.join(folder, MANIFEST_NAME))
 
 
 def part_files(folder: str) -> list[str]:
-    """The dataset's Parquet part files, sorted by name."""
-    fs, base = _filesystem(folder)
-    selector = pafs.FileSelector(base, recursive=False)
-    names = [
-        info.path
-        for info in fs.get_file_info(selector)
-        if info.type == pafs.FileType.File
-        and info.base_name.startswith(PART_PREFIX)
-        and info.base_name.endswith(PART_SUFFIX)
-    ]
-    return sorted(names)
+    """The dataset's Parquet part files (full paths or URIs), sorted by name."""
+    return [path for path in storage.list_files(folder)
+            if (name := path.rsplit("/", 1)[-1]).startswith(PART_PREFIX) and name.endswith(PART_SUFFIX)]
 
 
 def distinct_values(files: Iterable[str], column: str) -> list[str]:
     """The sorted non-null values of ``column`` over a dataset's part files (e.g. its label names)."""
     names: set[Any] = set()
     for path in files:
-        values = pq.read_table(path, columns=[column]).column(column)
+        values = storage.read_table(path, columns=[column]).column(column)
         names.update(v for v in pc.unique(values).to_pylist() if v is not None)
     return sorted(names)
 
@@ -219,10 +199,9 @@ def read_dataset(folder: str, spec: DatasetSpec, *, columns: list[str] | None = 
             f"v{manifest.get('schema_version')}, expected '{spec.name}' v{spec.version}. "
             "Fix: point to the output of the job that writes this schema, or re-run it with this malmoi version."
         )
-    fs, _ = _filesystem(folder)
     tables = []
     for path in part_files(folder):
-        table = pq.read_table(path, filesystem=fs)
+        table = storage.read_table(path)
         metadata = table.schema.metadata or {}
         if metadata.get(META_SCHEMA) != spec.name.encode():
             raise SchemaMismatchError(

@@ -1,4 +1,4 @@
-"""``python -m schemas.inspect DIR``: summarize a malmoi dataset folder (counts, rejects, a few rows)."""
+"""``python -m schemas.inspect DIR``: summarize (DIR may be gs:// or s3://) a malmoi dataset folder (counts, rejects, a few rows)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import json
 import sys
 
 import pandas as pd
+import pyarrow as pa
 
-from schemas.dataset import STATS_NAME, read_manifest
+from schemas import storage
+from schemas.dataset import STATS_NAME, part_files, read_manifest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,10 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     manifest = read_manifest(args.folder)
     print(f"{args.folder}: schema {manifest['schema']} v{manifest['schema_version']}, "
           f"{manifest['num_rows']} rows {manifest['rows_per_split']}")
-    with open(f"{args.folder.rstrip('/')}/{STATS_NAME}", encoding="utf-8") as handle:
-        stats = json.load(handle)
+    stats = storage.read_json(storage.join(args.folder, STATS_NAME))
     print("stats:", json.dumps(stats.get("counts", stats), ensure_ascii=False, sort_keys=True))
-    frame = pd.read_parquet(args.folder)
+    files = part_files(args.folder)  # through malmoi's storage layer: local, gs:// and s3:// alike
+    frame = pa.concat_tables([storage.read_table(f) for f in files]).to_pandas() if files else pd.DataFrame()
     with pd.option_context("display.max_colwidth", 40, "display.width", 160):
         print(frame[[c for c in ("corpus", "doc_id", "turn", "text_raw", "text", "split") if c in frame]].head(args.rows))
     return 0

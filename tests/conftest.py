@@ -30,3 +30,56 @@ def run_preprocess(inputs: list[str], output: Path, *extra: str):
         argv += ["--input", str(item)]
     argv += ["--output", str(output), *extra]
     return preprocess.run(argv)
+
+
+GCS_BUCKET = "malmoi-test"
+
+
+@pytest.fixture(scope="session")
+def gcs():
+    """A Google Cloud Storage emulator on 127.0.0.1 for the session (PyPI's gcp-storage-emulator,
+    in memory): Beam's GCS client, pyarrow and gcsfs all reach it through ``STORAGE_EMULATOR_HOST``.
+    Yields the bucket's URI; nothing leaves this machine, and the server stops with the session."""
+    import os
+    import socket
+
+    from gcp_storage_emulator.server import create_server
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket=GCS_BUCKET)
+    server.start()
+    env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
+           # gcsfs would otherwise probe the bucket type over gRPC, which the emulator does not speak
+           "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    before = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    # Offline, Beam retries Google's default credentials for ~24 s per process and then connects
+    # anonymously; start anonymous, as a Dataflow job given --no_auth does.
+    from apache_beam.internal.gcp import auth
+
+    credentials = (auth._Credentials._credentials_init, auth._Credentials._credentials)
+    auth._Credentials._credentials_init, auth._Credentials._credentials = True, None
+    try:
+        yield f"gs://{GCS_BUCKET}"
+    finally:
+        server.stop()
+        auth._Credentials._credentials_init, auth._Credentials._credentials = credentials
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def upload(folder: Path, uri: str) -> list[str]:
+    """Copy every file under a local folder to ``uri`` (through malmoi's storage layer)."""
+    from schemas import storage
+
+    copied = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        target = storage.join(uri, *path.relative_to(folder).parts)
+        storage.write_bytes(target, path.read_bytes())
+        copied.append(target)
+    return copied

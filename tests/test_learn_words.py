@@ -17,11 +17,12 @@ CORPUS = ["영화 정말 재밌다", "영화가 정말 좋았다ㅋㅋㅋ", "배
 def test_job_writes_scores_and_preprocess_applies_them(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
-    scores_path = tmp_path / "scores.json"
+    scores_path = tmp_path / "scores"
     learn_words.run(["--input", str(corpus), "--output", str(scores_path), "--min-count", "3",
                      "--runner", "FnApiRunner", "--direct_running_mode", "multi_processing",
                      "--direct_num_workers", "2"])
-    artifact = json.loads(scores_path.read_text(encoding="utf-8"))
+    assert (scores_path / "_SUCCESS").exists()
+    artifact = json.loads((scores_path / "word_scores.json").read_text(encoding="utf-8"))
     assert artifact["format"] == "malmoi.word_scores" and "영화" in artifact["scores"]
     assert artifact["normalizer_hash"]
 
@@ -41,13 +42,31 @@ def test_bad_files_and_records_are_counted_and_rejected_not_dropped(tmp_path):
     (corpus / "good.txt").write_text("\n".join(CORPUS) + "\n", encoding="utf-8")
     (corpus / "binary.txt").write_bytes(b"\x00\x01\x02 not text")
     (corpus / "lines.jsonl").write_text('{"text": "영화 정말 재밌다"}\n{not json\n', encoding="utf-8")
-    scores_path = tmp_path / "scores.json"
+    scores_path = tmp_path / "scores"
     learn_words.run(["--input", str(corpus), "--output", str(scores_path), "--min-count", "3",
                      "--runner", "FnApiRunner"])
-    artifact = json.loads(scores_path.read_text(encoding="utf-8"))
-    conservation = artifact["conservation"]
+    stats = json.loads((scores_path / "_stats.json").read_text(encoding="utf-8"))
+    assert stats["conservation"] == json.loads((scores_path / "word_scores.json").read_text())["conservation"]
+    conservation = stats["conservation"]
     assert (conservation["files_matched"], conservation["files_read"], conservation["files_rejected"]) == (3, 2, 1)
     assert conservation["records_in"] == len(CORPUS) + 2 and conservation["records_rejected"] == 1
-    rejects = [json.loads(line) for path in (tmp_path / "scores_rejects").glob("*.jsonl")
+    rejects = [json.loads(line) for path in (scores_path / "_rejects").glob("*.jsonl")
                for line in path.read_text(encoding="utf-8").splitlines()]
     assert sorted(r["reason"] for r in rejects) == ["malformed_json", "undecodable_file"]
+
+
+def test_an_input_without_words_is_an_error_not_an_empty_scores_file(tmp_path):
+    # guards against a wrong --text-column or a Latin-only corpus producing an empty artifact that
+    # preprocess would then apply without a word
+    import pytest
+
+    from schemas.options import MalmoiError
+
+    corpus = tmp_path / "latin.txt"
+    corpus.write_text("hello world\nno hangul here\n", encoding="utf-8")
+    with pytest.raises(MalmoiError, match="learned no word scores"):
+        learn_words.run(["--input", str(corpus), "--output", str(tmp_path / "scores"), "--runner", "FnApiRunner"])
+    assert not (tmp_path / "scores" / "_SUCCESS").exists() and not (tmp_path / "scores" / "word_scores.json").exists()
+    assert json.loads((tmp_path / "scores" / "_stats.json").read_text())["counts"]["sentences.counted"] == 2
+    with pytest.raises(FileExistsError):  # a rerun into it must say so, and --overwrite replaces it
+        learn_words.run(["--input", str(corpus), "--output", str(tmp_path / "scores"), "--runner", "FnApiRunner"])

@@ -7,7 +7,14 @@ from collections import Counter
 
 from soynlp.word import WordExtractor
 
-from beam_jobs.text.word_scores import count_substrings, prune, scores_from_counts
+from beam_jobs.text.word_scores import (
+    as_dict,
+    count_substrings,
+    merge_counts,
+    prune,
+    scores_from_counts,
+    shard_ids,
+)
 
 SENTENCES = [
     "영화 정말 재밌다", "영화가 정말 좋았다", "배우 연기가 좋았다", "이 영화 배우가 좋다", "정말 재밌는 영화",
@@ -23,18 +30,31 @@ def soynlp_counts(sentences):
 
 def test_counts_equal_soynlp_train_after_pruning():
     extractor = soynlp_counts(SENTENCES)
-    ours = prune(count_substrings([s.split() for s in SENTENCES]), 2)
+    ours = as_dict(prune(count_substrings([s.split() for s in SENTENCES]), 2))
     tables = {kind: {t: n for (k, t), n in ours.items() if k == kind} for kind in ("L", "R", "aL", "aR")}
     assert tables["L"] == extractor.L and tables["R"] == extractor.R
     assert tables["aL"] == extractor._aL and tables["aR"] == extractor._aR
 
 
 def test_counts_from_parts_add_up_to_the_whole():
-    whole = count_substrings([s.split() for s in SENTENCES])
-    parts = Counter()
-    for start in range(0, len(SENTENCES), 7):
-        parts.update(count_substrings([s.split() for s in SENTENCES[start:start + 7]]))
-    assert parts == whole
+    whole = as_dict(count_substrings([s.split() for s in SENTENCES]))
+    parts = [count_substrings([s.split() for s in SENTENCES[start:start + 7]]) for start in range(0, len(SENTENCES), 7)]
+    assert as_dict(merge_counts(parts)) == whole
+    summed = Counter()
+    for part in parts:
+        summed.update(as_dict(part))
+    assert summed == whole
+
+
+def test_a_substring_lands_in_the_same_shard_whatever_the_batch():
+    # guards against partial counts of one substring landing in two shards (pruned apart, undercounted)
+    shard_of = {}
+    for start in range(0, len(SENTENCES), 5):
+        part = count_substrings([s.split() for s in SENTENCES[start:start + 5]])
+        for kind, text, shard in zip(part.column("kind").to_pylist(), part.column("text").to_pylist(),
+                                     shard_ids(part, 16).tolist(), strict=True):
+            assert shard_of.setdefault((kind, text), shard) == shard
+    assert len(set(shard_of.values())) > 4  # and the shards are actually spread
 
 
 def test_scores_prefer_real_words():

@@ -15,56 +15,122 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from beam_jobs.text.pieces import hangul_words
 
-__all__ = ["ARTIFACT_FORMAT", "artifact_bytes", "count_substrings", "hangul_words", "load_scores",
-           "make_soynlp_splitter", "prune", "scores_from_counts"]
+__all__ = ["ARTIFACT_FORMAT", "COUNTS_SCHEMA", "SCORES_NAME", "artifact_bytes", "as_dict", "count_substrings",
+           "hangul_words", "load_scores", "make_soynlp_splitter", "merge_counts", "prune", "scores_from_counts",
+           "shard_ids"]
 
 ARTIFACT_FORMAT = "malmoi.word_scores"
 ARTIFACT_VERSION = 1
 KINDS = ("L", "R", "aL", "aR")
 
 
+#: the counts table: one row per (kind, substring) with its count
+COUNTS_SCHEMA = pa.schema([("kind", pa.string()), ("text", pa.string()), ("n", pa.int64())])
+
+
+def _slices(words: pa.Array, lengths: np.ndarray, keep: np.ndarray, start: int, stop: int | None = None) -> pa.Array:
+    """``word[start:stop]`` (code points) of the words where ``keep``."""
+    kept = words.filter(pa.array(keep))
+    return pc.utf8_slice_codeunits(kept, start, stop) if stop is not None else pc.utf8_slice_codeunits(kept, start)
+
+
+def _tally(kind: str, parts: list[pa.Array]) -> pa.Table:
+    values = pa.concat_arrays([p.cast(pa.string()) for p in parts]) if parts else pa.array([], pa.string())
+    counted = pc.value_counts(values) if len(values) else pa.StructArray.from_arrays(
+        [pa.array([], pa.string()), pa.array([], pa.int64())], ["values", "counts"])
+    return pa.table({"kind": pa.array([kind] * len(counted), pa.string()), "text": counted.field("values"),
+                     "n": counted.field("counts").cast(pa.int64())}, schema=COUNTS_SCHEMA)
+
+
 def count_substrings(sentences: Iterable[list[str]], max_left_length: int = 10,
-                     max_right_length: int = 6) -> Counter[tuple[str, str]]:
-    """soynlp's L / R / aL / aR counts for ``sentences`` (each a list of words).
+                     max_right_length: int = 6) -> pa.Table:
+    """soynlp's L / R / aL / aR counts for ``sentences`` (each a list of words), as a table
+    (:data:`COUNTS_SCHEMA`, one row per distinct substring).
 
-    Mirrors ``soynlp.word.WordExtractor.train`` (0.0.493), without its pruning, so partial
-    counts from many workers add up to the counts of the whole corpus.
+    The same counts as ``soynlp.word.WordExtractor.train`` (0.0.493) without its pruning, so
+    partial counts from many workers add up (:func:`merge_counts`) to the whole corpus's. Every
+    substring of every word is cut and counted by Arrow's vectorized kernels, not one Python
+    dictionary update per substring as in soynlp.
     """
-    counts: Counter[tuple[str, str]] = Counter()
-    for words in sentences:
-        for word in words:
-            if len(word) <= 1:
-                continue
-            length = len(word)
-            for i in range(1, min(max_left_length + 1, length) + 1):
-                counts["L", word[:i]] += 1
-            for i in range(1, min(max_right_length + 1, length)):
-                counts["R", word[-i:]] += 1
-        if len(words) <= 1:
-            continue
-        for left_word, word, right_word in zip([words[-1], *words[:-1]], words, [*words[1:], words[0]], strict=True):
-            counts["aL", f"{word} {right_word[0]}"] += 1
-            counts["aR", f"{left_word[-1]} {word}"] += 1
-            length = len(word)
-            for i in range(1, min(max_right_length + 1, length)):
-                counts["aL", f"{word[-i:]} {right_word[0]}"] += 1
-            for i in range(1, min(max_left_length + 1, length)):
-                counts["aR", f"{left_word[-1]} {word[:i]}"] += 1
-    return counts
+    sentences = [s for s in sentences if s]
+    sizes = np.fromiter((len(s) for s in sentences), np.int64, len(sentences))
+    words = pa.array([w for s in sentences for w in s], pa.string())
+    length = pc.utf8_length(words).to_numpy(zero_copy_only=False).astype(np.int64)
+    # L: word[:i] for i = 1 .. min(max_left + 1, len) of words longer than one character (soynlp's range)
+    multi_char = length > 1
+    left = [_slices(words, length, multi_char & (length >= i), 0, i) for i in range(1, max_left_length + 2)]
+    # R: word[-i:] for i = 1 .. min(max_right + 1, len) - 1
+    right = [_slices(words, length, multi_char & (length > i), -i) for i in range(1, max_right_length + 1)]
+    # aL / aR: each word with the first character of the next word / the last of the previous
+    # one, circularly within a sentence of two words or more
+    sentence = np.repeat(np.arange(len(sentences)), sizes)
+    first = (np.cumsum(sizes) - sizes)[sentence]
+    size = sizes[sentence]
+    position = np.arange(len(words)) - first
+    chosen = np.flatnonzero(size > 1)
+    word = words.take(pa.array(chosen))
+    word_length = length[chosen]
+    following = pc.utf8_slice_codeunits(words.take(pa.array((first + (position + 1) % np.maximum(size, 1))[chosen])), 0, 1)
+    preceding = pc.utf8_slice_codeunits(words.take(pa.array((first + (position - 1) % np.maximum(size, 1))[chosen])), -1)
+    join = pc.binary_join_element_wise
+    with_next = [join(word, following, " ")] + [
+        join(_slices(word, word_length, word_length > i, -i), following.filter(pa.array(word_length > i)), " ")
+        for i in range(1, max_right_length + 1)]
+    with_previous = [join(preceding, word, " ")] + [
+        join(preceding.filter(pa.array(word_length > i)), _slices(word, word_length, word_length > i, 0, i), " ")
+        for i in range(1, max_left_length + 1)]
+    return pa.concat_tables([_tally("L", left), _tally("R", right), _tally("aL", with_next),
+                             _tally("aR", with_previous)])
 
 
-def prune(counts: dict[tuple[str, str], int], min_count: int) -> dict[tuple[str, str], int]:
+def merge_counts(tables: Iterable[pa.Table]) -> pa.Table:
+    """Sum several counts tables (per-batch or per-worker partial counts) into one."""
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return COUNTS_SCHEMA.empty_table()
+    if len(tables) == 1:
+        return tables[0]
+    summed = pa.concat_tables(tables).group_by(["kind", "text"]).aggregate([("n", "sum")])
+    return pa.table({"kind": summed.column("kind"), "text": summed.column("text"), "n": summed.column("n_sum")},
+                    schema=COUNTS_SCHEMA)
+
+
+def shard_ids(counts: pa.Table, shards: int) -> np.ndarray:
+    """A stable shard per row (the same substring lands in the same shard on every worker and
+    run): the UTF-8 bytes of its first character, summed, modulo ``shards``."""
+    text = counts.column("text").combine_chunks()
+    offsets = np.frombuffer(text.buffers()[1], np.int32)[text.offset:text.offset + len(text) + 1]
+    data = np.frombuffer(text.buffers()[2], np.uint8) if len(text) else np.zeros(1, np.uint8)
+    starts, ends = offsets[:-1], offsets[1:]
+    total = np.zeros(len(text), np.int64)
+    for k in range(3):  # a Hangul syllable is 3 bytes; shorter strings reuse their last byte
+        total += data[np.minimum(starts + k, np.maximum(ends - 1, starts))]
+    return (total % shards).astype(np.int64)
+
+
+def prune(counts: pa.Table, min_count: int) -> pa.Table:
     """soynlp's pruning: L/R below ``min_count`` and aL/aR seen once are dropped."""
-    return {key: n for key, n in counts.items() if n >= (min_count if key[0] in ("L", "R") else 2)}
+    is_lr = pc.is_in(counts.column("kind"), pa.array(["L", "R"]))
+    floor = pc.if_else(is_lr, min_count, 2)
+    return counts.filter(pc.greater_equal(counts.column("n"), floor))
 
 
-def scores_from_counts(counts: dict[tuple[str, str], int], *, min_count: int = 5, max_left_length: int = 10,
+def as_dict(counts: pa.Table) -> dict[tuple[str, str], int]:
+    """The counts as ``{(kind, substring): n}``."""
+    return dict(zip(zip(counts.column("kind").to_pylist(), counts.column("text").to_pylist(), strict=True),
+                    counts.column("n").to_pylist(), strict=True))
+
+
+def scores_from_counts(counts: pa.Table, *, min_count: int = 5, max_left_length: int = 10,
                        max_right_length: int = 6, min_cohesion_forward: float = 0.05) -> dict[str, float]:
     """Word -> ``cohesion_forward * exp(right_branching_entropy)``, scored by soynlp from combined counts."""
     from soynlp.word import WordExtractor
@@ -72,7 +138,7 @@ def scores_from_counts(counts: dict[tuple[str, str], int], *, min_count: int = 5
     extractor = WordExtractor(max_left_length=max_left_length, max_right_length=max_right_length,
                               min_frequency=min_count, min_cohesion_forward=min_cohesion_forward, verbose_points=0)
     tables: dict[str, dict[str, int]] = {kind: {} for kind in KINDS}
-    for (kind, text), n in prune(counts, min_count).items():
+    for (kind, text), n in as_dict(prune(counts, min_count)).items():
         tables[kind][text] = n
     extractor.L, extractor.R, extractor._aL, extractor._aR = tables["L"], tables["R"], tables["aL"], tables["aR"]
     extracted = extractor.extract()
@@ -83,15 +149,21 @@ def scores_from_counts(counts: dict[tuple[str, str], int], *, min_count: int = 5
     }
 
 
-def read_bytes(path: str) -> bytes:
-    """A local file's bytes, or a remote one's (``gs://``, ``s3://``) through fsspec."""
-    if "://" in path:
-        import fsspec
+SCORES_NAME = "word_scores.json"
 
-        with fsspec.open(path, "rb") as handle:
-            return handle.read()
-    with open(path, "rb") as handle:
-        return handle.read()
+
+def read_bytes(path: str) -> bytes:
+    """The artifact's bytes: ``path`` is learn_words' output folder (refused without ``_SUCCESS``)
+    or the scores file itself; local, ``gs://`` or ``s3://`` (through :mod:`schemas.storage`)."""
+    from schemas import storage
+
+    if storage.is_dir(path) or not storage.exists(path):
+        if not storage.is_file(storage.join(path, "_SUCCESS")):
+            raise FileNotFoundError(
+                f"word scores '{path}': no finished learn_words output there (expected {SCORES_NAME} and "
+                "_SUCCESS). Fix: pass the --output folder of a finished beam_jobs.learn_words run.")
+        path = storage.join(path, SCORES_NAME)
+    return storage.read_bytes(path)
 
 
 def artifact_bytes(scores: dict[str, float], info: dict[str, Any]) -> bytes:
