@@ -46,7 +46,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["beam_jobs", "beam_jobs.*", "kd", "kd.*", "schemas", "schemas.*"]),
-    package_data={"beam_jobs.text.lexicons": ["*.tsv", "*.json"]},
+    package_data={"beam_jobs.text.lexicons": ["*.tsv"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

@@ -25,7 +25,7 @@ from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 from apache_beam.pvalue import AsDict, AsList, TaggedOutput
 
 from beam_jobs.readers import RawUtterance, ReaderOptions, Reject, parse_file
@@ -81,6 +81,14 @@ def parse_job(config_cls: type, argv: list[str] | None, *, prog: str, descriptio
     """``argv`` -> (the job's config, the remaining arguments for Beam's PipelineOptions)."""
     args, beam_args = job_parser(config_cls, prog=prog, description=description).parse_known_args(argv)
     return from_args(config_cls, args), beam_args
+
+
+def is_dry_run(beam_args: list[str], test_pipeline: beam.Pipeline | None = None) -> bool:
+    """Whether the run only translates the job (``--dry_run`` of the Dataflow runner): nothing ran,
+    so nothing may be checked as written."""
+    options = test_pipeline.options if test_pipeline is not None else PipelineOptions(beam_args)
+    value = options.view_as(TestOptions).dry_run  # an untyped option: "--dry_run=True" gives the string
+    return str(value).strip().lower() in ("true", "1", "yes")
 
 
 def run_job(build: Any, beam_args: list[str], test_pipeline: beam.Pipeline | None = None):

@@ -164,7 +164,7 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     config = replace(config, inputs=tuple(beam_io.check_inputs(config.inputs)))
     beam_io.prepare_output(config.folder, config.overwrite, also=(SCORES_NAME,))
     result = beam_io.run_job(lambda pipeline: build(pipeline, config), beam_args, test_pipeline)
-    if not beam_io.finished(config.folder):
+    if not beam_io.is_dry_run(beam_args, test_pipeline) and not beam_io.finished(config.folder):
         raise MalmoiError(
             f"learn_words learned no word scores from {list(config.inputs)} (see {config.folder}/{STATS_NAME}): "
             "no sentence held a Hangul word, or none reached --min-count.",
