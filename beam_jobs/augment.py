@@ -24,6 +24,7 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, RunInference
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.utils.shared import Shared
 
@@ -80,6 +81,9 @@ class AugmentConfig:
     batch_size: int = option(2048, help="utterances per pipeline element (sorted by length inside for the teacher)")
     seed: int = option(0, help="seeds the paraphrasers (per source id)")
     device: str = option("auto", help="teacher device: auto (CUDA when present), cpu, cuda")
+    share_teacher: bool = option(False, help="load the teacher once per worker VM and share it across its SDK "
+                                 "processes (Beam RunInference large_model; for Dataflow GPU workers)",
+                                 flag="--share-teacher")
     row_group_rows: int = option(50_000, help="rows per Parquet row group")
     codec: str = option("zstd", help="Parquet compression", choices=("zstd", "snappy", "gzip", "none"))
     overwrite: bool = option(False, help="replace an existing dataset in --output")
@@ -91,8 +95,8 @@ class AugmentConfig:
 # --------------------------------------------------------------------------- models, once per process
 
 
-class _Models:
-    """Teacher, student tokenizer and paraphrasers of one worker process (shared by its threads)."""
+class _Paraphrasers:
+    """The paraphrasers of one worker process (shared by its threads)."""
 
     def __init__(self, config: AugmentConfig) -> None:
         from beam_jobs.paraphrase import (
@@ -101,14 +105,9 @@ class _Models:
             MlmParaphraser,
             Seq2SeqParaphraser,
         )
-        from beam_jobs.teacher import Teacher
-        from beam_jobs.text.subwords import load_subword_tokenizer
 
         local = storage.local_folder  # a gs:// or s3:// model folder is copied to the worker once
-        self.teacher = Teacher(local(config.teacher), device=config.device, batch_size=config.teacher_batch_size,
-                               max_length=config.teacher_max_length, pooling=config.embedding_pooling)
-        self.student_tokenizer = load_subword_tokenizer(local(config.student_tokenizer))
-        device = str(self.teacher.device)
+        device = _device(config.device)
         makers = {
             "colloquial": lambda: ColloquialParaphraser(config.num_candidates),
             "eda": lambda: EdaParaphraser(config.num_candidates),
@@ -117,6 +116,41 @@ class _Models:
                                                   prefix=config.seq2seq_prefix, device=device),
         }
         self.paraphrasers = {name: makers[name]() for name in config.paraphrase}
+
+
+def _device(device: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+class TeacherHandler(ModelHandler):
+    """The teacher as a Beam ML ``ModelHandler``, used through ``RunInference``.
+
+    An element is one prepared malmoi batch (originals + paraphrase candidates), so Beam's own
+    batching is off (one element per call) and the teacher keeps its length-sorted batches inside
+    :meth:`Teacher.run`. With ``share`` the model is loaded once per worker VM and shared by its SDK
+    processes (Beam's ``MultiProcessShared``: one copy in GPU memory instead of one per process);
+    without it, once per process."""
+
+    def __init__(self, config: AugmentConfig, share: bool) -> None:
+        super().__init__(min_batch_size=1, max_batch_size=1, large_model=share)
+        self._config = config
+        self._share_across_processes = share
+
+    def load_model(self):
+        from beam_jobs.teacher import Teacher
+
+        config = self._config
+        return Teacher(storage.local_folder(config.teacher), device=config.device,
+                       batch_size=config.teacher_batch_size, max_length=config.teacher_max_length,
+                       pooling=config.embedding_pooling)
+
+    def run_inference(self, batch, model, inference_args=None):
+        return [(prepared, model.run(prepared["texts"])) for prepared in batch]
+
+    def get_metrics_namespace(self) -> str:
+        return "malmoi_teacher"
 
 
 def paraphrase_id(parent_id: str, method: str, text: str) -> str:
@@ -140,22 +174,30 @@ class ReadRowGroupFn(beam.DoFn):
             yield batch
 
 
-class LabelWithTeacherFn(beam.DoFn):
-    """A batch of utterances -> kd rows: originals plus the paraphrases that pass the filters."""
+class _Rejecting:
+    def _reject(self, row: dict[str, Any], reason: str, detail: str):
+        yield TaggedOutput(STATS, count(f"records.rejected.{reason}"))
+        yield TaggedOutput(REJECTS, Reject(reason, self._config.input, f"id {row['id']}", detail,
+                                           (row.get("text") or "")[:200]))
 
-    def __init__(self, config: AugmentConfig, shared: Shared, label_to_id: dict[str, int]) -> None:
+
+class PrepareBatchFn(_Rejecting, beam.DoFn):
+    """A batch of utterances -> the texts the teacher must see: the usable originals, then their
+    paraphrase candidates (rejects for empty or over-long rows)."""
+
+    def __init__(self, config: AugmentConfig, shared: Shared) -> None:
         self._config = config
         self._shared = shared
-        self._label_to_id = label_to_id
-        self._models: _Models | None = None
+        self._paraphrasers: _Paraphrasers | None = None
 
     def setup(self) -> None:
         config = self._config
-        self._models = self._shared.acquire(lambda: _Models(config), tag=json.dumps(config.to_dict(), sort_keys=True))
+        self._paraphrasers = self._shared.acquire(lambda: _Paraphrasers(config),
+                                                  tag=json.dumps(config.to_dict(), sort_keys=True))
 
     def process(self, batch: list[dict[str, Any]]):
-        config, models = self._config, self._models
-        assert models is not None
+        config = self._config
+        assert self._paraphrasers is not None
         sources = []
         for row in batch:
             text = row["text"] or ""
@@ -165,13 +207,12 @@ class LabelWithTeacherFn(beam.DoFn):
                 yield from self._reject(row, "too_long", f"{len(text)} characters > --max-chars {config.max_chars}")
             else:
                 sources.append(row)
-        # paraphrase candidates, grouped by source
         candidates: list[tuple[int, str, str]] = []  # (source index, method, text)
         for index, row in enumerate(sources):
             if row["split"] not in config.paraphrase_splits:
                 continue
             seen = {row["text"].strip()}
-            for method, paraphraser in models.paraphrasers.items():
+            for method, paraphraser in self._paraphrasers.paraphrasers.items():
                 for text in paraphraser(row["id"], row["text"], config.seed):
                     yield TaggedOutput(STATS, count(f"paraphrases.generated.{method}"))
                     if text in seen:
@@ -179,9 +220,28 @@ class LabelWithTeacherFn(beam.DoFn):
                         continue
                     seen.add(text)
                     candidates.append((index, method, text))
-        if not sources:
-            return
-        outputs = models.teacher.run([r["text"] for r in sources] + [c[2] for c in candidates])
+        if sources:
+            yield {"sources": sources, "candidates": candidates,
+                   "texts": [r["text"] for r in sources] + [c[2] for c in candidates]}
+
+
+class KeepWithTeacherFn(_Rejecting, beam.DoFn):
+    """(prepared batch, teacher outputs) -> kd rows: originals plus the paraphrases that pass the filters."""
+
+    def __init__(self, config: AugmentConfig, label_to_id: dict[str, int]) -> None:
+        self._config = config
+        self._label_to_id = label_to_id
+        self._student_tokenizer: Any = None
+
+    def setup(self) -> None:
+        from beam_jobs.text.subwords import load_subword_tokenizer
+
+        self._student_tokenizer = load_subword_tokenizer(storage.local_folder(self._config.student_tokenizer))
+
+    def process(self, element):
+        config = self._config
+        prepared, outputs = element
+        sources, candidates = prepared["sources"], prepared["candidates"]
         finite = np.isfinite(outputs.logits).all(axis=1) & np.isfinite(outputs.embeddings.astype(np.float32)).all(axis=1)
         kept: list[tuple[int, str, dict[str, Any], str, str]] = []  # (output row, id, parent, origin, text)
         usable = [False] * len(sources)
@@ -219,15 +279,15 @@ class LabelWithTeacherFn(beam.DoFn):
                 kept.append((ok[position], paraphrase_id(parent["id"], method, text), parent,
                              f"paraphrase:{method}", text))
         if kept:
-            yield self._table(kept, outputs, models)
+            yield self._table(kept, outputs)
 
-    def _table(self, kept, outputs, models):
+    def _table(self, kept, outputs):
         """The kept rows as one Arrow table, built column by column (no per-float Python objects)."""
         import pyarrow as pa
 
         index = np.array([k[0] for k in kept])
         texts = [k[4] for k in kept]
-        encoded = models.student_tokenizer(texts, truncation=True, max_length=self._config.max_length)["input_ids"]
+        encoded = self._student_tokenizer(texts, truncation=True, max_length=self._config.max_length)["input_ids"]
         derived = outputs.derived()
 
         def matrix_column(matrix: np.ndarray, kind: pa.DataType) -> pa.ListArray:
@@ -249,11 +309,6 @@ class LabelWithTeacherFn(beam.DoFn):
         }).cast(KD.schema)
         validate(table, KD, where="an augment batch")
         return table
-
-    def _reject(self, row: dict[str, Any], reason: str, detail: str):
-        yield TaggedOutput(STATS, count(f"records.rejected.{reason}"))
-        yield TaggedOutput(REJECTS, Reject(reason, self._config.input, f"id {row['id']}", detail,
-                                           (row.get("text") or "")[:200]))
 
 
 class CountTableRowsFn(beam.DoFn):
@@ -322,13 +377,16 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, provenance: dict[str, 
         | "SpreadRowGroups" >> beam.Reshuffle()
         | "ReadUtterances" >> beam.ParDo(ReadRowGroupFn(config.batch_size)).with_outputs(STATS, main="batches")
     )
-    labeled = batches.batches | "TeacherAndParaphrases" >> beam.ParDo(
-        LabelWithTeacherFn(config, Shared(), label_to_id)).with_outputs(REJECTS, STATS, main="rows")
+    prepared = batches.batches | "Paraphrase" >> beam.ParDo(PrepareBatchFn(config, Shared())).with_outputs(
+        REJECTS, STATS, main="prepared")
+    taught = prepared.prepared | "Teacher" >> RunInference(TeacherHandler(config, config.share_teacher))
+    labeled = taught | "KeepAndFilter" >> beam.ParDo(KeepWithTeacherFn(config, label_to_id)).with_outputs(
+        REJECTS, STATS, main="rows")
     tables = labeled.rows | "CountRows" >> beam.ParDo(CountTableRowsFn()).with_outputs(STATS, main="tables")
     _ = {
         "tables": tables.tables,
-        "rejects": labeled[REJECTS],
-        "stats": (batches[STATS], labeled[STATS], tables[STATS]) | "AllStats" >> beam.Flatten(),
+        "rejects": (prepared[REJECTS], labeled[REJECTS]) | "AllRejects" >> beam.Flatten(),
+        "stats": (batches[STATS], prepared[STATS], labeled[STATS], tables[STATS]) | "AllStats" >> beam.Flatten(),
     } | "WriteDataset" >> beam_io.WriteDataset(
         folder=config.output, spec=KD, provenance=provenance, created_by=JOB_NAME, options=config.to_dict(),
         balances=BALANCES, rows_counter="rows.written", codec=config.codec, row_group_rows=config.row_group_rows)

@@ -8,6 +8,7 @@ on the in-process runner and on Dataflow.
 from __future__ import annotations
 
 import argparse
+import difflib
 import glob
 import logging
 import os
@@ -41,7 +42,7 @@ from schemas.dataset import (
     dumps_json,
     validate,
 )
-from schemas.options import add_options, from_args
+from schemas.options import MalmoiError, add_options, from_args
 
 LOG = logging.getLogger(__name__)
 REJECTS = "rejects"
@@ -77,9 +78,35 @@ def job_parser(config_cls: type, *, prog: str, description: str | None) -> argpa
     return parser
 
 
+def beam_flags() -> set[str]:
+    """Every option Beam's ``PipelineOptions`` (all of its option groups) understands."""
+    parser = argparse.ArgumentParser(add_help=False, conflict_handler="resolve")
+    pending, seen = [PipelineOptions], set()
+    while pending:
+        cls = pending.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        pending.extend(cls.__subclasses__())
+        cls._add_argparse_args(parser)
+    return {flag for action in parser._actions for flag in action.option_strings}
+
+
 def parse_job(config_cls: type, argv: list[str] | None, *, prog: str, description: str | None) -> tuple[Any, list[str]]:
-    """``argv`` -> (the job's config, the remaining arguments for Beam's PipelineOptions)."""
-    args, beam_args = job_parser(config_cls, prog=prog, description=description).parse_known_args(argv)
+    """``argv`` -> (the job's config, the remaining arguments for Beam's PipelineOptions).
+
+    An option neither the job nor Beam knows is an error naming the nearest known one: Beam alone
+    would drop it with a log line, so a misspelt flag would silently change the results."""
+    parser = job_parser(config_cls, prog=prog, description=description)
+    args, beam_args = parser.parse_known_args(argv)
+    known_to_beam = beam_flags()
+    ours = {flag for action in parser._actions for flag in action.option_strings}
+    for arg in beam_args:
+        name = arg.split("=", 1)[0]
+        if name.startswith("-") and name not in known_to_beam:
+            nearest = difflib.get_close_matches(name, sorted(ours | known_to_beam), n=1, cutoff=0.5)
+            raise MalmoiError(f"{prog}: unknown option {name!r}" + (f" (did you mean {nearest[0]}?)" if nearest else ""),
+                              f"see {prog} --help for the job's options; any other must be a Beam pipeline option.")
     return from_args(config_cls, args), beam_args
 
 

@@ -16,7 +16,6 @@ import sys
 from dataclasses import asdict, dataclass, replace
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 from apache_beam.pvalue import AsDict, AsList, TaggedOutput
 
@@ -34,7 +33,7 @@ from beam_jobs.text.word_scores import (
     merge_counts,
     prune,
     scores_from_counts,
-    shard_ids,
+    split_by_shard,
 )
 from schemas.dataset import REJECTS_DIR, STATS_NAME, SUCCESS_NAME, dumps_json
 from schemas.options import MalmoiError, cli_main, option
@@ -95,9 +94,7 @@ class CountSubstringsFn(beam.DoFn):
         # One element per shard and batch, not per substring: Beam's per-element cost would
         # dominate otherwise. A substring always lands in the same shard, so shards are summed and
         # pruned independently.
-        shards = shard_ids(counts, NUM_SHARDS)
-        for shard in np.unique(shards).tolist():
-            yield shard, counts.filter(pa.array(shards == shard))
+        yield from split_by_shard(counts, NUM_SHARDS).items()
 
 
 class MergeCountsFn(beam.CombineFn):

@@ -105,7 +105,7 @@ class RowBuilder:
             "tokens": self.tokenizer.tokenize(text),
             "morphs": self.morph_analyzer(text) if self.morph_analyzer is not None else None,
             "label": raw.label,
-            "split": assign_split(raw.corpus, raw.doc_id, self.options.ratios, self.options.split_seed),
+            "split": raw.split or assign_split(raw.corpus, raw.doc_id, self.options.ratios, self.options.split_seed),
             "meta": list((raw.meta or {}).items()),
         }
 

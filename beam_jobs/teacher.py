@@ -87,12 +87,12 @@ class Teacher:
                 length = max(len(encoded[i]) for i in index)
                 if self.device.type == "cuda":
                     length = 8 * math.ceil(length / 8)  # tensor-core friendly shapes; on a CPU it only costs
-                ids = torch.full((len(index), length), pad, dtype=torch.long)
-                mask = torch.zeros((len(index), length), dtype=torch.long)
-                for row, i in enumerate(index):
-                    ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
-                    mask[row, :len(encoded[i])] = 1
-                ids, mask = ids.to(self.device), mask.to(self.device)
+                ids_np = np.full((len(index), length), pad, dtype=np.int64)
+                mask_np = np.zeros((len(index), length), dtype=np.int64)
+                for row, i in enumerate(index):  # numpy slices: a torch.tensor per row costs more than the copy
+                    ids_np[row, :len(encoded[i])] = encoded[i]
+                    mask_np[row, :len(encoded[i])] = 1
+                ids, mask = torch.from_numpy(ids_np).to(self.device), torch.from_numpy(mask_np).to(self.device)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
                 pooled = pool_embedding(out.hidden_states[-1].float(), mask, self.pooling)

@@ -2,7 +2,8 @@
 
 Same teacher (a 6-layer, hidden-384 BERT classifier built from a config), same utterances
 (real NSMC reviews, CC0, preprocessed by the real job), same device, one process, one run.
-The baseline gets the texts already tokenized and sorted into length-ordered batches of the same
+The job runs the teacher through Beam's ``RunInference`` (once per process, and once more with
+``--share-teacher``: one copy per machine behind ``MultiProcessShared``). The baseline gets the texts already tokenized and sorted into length-ordered batches of the same
 size, and only runs ``model(...)`` plus the mean pooling; the job does everything it always does
 (read Parquet, tokenize for teacher and student, forward, derive, write zstd Parquet, side-cars).
 
@@ -81,15 +82,20 @@ def main() -> None:
                 _ = out.logits.float().cpu(), pooled.cpu()
         bare = len(texts) / (time.perf_counter() - start)
 
-        start = time.perf_counter()
-        augment.run(["--input", str(tmp / "utt"), "--output", str(tmp / "kd"), "--teacher", str(tmp / "teacher"),
-                     "--student-tokenizer", str(tmp / "tok"), "--teacher-batch-size", str(args.batch_size),
-                     "--device", args.device, "--runner", "FnApiRunner"])
-        job = len(texts) / (time.perf_counter() - start)
+        def job_rate(name: str, *extra: str) -> float:
+            start = time.perf_counter()
+            augment.run(["--input", str(tmp / "utt"), "--output", str(tmp / name), "--teacher", str(tmp / "teacher"),
+                         "--student-tokenizer", str(tmp / "tok"), "--teacher-batch-size", str(args.batch_size),
+                         "--device", args.device, "--runner", "FnApiRunner", *extra])
+            return len(texts) / (time.perf_counter() - start)
+
+        job = job_rate("kd")  # the teacher through RunInference, one copy per process
+        shared = job_rate("kd_shared", "--share-teacher")  # one copy per machine, behind MultiProcessShared
     card = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
     report = {"date": time.strftime("%Y-%m-%d"), "device": card, "utterances": len(texts),
               "bare_forward_utt_per_s": round(bare, 1), "augment_job_utt_per_s": round(job, 1),
-              "job_over_bare": round(job / bare, 3)}
+              "job_over_bare": round(job / bare, 3), "augment_job_shared_teacher_utt_per_s": round(shared, 1),
+              "shared_over_bare": round(shared / bare, 3)}
     print(json.dumps(report, indent=2))
 
 

@@ -91,6 +91,19 @@ def test_signals_equal_a_direct_forward_pass(models, tmp_path):
     assert stats["records_in"] == 13 == stats["rows_written"] == len(frame)
 
 
+def test_a_teacher_shared_across_processes_gives_the_same_shards(models, tmp_path):
+    # guards against --share-teacher (one teacher per worker VM, behind Beam's MultiProcessShared)
+    # changing a single value, or not running through RunInference at all
+    run_augment(models, tmp_path / "own", "--paraphrase", "colloquial")
+    run_augment(models, tmp_path / "shared", "--paraphrase", "colloquial", "--share-teacher")
+    own = pd.read_parquet(tmp_path / "own").sort_values("id").reset_index(drop=True)
+    shared = pd.read_parquet(tmp_path / "shared").sort_values("id").reset_index(drop=True)
+    assert list(own["id"]) == list(shared["id"]) and len(own) > 13
+    assert np.array_equal(np.stack(own["teacher_logits"]), np.stack(shared["teacher_logits"]))
+    options = json.loads((tmp_path / "shared" / "_manifest.json").read_text())["options"]
+    assert options["share_teacher"] is True
+
+
 def test_paraphrases_inherit_split_and_parent_and_are_counted(models, tmp_path):
     out = tmp_path / "kd"
     run_augment(models, out, "--paraphrase", "colloquial", "--paraphrase", "eda", "--paraphrase", "mlm",

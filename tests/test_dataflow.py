@@ -117,7 +117,7 @@ def test_augment_translates_for_dataflow(bucket, monkeypatch, tmp_path):
                                     "--teacher", f"{bucket}/df/teacher", "--student-tokenizer", f"{bucket}/df/tok",
                                     "--paraphrase", "colloquial"], bucket)
     steps = top_level_steps(proto)
-    assert {"ListRowGroups", "ReadUtterances", "TeacherAndParaphrases", "WriteDataset"} <= steps, steps
+    assert {"ListRowGroups", "ReadUtterances", "Paraphrase", "Teacher", "KeepAndFilter", "WriteDataset"} <= steps, steps
     assert assert_every_dofn_unpickles(proto) >= 4
     assert not list(Path(tmp_path).iterdir())
 

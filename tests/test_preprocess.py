@@ -226,3 +226,48 @@ def test_sdist_carries_the_lexicons(tmp_path):
     for lexicon in ("contractions.tsv", "endings.tsv", "initialisms.tsv"):
         assert any(n.endswith(f"beam_jobs/text/lexicons/{lexicon}") for n in names), lexicon
     assert any(n.endswith("beam_jobs/preprocess.py") for n in names)
+
+
+# --------------------------------------------------------------------------- the user's own data
+
+
+def test_a_misspelt_option_is_an_error_naming_the_nearest_one(tmp_path):
+    # guards against Beam silently dropping an option it cannot parse (--split-colunm ran to the end,
+    # ignored, and changed the splits without a word)
+    from schemas.options import MalmoiError
+
+    (tmp_path / "a.txt").write_text("하나\n", encoding="utf-8")
+    with pytest.raises(MalmoiError, match=r"unknown option '--split-colunm' \(did you mean --split-column\?\)"):
+        preprocess.run(["--input", str(tmp_path / "a.txt"), "--output", str(tmp_path / "out"), "--split-colunm", "s",
+                        *RUNNER])
+    assert not (tmp_path / "out").exists()
+
+
+def test_split_column_delimiter_and_text_column_candidates(tmp_path):
+    # guards against a user's own split landing in meta, a '|' file read as one column, and two
+    # corpora with different text column names needing two conversions
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.csv").write_text("sentence|label|fold\n좋아요|pos|train\n별로|neg|dev\n그냥|neg|TEST\n이상해|neg|holdout\n",
+                                  encoding="utf-8")
+    (folder / "b.jsonl").write_text('{"document": "재밌다", "label": "pos", "fold": "valid"}\n', encoding="utf-8")
+    out = tmp_path / "out"
+    run_preprocess([folder], out, "--delimiter", "|", "--text-column", "text,sentence,document",
+                   "--split-column", "fold", *RUNNER)
+    frame = pd.read_parquet(out)
+    assert dict(zip(frame["text_raw"], frame["split"], strict=True)) == {
+        "좋아요": "train", "별로": "valid", "그냥": "test", "재밌다": "valid"}
+    assert all("fold" not in dict(meta) for meta in frame["meta"])
+    rejects = [json.loads(line) for path in (out / "_rejects").glob("*.jsonl")
+               for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [(r["reason"], r["position"]) for r in rejects] == [("bad_split", "line 5")]
+    assert "holdout" in rejects[0]["detail"]
+
+
+def test_a_wrong_delimiter_is_named_in_the_reject(tmp_path):
+    (tmp_path / "a.csv").write_text("text|label\n좋아요|pos\n", encoding="utf-8")
+    out = tmp_path / "out"
+    run_preprocess([tmp_path / "a.csv"], out, *RUNNER)
+    rejects = [json.loads(line) for path in (out / "_rejects").glob("*.jsonl")
+               for line in path.read_text(encoding="utf-8").splitlines()]
+    assert rejects[0]["reason"] == "missing_column" and "--delimiter" in rejects[0]["detail"]

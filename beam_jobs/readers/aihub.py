@@ -176,11 +176,15 @@ def _parse_xlsx(data: bytes, source: str, options: ReaderOptions, fmt: str = "ai
         header = [str(cell).strip() if cell is not None else "" for cell in header_row]
         lowered = [h.lower() for h in header]
 
-        def find(role: str, override: str | None = None, lowered=lowered) -> int | None:
-            names = (override.lower(),) if override else _XLSX_COLUMNS[role]
-            return next((i for i, h in enumerate(lowered) if h in names), None)
+        def find(role: str, override: str | tuple[str, ...] | None = None, lowered=lowered) -> int | None:
+            if override:
+                for name in (override,) if isinstance(override, str) else override:  # candidates, in order
+                    if name.lower() in lowered:
+                        return lowered.index(name.lower())
+                return None
+            return next((i for i, h in enumerate(lowered) if h in _XLSX_COLUMNS[role]), None)
 
-        text_index = find("text", options.text_column if options.text_column != "text" else None)
+        text_index = find("text", options.text_columns if options.text_column != "text" else None)
         if text_index is None:
             yield FileReject("missing_column", source, f"sheet {sheet.title}",
                          f"no sentence column (SENTENCE / 발화문); header is {header[:20]}. "

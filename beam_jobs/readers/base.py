@@ -46,6 +46,8 @@ class RawUtterance(NamedTuple):
     #: the transcription conventions of its corpus ("nikl", "kspon", "aihub"): which markup rules
     #: the normalizer runs on it; None for generic text (no markup rule runs)
     markup: str | None = None
+    #: the split the input itself gives (``--split-column``); None: the hash split decides
+    split: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,15 +95,32 @@ class ReaderOptions:
     """How to read files: the format and, for tabular formats, which columns mean what."""
 
     format: str = option("auto", help="input format; auto: by extension, .json by structure", choices=format_names)
-    text_column: str = option("text", help="jsonl/csv/tsv/parquet/xlsx: the text field")
+    text_column: str = option("text", help="jsonl/csv/tsv/parquet/xlsx: the text field; several comma-separated "
+                              "candidates are tried in order (text,document,sentence)")
     label_column: str | None = option("label", help="jsonl/csv/tsv/parquet/xlsx: the label field, used when present")
     id_column: str | None = option("id", help="jsonl/csv/tsv/parquet: a record id field (kept in meta), used when present")
     doc_id_column: str | None = option(None, help="field grouping rows into documents/dialogues (they share a split)")
     corpus_name: str | None = option(None, help="value of the corpus column (default: the format)")
+    split_column: str | None = option(None, help="a field holding each row's split (train, valid, test; dev, val "
+                                      "and validation mean valid): used instead of the hash split")
+    delimiter: str | None = option(None, help="csv/tsv: the field delimiter (default: , for csv, a tab for tsv); "
+                                   "e.g. --format csv --delimiter '|'")
+
+    @property
+    def text_columns(self) -> tuple[str, ...]:
+        """The candidate text fields, in order."""
+        return tuple(c.strip() for c in self.text_column.split(",") if c.strip())
+
+    def pick_text_column(self, names) -> str | None:
+        """The first candidate text field among ``names`` (None when none is there)."""
+        present = set(names)
+        return next((c for c in self.text_columns if c in present), None)
 
     def __post_init__(self) -> None:
         if self.format not in format_names():
             raise ValueError(f"--format: expected one of {', '.join(format_names())}; found {self.format!r}")
+        if self.delimiter is not None and len(self.delimiter) != 1:
+            raise ValueError(f"--delimiter: expected one character, found {self.delimiter!r}")
 
 
 # --------------------------------------------------------------------------- encodings
@@ -280,19 +299,36 @@ class DocTurns:
         return turn
 
 
+SPLIT_NAMES = {"train": "train", "training": "train", "valid": "valid", "validation": "valid", "dev": "valid",
+               "val": "valid", "test": "test", "testing": "test"}
+
+
+def split_value(value: Any) -> str | None:
+    """A row's own split name as malmoi's (train / valid / test), None when it is not one of them."""
+    return SPLIT_NAMES.get((as_text(value) or "").strip().lower())
+
+
 def record_from_fields(fields: dict[str, Any], source: str, position: str, options: ReaderOptions,
                         fmt: str, turns: DocTurns) -> RawUtterance | Reject:
     """A tabular record (jsonl object, csv row, parquet row) as an utterance or a reject."""
-    column = options.text_column
-    if column not in fields:
+    column = options.pick_text_column(fields)
+    if column is None:
         return Reject("missing_field", source, position,
-                      f"no '{column}' field; found {sorted(fields)[:20]}. Fix: pass --text-column NAME.",
-                      excerpt(fields))
+                      f"no {' / '.join(repr(c) for c in options.text_columns)} field; found {sorted(fields)[:20]}. "
+                      "Fix: pass --text-column NAME (or several, comma-separated).", excerpt(fields))
     text = as_text(fields[column])
     if text is None:
         return Reject("bad_text_type", source, position,
                       f"field '{column}' should be a string, found {type(fields[column]).__name__}",
                       excerpt(fields[column]))
+    split = None
+    if options.split_column:
+        split = split_value(fields.get(options.split_column))
+        if split is None:
+            return Reject("bad_split", source, position,
+                          f"--split-column {options.split_column!r}: expected train, valid or test (or dev, val, "
+                          f"validation), found {fields.get(options.split_column)!r}",
+                          excerpt(fields))
     label = None
     if options.label_column:
         raw_label = fields.get(options.label_column)
@@ -302,10 +338,11 @@ def record_from_fields(fields: dict[str, Any], source: str, position: str, optio
         doc_id = as_text(fields[options.doc_id_column]) or ""
     else:
         doc_id = record_id or f"{source}:{position}"
-    used = {column, options.label_column, options.doc_id_column}
+    used = {column, options.label_column, options.doc_id_column, options.split_column}
     meta = {k: meta_value(v) for k, v in fields.items() if k not in used and v is not None}
     if record_id is not None:
         meta["record_id"] = record_id
-    return RawUtterance(corpus_of(options, fmt), source, position, doc_id, turns(doc_id), text, None, label, meta)
+    return RawUtterance(corpus_of(options, fmt), source, position, doc_id, turns(doc_id), text, None, label, meta,
+                        split=split)
 
 

@@ -43,7 +43,7 @@ def _parse_jsonl(lines, source, options, fmt):
 
 
 def _parse_delimited(lines, source, options, fmt):
-    delimiter = "," if fmt == "csv" else "\t"
+    delimiter = options.delimiter or ("," if fmt == "csv" else "\t")
     pending_rejects: list[Reject] = []
 
     def text_lines() -> Iterator[str]:
@@ -66,11 +66,13 @@ def _parse_delimited(lines, source, options, fmt):
     except csv.Error as error:
         yield FileReject("malformed_csv", source, "line 1", f"cannot read the header: {error}")
         return
-    if options.text_column not in header:
+    if options.pick_text_column(header) is None:
         yield from pending_rejects
+        hint = " (one column: is the delimiter right? pass --delimiter)" if len(header) == 1 else ""
         yield FileReject("missing_column", source, "line 1",
-                     f"no '{options.text_column}' column; the header has {header[:20]}. "
-                     "Fix: pass --text-column NAME (and --label-column / --id-column).", excerpt(header))
+                     f"no {' / '.join(repr(c) for c in options.text_columns)} column; the header has "
+                     f"{header[:20]}{hint}. Fix: pass --text-column NAME (and --label-column / --id-column).",
+                     excerpt(header))
         return
     last_line = reader.line_num
     while True:
@@ -107,10 +109,10 @@ def _parse_parquet(data: bytes, source: str, options: ReaderOptions, fmt: str = 
     except Exception as error:  # pyarrow raises several types for corrupt files
         yield FileReject("malformed_parquet", source, "", f"not a readable Parquet file: {error}")
         return
-    if options.text_column not in parquet.schema_arrow.names:
+    if options.pick_text_column(parquet.schema_arrow.names) is None:
         yield FileReject("missing_column", source, "",
-                     f"no '{options.text_column}' column; found {parquet.schema_arrow.names[:20]}. "
-                     "Fix: pass --text-column NAME.")
+                     f"no {' / '.join(repr(c) for c in options.text_columns)} column; found "
+                     f"{parquet.schema_arrow.names[:20]}. Fix: pass --text-column NAME.")
         return
     turns = DocTurns()
     row = 0

@@ -26,7 +26,7 @@ from beam_jobs.text.pieces import hangul_words
 
 __all__ = ["ARTIFACT_FORMAT", "COUNTS_SCHEMA", "SCORES_NAME", "artifact_bytes", "as_dict", "count_substrings",
            "hangul_words", "load_scores", "make_soynlp_splitter", "merge_counts", "prune", "scores_from_counts",
-           "shard_ids"]
+           "shard_ids", "split_by_shard"]
 
 ARTIFACT_FORMAT = "malmoi.word_scores"
 ARTIFACT_VERSION = 1
@@ -37,7 +37,7 @@ KINDS = ("L", "R", "aL", "aR")
 COUNTS_SCHEMA = pa.schema([("kind", pa.string()), ("text", pa.string()), ("n", pa.int64())])
 
 
-def _slices(words: pa.Array, lengths: np.ndarray, keep: np.ndarray, start: int, stop: int | None = None) -> pa.Array:
+def _slices(words: pa.Array, keep: np.ndarray, start: int, stop: int | None = None) -> pa.Array:
     """``word[start:stop]`` (code points) of the words where ``keep``."""
     kept = words.filter(pa.array(keep))
     return pc.utf8_slice_codeunits(kept, start, stop) if stop is not None else pc.utf8_slice_codeunits(kept, start)
@@ -47,7 +47,7 @@ def _tally(kind: str, parts: list[pa.Array]) -> pa.Table:
     values = pa.concat_arrays([p.cast(pa.string()) for p in parts]) if parts else pa.array([], pa.string())
     counted = pc.value_counts(values) if len(values) else pa.StructArray.from_arrays(
         [pa.array([], pa.string()), pa.array([], pa.int64())], ["values", "counts"])
-    return pa.table({"kind": pa.array([kind] * len(counted), pa.string()), "text": counted.field("values"),
+    return pa.table({"kind": pa.repeat(pa.scalar(kind, pa.string()), len(counted)), "text": counted.field("values"),
                      "n": counted.field("counts").cast(pa.int64())}, schema=COUNTS_SCHEMA)
 
 
@@ -67,9 +67,9 @@ def count_substrings(sentences: Iterable[list[str]], max_left_length: int = 10,
     length = pc.utf8_length(words).to_numpy(zero_copy_only=False).astype(np.int64)
     # L: word[:i] for i = 1 .. min(max_left + 1, len) of words longer than one character (soynlp's range)
     multi_char = length > 1
-    left = [_slices(words, length, multi_char & (length >= i), 0, i) for i in range(1, max_left_length + 2)]
+    left = [_slices(words, multi_char & (length >= i), 0, i) for i in range(1, max_left_length + 2)]
     # R: word[-i:] for i = 1 .. min(max_right + 1, len) - 1
-    right = [_slices(words, length, multi_char & (length > i), -i) for i in range(1, max_right_length + 1)]
+    right = [_slices(words, multi_char & (length > i), -i) for i in range(1, max_right_length + 1)]
     # aL / aR: each word with the first character of the next word / the last of the previous
     # one, circularly within a sentence of two words or more
     sentence = np.repeat(np.arange(len(sentences)), sizes)
@@ -83,10 +83,10 @@ def count_substrings(sentences: Iterable[list[str]], max_left_length: int = 10,
     preceding = pc.utf8_slice_codeunits(words.take(pa.array((first + (position - 1) % np.maximum(size, 1))[chosen])), -1)
     join = pc.binary_join_element_wise
     with_next = [join(word, following, " ")] + [
-        join(_slices(word, word_length, word_length > i, -i), following.filter(pa.array(word_length > i)), " ")
+        join(_slices(word, word_length > i, -i), following.filter(pa.array(word_length > i)), " ")
         for i in range(1, max_right_length + 1)]
     with_previous = [join(preceding, word, " ")] + [
-        join(preceding.filter(pa.array(word_length > i)), _slices(word, word_length, word_length > i, 0, i), " ")
+        join(preceding.filter(pa.array(word_length > i)), _slices(word, word_length > i, 0, i), " ")
         for i in range(1, max_left_length + 1)]
     return pa.concat_tables([_tally("L", left), _tally("R", right), _tally("aL", with_next),
                              _tally("aR", with_previous)])
@@ -115,6 +115,12 @@ def shard_ids(counts: pa.Table, shards: int) -> np.ndarray:
     for k in range(3):  # a Hangul syllable is 3 bytes; shorter strings reuse their last byte
         total += data[np.minimum(starts + k, np.maximum(ends - 1, starts))]
     return (total % shards).astype(np.int64)
+
+
+def split_by_shard(counts: pa.Table, shards: int) -> dict[int, pa.Table]:
+    """``counts`` cut into its shards (:func:`shard_ids`)."""
+    ids = shard_ids(counts, shards)
+    return {shard: counts.filter(pa.array(ids == shard)) for shard in np.unique(ids).tolist()}
 
 
 def prune(counts: pa.Table, min_count: int) -> pa.Table:

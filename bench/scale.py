@@ -1,0 +1,98 @@
+"""Benchmark: preprocess and learn_words at corpus scale — time against size, peak memory, workers.
+
+    .venv/bin/python -m bench.scale [--sizes 200000,2000000] [--jobs preprocess,learn_words] [--json FILE]
+
+For each size, real utterances from ../shared/data (about 170k distinct, cycled beyond that,
+each with its own id) are written to 16 JSONL files in a temporary folder; each job then runs
+in a fresh child process (the in-process FnApiRunner with one worker, and with
+``--direct_running_mode multi_processing --direct_num_workers 2``). Reported per run: wall
+seconds, seconds per 100k utterances (linear time: the same at every size) and the peak resident
+memory of the job's processes (``ru_maxrss`` of the child and of its own workers). The baseline
+of each ratio is in the same run: the smallest size for time per utterance and memory, one
+worker for the two-worker speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.corpora import write_jsonl_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+CHILD = """
+import resource, sys, time
+from beam_jobs import {job}
+start = time.perf_counter()
+{job}.run(sys.argv[1:])
+wall = time.perf_counter() - start
+own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print("RESULT", wall, own, workers)
+"""
+
+
+def run_job(job: str, corpus: Path, output: Path, workers: int) -> dict:
+    args = ["--input", str(corpus), "--output", str(output), "--runner", "FnApiRunner"]
+    if job == "learn_words":
+        args += ["--min-count", "5"]
+    if workers > 1:
+        args += ["--direct_running_mode", "multi_processing", "--direct_num_workers", str(workers)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", CHILD.format(job=job), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    line = [x for x in done.stdout.splitlines() if x.startswith("RESULT")]
+    if done.returncode != 0 or not line:
+        raise SystemExit(f"{job} failed:\n{done.stderr[-3000:]}")
+    _, wall, own, children = line[-1].split()
+    return {"seconds": float(wall), "peak_rss_mb": max(int(own), int(children)) / 1024}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="200000,2000000")
+    parser.add_argument("--jobs", default="preprocess,learn_words")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    jobs = args.jobs.split(",")
+    workers = [int(w) for w in args.workers.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            corpus = Path(tmp) / f"corpus_{size}"
+            write_jsonl_corpus(corpus, size, num_files=16)
+            for job in jobs:
+                for n in workers:
+                    result = run_job(job, corpus, Path(tmp) / f"out_{job}_{size}_{n}", n)
+                    row = {"job": job, "utterances": size, "workers": n, **result,
+                           "seconds_per_100k": result["seconds"] / size * 100_000}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+            subprocess.run(["rm", "-rf", str(corpus)], check=False)
+    for row in rows:
+        base = next(r for r in rows if r["job"] == row["job"] and r["workers"] == row["workers"])
+        one = next((r for r in rows if r["job"] == row["job"] and r["utterances"] == row["utterances"]
+                    and r["workers"] == 1), None)
+        row["time_per_utterance_vs_smallest"] = row["seconds_per_100k"] / base["seconds_per_100k"]
+        row["peak_memory_vs_smallest"] = row["peak_rss_mb"] / base["peak_rss_mb"]
+        if one:
+            row["speedup_vs_one_worker"] = one["seconds"] / row["seconds"]
+    report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "runs": rows}
+    print(json.dumps(report, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
