@@ -208,12 +208,20 @@ class PrepareBatchFn(_Rejecting, beam.DoFn):
             else:
                 sources.append(row)
         candidates: list[tuple[int, str, str]] = []  # (source index, method, text)
-        for index, row in enumerate(sources):
-            if row["split"] not in config.paraphrase_splits:
-                continue
+        chosen = [i for i, row in enumerate(sources) if row["split"] in config.paraphrase_splits]
+        generated: dict[str, dict[int, list[str]]] = {}
+        for method, paraphraser in self._paraphrasers.paraphrasers.items():
+            items = [(sources[i]["id"], sources[i]["text"]) for i in chosen]
+            if hasattr(paraphraser, "many"):  # model-based: the whole batch in batched forward passes
+                outputs = paraphraser.many(items, config.seed)
+            else:
+                outputs = [paraphraser(source_id, text, config.seed) for source_id, text in items]
+            generated[method] = dict(zip(chosen, outputs, strict=True))
+        for index in chosen:
+            row = sources[index]
             seen = {row["text"].strip()}
-            for method, paraphraser in self._paraphrasers.paraphrasers.items():
-                for text in paraphraser(row["id"], row["text"], config.seed):
+            for method in self._paraphrasers.paraphrasers:
+                for text in generated[method][index]:
                     yield TaggedOutput(STATS, count(f"paraphrases.generated.{method}"))
                     if text in seen:
                         yield TaggedOutput(STATS, count("paraphrases.filtered.duplicate"))

@@ -233,17 +233,22 @@ def iter_row_groups(files: tuple[str, ...], seed: int | None, epoch: int) -> Ite
 
 
 def kd_chunks(opened: OpenedDataset, split: str | None, seed: int | None, epoch: int,
-              columns: Mapping[str, Any] = KD_COLUMNS, originals_only: bool = False) -> Iterator[Chunk]:
+              columns: Mapping[str, Any] = KD_COLUMNS, originals_only: bool = False,
+              labeled_only: bool = False) -> Iterator[Chunk]:
     """One chunk per row group of kd shards, filtered to ``split``; only ``columns`` are read
     (leave ``teacher_embedding`` out when no embedding loss is on: it is most of the bytes).
-    ``originals_only`` drops the paraphrase rows."""
+    ``originals_only`` drops the paraphrase rows, ``labeled_only`` the rows without a gold label."""
     columns = dict(columns)
+    if labeled_only:
+        columns.setdefault("label", np.int64)
     for path, index in iter_row_groups(opened.files, seed, epoch):
         table = storage.parquet_file(path).read_row_group(index, columns=["input_ids", "split", "origin", *columns])
         if split is not None:
             table = table.filter(pc.equal(table.column("split"), split))
         if originals_only:
             table = table.filter(pc.equal(table.column("origin"), "original"))
+        if labeled_only:
+            table = table.filter(pc.greater_equal(table.column("label"), 0))
         if table.num_rows:
             yield _finite_rows(table_to_chunk(table, columns), opened)
 

@@ -11,11 +11,13 @@ Writes to OUTPUT: a Hugging Face model (safetensors, config with id2label, token
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from beam_jobs.text.subwords import load_subword_tokenizer
@@ -34,6 +36,8 @@ from kd.models import (
 from kd.objectives import DistillObjective, DistillWeights
 from kd.report import plot_metrics, write_report
 from schemas.options import MalmoiError, config_command, option
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,10 +72,30 @@ class DistillConfig:
     eval_split: str = "valid"
     test_split: str = "test"
     originals_only: bool = option(False, help="ignore the paraphrase rows of the shards")
+    labeled_only: bool = option(False, help="train on rows with a gold label only (on by itself when the hard-label "
+                                "CE is the only loss: unlabeled rows would fill batches and teach nothing)")
     export_best: bool = option(True, help="export the student that scored best on the eval split (macro-F1) "
                                "rather than the last step's", flag="--export-last")
     measure_cpu_speed: bool = option(True, help="time the exported student on the CPU for report.md",
                                      flag="--no-cpu-speed")
+
+
+def stuck_at_majority(history: list[dict], num_labels: int, patience: int = 3) -> str | None:
+    """A warning when the last ``patience`` evaluations all predicted one class for (nearly) every
+    valid row — the student sits at the majority-class rate and is learning nothing."""
+    if len(history) < patience:
+        return None
+    for predictions in history[-patience:]:
+        predicted = predictions["probs"].argmax(1) if len(predictions["probs"]) else np.zeros(0, int)
+        if not len(predicted) or np.bincount(predicted, minlength=num_labels).max() < 0.98 * len(predicted):
+            return None
+    labels = history[-1]["labels"]
+    labeled = labels[labels >= 0]
+    majority = np.bincount(labeled, minlength=num_labels).max() / len(labeled) if len(labeled) else float("nan")
+    return (f"the student has predicted one class for nearly every valid row in the last {patience} evaluations "
+            f"(accuracy = the majority-class rate {majority:.3f}): it is not learning. Try a higher --learning-rate "
+            "(from-scratch students often need 1e-3 to 3e-3), more --max-steps, the soft labels (--kl 1), or "
+            "--student-init / --student-from-teacher.")
 
 
 def build_student(config: DistillConfig, vocab_size: int, label_names: list[str], pad_id: int,
@@ -116,17 +140,24 @@ def run(config: DistillConfig) -> dict[str, Any]:
 
     loop = config.loop
     columns = config.weights.columns()
+    w = config.weights
+    labeled_only = config.labeled_only or (w.ce > 0 and not (w.kl or w.mse or w.cosine))
+    if labeled_only and not config.labeled_only:
+        LOG.info("labeled rows only: the hard-label CE is the only loss on (--kl 0, no embedding loss)")
     batches = BucketBatches(lambda epoch: kd_chunks(opened, config.train_split, loop.seed, epoch, columns,
-                                                    config.originals_only),
+                                                    config.originals_only, labeled_only),
                             batch_size=loop.batch_size, buckets=loop.buckets, pad_id=pad_id, seed=loop.seed,
                             rank=dist.rank, world_size=dist.world_size)
 
     output = Path(loop.output)
     best = BestSoFar(output)
+    warned: list[str] = []
 
     def export(model: torch.nn.Module, folder: Path) -> None:
         export_pretrained(model, tokenizer, folder, normalizer_config=provenance.get("normalizer_config"),
                           training_config=config)
+
+    history: list[dict] = []
 
     def evaluate(model: DistillStudent, step: int) -> dict[str, float]:
         if opened.manifest.get("rows_per_split", {}).get(config.eval_split, 0) == 0:
@@ -136,6 +167,12 @@ def run(config: DistillConfig) -> dict[str, Any]:
         score = metrics["student"].get("macro_f1")
         if config.export_best and score is not None:
             best.offer(score, step, lambda folder: export(model.model, folder), write=dist.is_main)
+        history.append(predictions)
+        del history[:-3]
+        if not warned and (warning := stuck_at_majority(history, len(label_names))):
+            warned.append(warning)
+            LOG.warning(warning)
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
         return {f"eval/{k}": v for k, v in {
             "accuracy": metrics["student"].get("accuracy"), "macro_f1": metrics["student"].get("macro_f1"),
             "agreement_with_teacher": metrics.get("agreement_with_teacher")}.items() if v is not None}
@@ -159,7 +196,8 @@ def run(config: DistillConfig) -> dict[str, Any]:
     plot = plot_metrics(output / "metrics.jsonl", output / "metrics.png", f"distill -> {output.name}")
     write_report(output / "report.md", title=f"Student {output.name}", summary=summary, evaluation=evaluation,
                  parameters=parameters, speed=speed, plot=str(plot) if plot else None)
-    result = {"training": {**summary, "rows_skipped": dict(opened.skipped)}, "test": evaluation,
+    result = {"training": {**summary, "rows_skipped": dict(opened.skipped), "warnings": warned,
+                           "labeled_only": labeled_only}, "test": evaluation,
               "parameters": parameters, "cpu": speed, "label_names": label_names}
     write_json(output / "evaluation.json", result)
     return result

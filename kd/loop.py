@@ -54,7 +54,8 @@ class LoopConfig:
                          required=True)
     max_steps: int = option(1000, help="optimizer steps; the learning-rate schedule ends here")
     max_minutes: float = option(0.0, help="also stop (and export as usual) once this much wall time is spent; "
-                                "the schedule still assumes --max-steps")
+                                "the learning-rate schedule then follows whichever of steps and time is further "
+                                "along, so its decay ends at the budget whatever the step rate")
     batch_size: int = option(64, help="rows per step (padding rows keep shapes fixed)")
     learning_rate: float = option(5e-4, help="peak learning rate (AdamW)")
     weight_decay: float = option(0.01, help="AdamW weight decay on matrices (not on biases and norms)")
@@ -91,8 +92,19 @@ def report_interruption(summary: dict, output: str) -> int:
     return EXIT_INTERRUPTED
 
 
-def lr_at(step: int, config: LoopConfig) -> float:
-    """Linear warmup to the peak, then linear decay to 0 at ``max_steps``."""
+def schedule_position(step: int, spent_seconds: float, config: LoopConfig, world_size: int = 1) -> float:
+    """Where the schedule is: the step, or — with a ``max_minutes`` budget in a one-process run —
+    the same fraction of ``max_steps`` as the fraction of the budget spent, whichever is further,
+    so the decay ends at the budget on a fast or a slow (or busy) machine alike. Several processes
+    keep steps only: their clocks would disagree, and so would their learning rates."""
+    if not config.max_minutes or world_size > 1:
+        return float(step)
+    return max(float(step), spent_seconds / (60 * config.max_minutes) * config.max_steps)
+
+
+def lr_at(step: float, config: LoopConfig) -> float:
+    """Linear warmup to the peak, then linear decay to 0 at ``max_steps`` (``step`` may be a
+    fractional schedule position, see :func:`schedule_position`)."""
     warmup = max(1, int(config.warmup_ratio * config.max_steps))
     if step < warmup:
         return config.learning_rate * (step + 1) / warmup
@@ -123,6 +135,10 @@ def decide(config: LoopConfig, dist: Distributed) -> Decisions:
             f"device is {device.type}" if not cuda else "--no-cuda-graphs" if not config.cuda_graphs
             else "--compile is on" if config.compile else f"DDP over {dist.world_size} processes runs eagerly") + ")",
     }
+    if config.max_minutes:
+        reasons["schedule"] = (f"decay ends at {config.max_steps} steps or {config.max_minutes:g} minutes, whichever "
+                               "comes first" if dist.world_size == 1 else
+                               f"by steps only ({dist.world_size} processes' clocks would disagree)")
     for name, reason in reasons.items():
         LOG.info("%s: %s", name, reason)
     return Decisions(device, bf16, graphs, reasons)
@@ -402,6 +418,7 @@ class MetricsWindow:
         self.steps, self.skipped_before = 0, 0
         self.started = self.window_start = time.perf_counter()
         self.warmup_seconds: float | None = None
+        self.lr = lr_at(resumed_at or 0, config)  # the learning rate of the step just taken
 
     def add(self, loss: torch.Tensor, parts: dict[str, torch.Tensor]) -> None:
         for name, value in (("loss", loss), *parts.items()):
@@ -419,7 +436,7 @@ class MetricsWindow:
         if position.step % config.log_every and position.step != config.max_steps:
             return
         means = {k: v.item() / self.steps for k, v in self.sums.items()}  # the one host sync
-        record = {"step": position.step, "epoch": position.epoch, "lr": lr_at(position.step - 1, config), **means,
+        record = {"step": position.step, "epoch": position.epoch, "lr": self.lr, **means,
                   "samples_per_s": self.steps * config.batch_size * self.dist.world_size
                   / (time.perf_counter() - self.window_start),
                   "skipped_nonfinite": int(skipped.item())}
@@ -520,7 +537,9 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
                desc=Path(config.output).name, unit="step", dynamic_ncols=True)
     with bar, StopSignals() as signals, bf16_math_attention(decisions.bf16):
         for batch in epochs(batches, position, device) if position.step < config.max_steps else ():
-            stepper.set_lr(lr_at(position.step, config))
+            metrics.lr = lr_at(schedule_position(position.step, time.perf_counter() - metrics.started, config,
+                                                 dist.world_size), config)
+            stepper.set_lr(metrics.lr)
             metrics.add(*stepper(batch))
             position.step, position.in_epoch = position.step + 1, position.in_epoch + 1
             bar.update(1)

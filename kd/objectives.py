@@ -76,14 +76,32 @@ class ClassificationObjective:
 class MaskedLMObjective:
     """BERT masking (15% of real, non-special tokens; 80% [MASK], 10% random, 10% kept), CE on them.
 
+    The vocabulary projection — most of a small model's compute — runs on the masked positions
+    only when the model's parts can be called apart (an unwrapped Hugging Face masked LM with a
+    ``cls`` or ``lm_head`` head, outside CUDA-graph capture, which needs static shapes); otherwise on
+    every position. The loss is the same either way (``masked_only=False`` forces the full path).
     Random draws use the global torch RNG, which the loop saves and restores on resume.
     """
 
-    def __init__(self, mask_token_id: int, vocab_size: int, special_ids: list[int], probability: float = 0.15) -> None:
+    def __init__(self, mask_token_id: int, vocab_size: int, special_ids: list[int], probability: float = 0.15,
+                 masked_only: bool = True) -> None:
         self.mask_token_id = mask_token_id
         self.vocab_size = vocab_size
         self.special_ids = torch.tensor(sorted(set(special_ids)), dtype=torch.int64)
         self.probability = probability
+        self.masked_only = masked_only
+
+    def _split_parts(self, model, ids: torch.Tensor):
+        """(encoder, head) when the projection can run on masked positions alone, else None."""
+        from transformers import PreTrainedModel
+
+        if not self.masked_only or not isinstance(model, PreTrainedModel):
+            return None  # DDP / torch.compile wrappers must be called whole
+        if ids.is_cuda and torch.cuda.is_current_stream_capturing():
+            return None
+        head = getattr(model, "cls", None) or getattr(model, "lm_head", None)
+        encoder = getattr(model, model.base_model_prefix, None)
+        return (encoder, head) if head is not None and encoder is not None else None
 
     def __call__(self, model, batch):
         ids, attention = batch["input_ids"], batch["attention_mask"]
@@ -96,9 +114,16 @@ class MaskedLMObjective:
         random_ids = torch.randint(0, self.vocab_size, ids.shape, device=ids.device)
         inputs = torch.where(chosen & (action < 0.8), torch.full_like(ids, self.mask_token_id), ids)
         inputs = torch.where(chosen & (action >= 0.8) & (action < 0.9), random_ids, inputs)
-        logits = model(input_ids=inputs, attention_mask=attention).logits
-        targets = torch.where(chosen, ids, torch.full_like(ids, -100))
-        per_token = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                    ignore_index=-100, reduction="sum")
+        parts = self._split_parts(model, ids)
+        if parts is not None:
+            encoder, head = parts
+            hidden = encoder(input_ids=inputs, attention_mask=attention).last_hidden_state
+            logits = head(hidden[chosen])  # (masked positions, vocabulary)
+            per_token = F.cross_entropy(logits.float(), ids[chosen], reduction="sum")
+        else:
+            logits = model(input_ids=inputs, attention_mask=attention).logits
+            targets = torch.where(chosen, ids, torch.full_like(ids, -100))
+            per_token = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                        ignore_index=-100, reduction="sum")
         loss = per_token / chosen.sum().clamp_min(1)
         return loss, {"mlm": loss.detach()}

@@ -202,3 +202,15 @@ def test_mismatched_labels_missing_teacher_and_nan_logits(models, tmp_path):
     assert stats["counts"]["records.rejected.nan_logits"] == 13 == stats["conservation"]["records_rejected"]
     rejects = [json.loads(line) for f in (out / "_rejects").glob("*.jsonl") for line in f.open()]
     assert {r["reason"] for r in rejects} == {"nan_logits"}
+
+
+def test_the_batched_mlm_paraphraser_gives_what_one_text_at_a_time_gives(models):
+    # guards against batching the masked-LM forward passes (the augment speed-up) changing which
+    # paraphrases a source gets: each text keeps its own random stream
+    from beam_jobs.paraphrase import MlmParaphraser
+
+    paraphraser = MlmParaphraser(str(models / "mlm"), num_candidates=2)
+    items = [(f"id-{i}", text) for i, texts in enumerate(TEXTS.values()) for text in texts]
+    batched = paraphraser.many(items, seed=3, batch_size=4)
+    one_by_one = [paraphraser(source_id, text, 3) for source_id, text in items]
+    assert batched == one_by_one and any(batched)

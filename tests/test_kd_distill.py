@@ -244,6 +244,24 @@ def test_a_time_budget_stops_training_and_still_exports(artifacts, tmp_path):
     assert (out / "checkpoints" / f"step-{summary['steps']}" / "COMPLETE").exists()  # resumable
 
 
+def test_a_time_budget_fits_the_schedule_to_the_budget(artifacts, tmp_path):
+    # guards against a --max-minutes run stopping mid-schedule (at a high learning rate) because the
+    # decay still assumed --max-steps: identical flags then trained differently with machine load
+    from kd.loop import lr_at, schedule_position
+
+    config = LoopConfig(output="x", max_steps=1000, max_minutes=1.0, learning_rate=1e-3, warmup_ratio=0.0)
+    assert schedule_position(10, 30.0, config) == 500.0  # half the budget spent: half-way, whatever the steps
+    assert schedule_position(800, 30.0, config) == 800.0  # steps further along: steps lead
+    assert schedule_position(10, 30.0, config, world_size=2) == 10.0
+    assert lr_at(schedule_position(10, 60.0, config), config) == 0.0
+    out = tmp_path / "fit"
+    assert distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output", str(out),
+                         "--max-steps", "1000000", "--max-minutes", "0.03", "--log-every", "1", "--no-cpu-speed",
+                         *TINY]) == 0
+    lrs = [r["lr"] for r in read_metrics(out / "metrics.jsonl") if "lr" in r]
+    assert len(lrs) > 3 and lrs[-1] < 0.15 * 3e-3 and max(lrs) > 0.5 * 3e-3
+
+
 @pytest.mark.slow  # two torchrun processes: ~12 s on 2 cores
 def test_ddp_with_two_cpu_processes_on_gloo(artifacts, tmp_path):
     out = tmp_path / "ddp"
@@ -314,3 +332,30 @@ def test_distill_exports_the_best_student_on_valid_and_says_which(artifacts, tmp
     assert distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output", str(last),
                          "--max-steps", "8", "--eval-every", "4", "--export-last", "--no-cpu-speed", *TINY]) == 0
     assert json.loads((last / "evaluation.json").read_text())["training"]["exported"] == "last step (8)"
+
+
+def test_a_student_stuck_at_the_majority_class_is_warned_about():
+    # guards against a hard-label student sitting at chance for 1,500 steps without a word
+    import numpy as np
+
+    labels = np.array([0, 0, 0, 1, 1])
+    stuck = {"probs": np.tile([0.9, 0.1], (5, 1)), "labels": labels}
+    learning = {"probs": np.array([[0.9, 0.1]] * 3 + [[0.2, 0.8]] * 2), "labels": labels}
+    assert distill.stuck_at_majority([stuck, stuck], 2) is None  # too early to say
+    warning = distill.stuck_at_majority([learning, stuck, stuck, stuck], 2)
+    assert warning and "majority-class rate 0.600" in warning and "--learning-rate" in warning
+    assert distill.stuck_at_majority([stuck, stuck, learning], 2) is None
+
+
+def test_ce_only_trains_on_labeled_rows_only(artifacts, tmp_path):
+    # guards against --kl 0 still filling batches with unlabeled rows that teach nothing
+    from kd.data import kd_chunks
+
+    opened = open_kd_dataset(str(artifacts / "kd"))
+    rows = sum(len(c) for c in kd_chunks(opened, "train", None, 0))
+    labeled = sum(len(c) for c in kd_chunks(opened, "train", None, 0, labeled_only=True))
+    assert 0 < labeled < rows
+    out = tmp_path / "ce"
+    assert distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output", str(out),
+                         "--max-steps", "3", "--kl", "0", "--no-cpu-speed", *TINY]) == 0
+    assert json.loads((out / "evaluation.json").read_text())["training"]["labeled_only"] is True

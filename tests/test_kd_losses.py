@@ -67,3 +67,33 @@ def test_embedding_mse_and_cosine():
 def test_mean_pool_ignores_padding():
     hidden = torch.tensor([[[1.0], [3.0], [100.0]]])
     assert mean_pool(hidden, torch.tensor([[1, 1, 0]])).item() == pytest.approx(2.0)
+
+
+def test_masked_lm_projects_masked_positions_only_with_the_same_loss_and_gradients():
+    # guards against the masked-only vocabulary projection (the CPU pretraining speed-up) changing
+    # what is learned: same masks, same loss, same gradients as projecting every position
+    from transformers import BertConfig, BertForMaskedLM
+
+    from kd.objectives import MaskedLMObjective
+
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=32))
+    ids = torch.randint(5, 50, (4, 12))
+    ids[:, 0] = 2
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "weight": torch.ones(4)}
+    results = []
+    for masked_only in (True, False):
+        objective = MaskedLMObjective(mask_token_id=4, vocab_size=50, special_ids=[0, 1, 2, 3, 4],
+                                      masked_only=masked_only)
+        model.zero_grad()
+        torch.manual_seed(7)
+        loss, _ = objective(model, batch)
+        loss.backward()
+        results.append((loss.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (fast, fast_grads), (full, full_grads) = results
+    assert fast == pytest.approx(full, rel=1e-5) and fast > 0
+    assert len(fast_grads) == len(full_grads)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(fast_grads, full_grads, strict=True))
+    wrapped = MaskedLMObjective(4, 50, [0, 1, 2, 3, 4])._split_parts(torch.nn.Sequential(model), ids)
+    assert wrapped is None  # a wrapper (DDP, compile) is called whole
