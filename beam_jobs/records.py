@@ -106,7 +106,7 @@ class RowBuilder:
             "morphs": self.morph_analyzer(text) if self.morph_analyzer is not None else None,
             "label": raw.label,
             "split": raw.split or assign_split(raw.corpus, raw.doc_id, self.options.ratios, self.options.split_seed),
-            "meta": list((raw.meta or {}).items()),
+            "meta": [{"key": k, "value": v} for k, v in (raw.meta or {}).items()],
         }
 
     def build_many(self, raws: Iterable[RawUtterance]) -> Iterator[dict[str, Any] | Reject]:

@@ -65,7 +65,7 @@ class OpenedDataset:
 def open_dataset(folder: str, spec: DatasetSpec) -> OpenedDataset:
     """Open a finished dataset folder and check its manifest and every file's schema."""
     manifest = read_manifest(folder)
-    if manifest.get("schema") != spec.name or manifest.get("schema_version") != spec.version:
+    if manifest.get("schema") != spec.name or not spec.reads(manifest.get("schema_version")):
         raise SchemaMismatchError(
             f"'{folder}' holds schema '{manifest.get('schema')}' v{manifest.get('schema_version')}, "
             f"expected '{spec.name}' v{spec.version}. Fix: pass the output of the job that writes "
@@ -81,7 +81,8 @@ def open_dataset(folder: str, spec: DatasetSpec) -> OpenedDataset:
                 f"'{folder}': its part files are not the ones its manifest lists (extra {extra[:5]}, missing "
                 f"{missing[:5]}). Fix: remove files that were added after the job finished, or re-run the job.")
     for path in files:
-        validate(storage.read_schema(path).empty_table(), spec, where=f"file '{path}'")
+        validate(storage.read_schema(path).empty_table(), spec, where=f"file '{path}'",
+                 version=manifest.get("schema_version"))
     return OpenedDataset(folder, spec, manifest, files)
 
 

@@ -78,6 +78,8 @@ class DistillConfig:
                                "rather than the last step's", flag="--export-last")
     measure_cpu_speed: bool = option(True, help="time the exported student on the CPU for report.md",
                                      flag="--no-cpu-speed")
+    baseline: bool = option(True, help="score a char 1-3-gram TF-IDF + LR baseline on the same rows for report.md",
+                            flag="--no-baseline")
 
 
 def stuck_at_majority(history: list[dict], num_labels: int, patience: int = 3) -> str | None:
@@ -193,6 +195,13 @@ def run(config: DistillConfig) -> dict[str, Any]:
     speed = cpu_speed(student.model, tokenizer, split_texts(opened, config.test_split)) \
         if config.measure_cpu_speed else None
     student.model.to(device)
+    baseline = None
+    if config.baseline:
+        from kd.baseline import evaluate_baseline
+
+        baseline = evaluate_baseline(opened, config.test_split, config.train_split, len(label_names),
+                                     provenance.get("normalizer_config"))
+        evaluation = {**evaluation, "baseline": baseline}
     plot = plot_metrics(output / "metrics.jsonl", output / "metrics.png", f"distill -> {output.name}")
     write_report(output / "report.md", title=f"Student {output.name}", summary=summary, evaluation=evaluation,
                  parameters=parameters, speed=speed, plot=str(plot) if plot else None)

@@ -185,6 +185,26 @@ def check_model_matches(model_dir: str, model: torch.nn.Module, opened: OpenedDa
                           "evaluate a model trained on these shards (kd.distill --data with the same tokenizer).")
 
 
+def served_latency_ms(model_dir: str, texts: list[str], *, torchscript: bool = True) -> float:
+    """Median milliseconds per request of the whole served path at batch 1 — raw text through the
+    model's recorded normalizer, its tokenizer and the model (``kd.predict.Predictor``), one thread."""
+    from kd.predict import Predictor
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        predictor = Predictor(model_dir, torchscript=torchscript)
+        predictor.predict(texts[:2])  # load the judge, trace
+        times = []
+        for text in texts:
+            start = time.perf_counter()
+            predictor.predict([text])
+            times.append(1000 * (time.perf_counter() - start))
+        return float(np.median(times))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def evaluate_model_dir(model_dir: str, opened: OpenedDataset, split: str, texts: list[str]) -> dict[str, Any]:
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     check_model_matches(model_dir, model, opened)
@@ -192,7 +212,17 @@ def evaluate_model_dir(model_dir: str, opened: OpenedDataset, split: str, texts:
     predictions = predict_kd_split(model, opened, split, pad_id=tokenizer.pad_token_id or 0,
                                    device=torch.device("cpu"))
     return {"model": model_dir, **kd_split_metrics(predictions), "parameters": count_parameters(model),
-            **cpu_speed(model, tokenizer, texts)}
+            **cpu_speed(model, tokenizer, texts), "latency_ms_batch1_served": served_latency_ms(model_dir, texts)}
+
+
+def model_groups(specs: tuple[str, ...]) -> dict[str, list[str]]:
+    """``--model`` values -> rows: ``NAME=DIR`` groups the runs of one NAME (seeds of one model,
+    reported as mean ± std); a bare ``DIR`` is a row of its own."""
+    groups: dict[str, list[str]] = {}
+    for spec in specs:
+        name, _, folder = spec.partition("=") if "=" in spec and not Path(spec).exists() else (spec, "", spec)
+        groups.setdefault(name, []).append(folder)
+    return groups
 
 
 def mean_std(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -228,9 +258,12 @@ def split_texts(opened: OpenedDataset, split: str, limit: int = 64) -> list[str]
 @dataclass(frozen=True, kw_only=True)
 class EvaluateConfig:
     data: str = option(help="kd shards with the split to evaluate on", metavar="DIR", required=True)
-    models: tuple[str, ...] = option(help="student (or any) model dir; repeat for several seeds", flag="--model",
-                                     repeat=True, metavar="DIR", required=True)
+    models: tuple[str, ...] = option(help="a model dir, one row each; NAME=DIR groups several dirs (seeds) into one "
+                                     "row with mean ± std; repeat", flag="--model", repeat=True, metavar="[NAME=]DIR",
+                                     required=True)
     split: str = option("test", help="which split")
+    baseline: bool = option(True, help="add the char 1-3-gram TF-IDF + LR row, trained on the same train rows",
+                            flag="--no-baseline")
     output: str | None = option(None, help="write the results as JSON here", metavar="FILE")
 
 
@@ -238,8 +271,16 @@ def main(argv: list[str] | None = None) -> int:
     def command(config: EvaluateConfig) -> None:
         opened = open_kd_dataset(config.data)
         texts = split_texts(opened, config.split)
-        runs = [evaluate_model_dir(m, opened, config.split, texts) for m in config.models]
-        result = {"split": config.split, "runs": runs, "summary": mean_std(runs)}
+        rows = []
+        for name, folders in model_groups(config.models).items():
+            runs = [evaluate_model_dir(m, opened, config.split, texts) for m in folders]
+            rows.append({"name": name, "seeds": len(runs), "runs": runs, "summary": mean_std(runs)})
+        result: dict[str, Any] = {"split": config.split, "rows": rows}
+        if config.baseline:
+            from kd.baseline import evaluate_baseline
+
+            result["baseline"] = evaluate_baseline(opened, config.split,
+                                                   normalizer_config=opened.provenance.get("normalizer_config"))
         text = json.dumps(result, indent=2, ensure_ascii=False)
         if config.output:
             Path(config.output).write_text(text + "\n", encoding="utf-8")

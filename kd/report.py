@@ -56,9 +56,18 @@ def write_report(path: str | Path, *, title: str, summary: dict[str, Any], evalu
     def fmt(value: Any) -> str:
         return f"{value:.4f}" if isinstance(value, float) else str(value)
 
-    lines = [f"# {title}", "", "| | teacher (stored logits) | student |", "|---|---|---|"]
+    baseline = evaluation.get("baseline") or {}
+    with_baseline = "accuracy" in baseline
+    header = "| | teacher (stored logits) | student |" + (" char 1-3-gram TF-IDF + LR |" if with_baseline else "")
+    lines = [f"# {title}", "", header, "|---|---|---|" + ("---|" if with_baseline else "")]
     for key in ("accuracy", "macro_f1", "ece", "n"):
-        lines.append(f"| {key} | {fmt(teacher.get(key, '–'))} | {fmt(student.get(key, '–'))} |")
+        lines.append(f"| {key} | {fmt(teacher.get(key, '–'))} | {fmt(student.get(key, '–'))} |"
+                     + (f" {fmt(baseline.get(key, '–'))} |" if with_baseline else ""))
+    if with_baseline:
+        verdict = "beats" if student.get("macro_f1", 0) > baseline.get("macro_f1", 0) else "does NOT beat"
+        lines += ["", f"- the student {verdict} the cheap baseline on macro-F1 (trained on the same "
+                  f"{baseline.get('train_rows')} labeled rows in {baseline.get('fit_seconds', 0):.1f} s; "
+                  f"{baseline.get('latency_ms_batch1_served', 0):.2f} ms per request, normalizer included)"]
     lines += ["", f"- retention (student / teacher accuracy): {fmt(evaluation.get('retention', '–'))}",
               f"- agreement with the teacher's argmax: {fmt(evaluation.get('agreement_with_teacher', '–'))}",
               f"- student parameters: {parameters.get('total'):,} total, {parameters.get('non_embedding'):,} "

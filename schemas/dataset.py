@@ -49,6 +49,23 @@ class DatasetSpec:
     version: int
     schema: pa.Schema
     allowed_values: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: schemas of earlier versions that are still read (version -> schema) …
+    previous: Mapping[int, pa.Schema] = field(default_factory=dict)
+    #: … and how a table of such a version becomes a table of this one
+    upgrade: Any = None
+
+    def reads(self, version: Any) -> bool:
+        """Whether data written with schema ``version`` can be read (this version or a kept older one)."""
+        return version == self.version or version in self.previous
+
+    def schema_of(self, version: int | None) -> pa.Schema:
+        return self.previous.get(version, self.schema) if version is not None else self.schema
+
+    def to_current(self, table: pa.Table, version: int | None) -> pa.Table:
+        """``table`` (written with ``version``) in this version's schema."""
+        if version is None or version == self.version or self.upgrade is None:
+            return table
+        return self.upgrade(table, version)
 
     def schema_with_metadata(self, provenance: Mapping[str, Any] | None = None) -> pa.Schema:
         """The schema carrying malmoi's key-value metadata (written into every Parquet file)."""
@@ -64,15 +81,30 @@ def _describe(field_: pa.Field) -> str:
     return f"{field_.type}{'' if field_.nullable else ' (not null)'}"
 
 
-def validate(table: pa.Table | pa.RecordBatch, spec: DatasetSpec, *, where: str = "table") -> None:
+def file_version(schema: pa.Schema) -> int | None:
+    """The malmoi schema version a Parquet file's key-value metadata declares (None: none)."""
+    value = (schema.metadata or {}).get(META_VERSION)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def validate(table: pa.Table | pa.RecordBatch, spec: DatasetSpec, *, where: str = "table",
+             version: int | None = None) -> None:
     """Check that ``table`` follows ``spec``; raise :class:`SchemaMismatchError` naming every problem.
 
     Checks column names and order, types, nulls in non-nullable columns, and allowed values
-    (for example ``split``). Metadata is not compared: provenance is checked by the readers
-    that care about it.
+    (for example ``split``), against the schema of ``version`` (default: the version the table's
+    metadata declares when ``spec`` still reads it, else the current one). Metadata is not
+    otherwise compared: provenance is checked by the readers that care about it.
     """
     problems: list[str] = []
-    expected_names = spec.schema.names
+    if version is None:
+        declared = file_version(table.schema)
+        version = declared if declared is not None and spec.reads(declared) else spec.version
+    expected_schema = spec.schema_of(version)
+    expected_names = expected_schema.names
     found_names = table.schema.names
     missing = [n for n in expected_names if n not in found_names]
     extra = [n for n in found_names if n not in expected_names]
@@ -82,7 +114,7 @@ def validate(table: pa.Table | pa.RecordBatch, spec: DatasetSpec, *, where: str 
         problems.append(f"unexpected column(s) {extra}")
     if not missing and not extra and expected_names != found_names:
         problems.append(f"columns in order {found_names}, expected {expected_names}")
-    for expected in spec.schema:
+    for expected in expected_schema:
         if expected.name not in found_names:
             continue
         found = table.schema.field(expected.name)
@@ -102,7 +134,7 @@ def validate(table: pa.Table | pa.RecordBatch, spec: DatasetSpec, *, where: str 
                 problems.append(f"column '{expected.name}': expected values in {sorted(allowed)}, found {bad}")
     if problems:
         raise SchemaMismatchError(
-            f"{where} does not match schema '{spec.name}' v{spec.version}: "
+            f"{where} does not match schema '{spec.name}' v{version}: "
             + "; ".join(problems)
             + f". Fix: write it with schemas.{spec.name.upper()}.schema (see schemas/) "
             "or re-run the job that produces it."
@@ -193,13 +225,14 @@ def read_dataset(folder: str, spec: DatasetSpec, *, columns: list[str] | None = 
     :class:`SchemaMismatchError` when the manifest or a file does not follow ``spec``.
     """
     manifest = read_manifest(folder)
-    if manifest.get("schema") != spec.name or manifest.get("schema_version") != spec.version:
+    if manifest.get("schema") != spec.name or not spec.reads(manifest.get("schema_version")):
         raise SchemaMismatchError(
             f"dataset '{folder}' holds schema '{manifest.get('schema')}' "
             f"v{manifest.get('schema_version')}, expected '{spec.name}' v{spec.version}. "
             "Fix: point to the output of the job that writes this schema, or re-run it with this malmoi version."
         )
     tables = []
+    version = manifest.get("schema_version")
     for path in part_files(folder):
         table = storage.read_table(path)
         metadata = table.schema.metadata or {}
@@ -208,7 +241,8 @@ def read_dataset(folder: str, spec: DatasetSpec, *, columns: list[str] | None = 
                 f"file '{path}' carries schema '{metadata.get(META_SCHEMA, b'<none>').decode()}' "
                 f"in its metadata, expected '{spec.name}'. Fix: remove foreign files from the folder."
             )
-        validate(table, spec, where=f"file '{path}'")
+        validate(table, spec, where=f"file '{path}'", version=version)
+        table = spec.to_current(table, version)
         tables.append(table.select(columns) if columns else table)
     if not tables:
         schema = spec.schema if not columns else pa.schema([spec.schema.field(c) for c in columns])

@@ -22,6 +22,11 @@ EDIT_TYPE = pa.struct(
 
 MORPH_TYPE = pa.struct([pa.field("form", pa.string(), nullable=False), pa.field("tag", pa.string(), nullable=False)])
 
+#: ``meta``: the source's other fields, as (key, value) pairs — a list of structs, which pandas,
+#: pyarrow and Hugging Face ``datasets`` all read (v1's ``map<string, string>`` has no ``datasets`` type)
+META_TYPE = pa.list_(pa.field("item", pa.struct([pa.field("key", pa.string(), nullable=False),
+                                                 pa.field("value", pa.string())]), nullable=False))
+
 UTTERANCES_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),  # stable hash of corpus + source + position
@@ -38,13 +43,27 @@ UTTERANCES_SCHEMA = pa.schema(
         pa.field("morphs", pa.list_(pa.field("item", MORPH_TYPE, nullable=False))),  # null unless --kiwi
         pa.field("label", pa.string()),  # task label as a string; null when unlabeled
         pa.field("split", pa.string(), nullable=False),  # train / valid / test, by document hash
-        pa.field("meta", pa.map_(pa.string(), pa.string()), nullable=False),
+        pa.field("meta", META_TYPE, nullable=False),
     ]
 )
 
+#: v1 (until malmoi 0.2): ``meta`` was a ``map<string, string>``; still read, upgraded on read
+UTTERANCES_SCHEMA_V1 = pa.schema([f if f.name != "meta" else pa.field("meta", pa.map_(pa.string(), pa.string()),
+                                                                      nullable=False) for f in UTTERANCES_SCHEMA])
+
+
+def _upgrade(table: pa.Table, version: int) -> pa.Table:
+    """A v1 table in the v2 schema: ``meta``'s map entries become (key, value) structs."""
+    index = table.schema.get_field_index("meta")
+    meta = pa.array([[{"key": k, "value": v} for k, v in (row or [])] for row in table.column("meta").to_pylist()],
+                    META_TYPE)
+    return table.set_column(index, UTTERANCES_SCHEMA.field("meta"), meta).replace_schema_metadata(table.schema.metadata)
+
 UTTERANCES = DatasetSpec(
     name="utterances",
-    version=1,
+    version=2,
     schema=UTTERANCES_SCHEMA,
     allowed_values={"split": frozenset(SPLITS)},
+    previous={1: UTTERANCES_SCHEMA_V1},
+    upgrade=_upgrade,
 )

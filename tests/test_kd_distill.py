@@ -359,3 +359,28 @@ def test_ce_only_trains_on_labeled_rows_only(artifacts, tmp_path):
     assert distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output", str(out),
                          "--max-steps", "3", "--kl", "0", "--no-cpu-speed", *TINY]) == 0
     assert json.loads((out / "evaluation.json").read_text())["training"]["labeled_only"] is True
+
+
+def test_evaluate_groups_seeds_explicitly_and_shows_the_cheap_baseline(artifacts, tmp_path):
+    # guards against several --model dirs averaged as if they were seeds, a latency that leaves out
+    # normalizing and tokenizing, and a report without the baseline a student must beat
+    from kd import evaluate
+
+    shards = make_kd_shards(tmp_path / "kd", artifacts / "tok", rows=160, teacher_dir=artifacts / "teacher",
+                            unlabeled_every=0)  # both labels in train
+    out = tmp_path / "s"
+    assert distill.main(["--data", str(shards), "--tokenizer", str(artifacts / "tok"), "--output", str(out),
+                         "--max-steps", "4", "--no-cpu-speed", *TINY]) == 0
+    assert "TF-IDF + LR" in (out / "report.md").read_text()
+    import shutil
+
+    shutil.copytree(out, tmp_path / "s2")  # a second "seed"
+    result_file = tmp_path / "eval.json"
+    assert evaluate.main(["--data", str(shards), "--model", f"tiny={out}", "--model", f"tiny={tmp_path / 's2'}",
+                          "--model", str(out), "--output", str(result_file)]) in (0, None)
+    result = json.loads(result_file.read_text())
+    assert [(r["name"], r["seeds"]) for r in result["rows"]] == [("tiny", 2), (str(out), 1)]
+    run = result["rows"][0]["runs"][0]
+    assert run["latency_ms_batch1_served"] > 0
+    baseline = result["baseline"]
+    assert baseline["name"].startswith("char 1-3-gram") and 0 <= baseline["accuracy"] <= 1 and baseline["train_rows"] > 0

@@ -257,7 +257,7 @@ def test_split_column_delimiter_and_text_column_candidates(tmp_path):
     frame = pd.read_parquet(out)
     assert dict(zip(frame["text_raw"], frame["split"], strict=True)) == {
         "좋아요": "train", "별로": "valid", "그냥": "test", "재밌다": "valid"}
-    assert all("fold" not in dict(meta) for meta in frame["meta"])
+    assert all("fold" not in {item["key"] for item in meta} for meta in frame["meta"])
     rejects = [json.loads(line) for path in (out / "_rejects").glob("*.jsonl")
                for line in path.read_text(encoding="utf-8").splitlines()]
     assert [(r["reason"], r["position"]) for r in rejects] == [("bad_split", "line 5")]
@@ -271,3 +271,33 @@ def test_a_wrong_delimiter_is_named_in_the_reject(tmp_path):
     rejects = [json.loads(line) for path in (out / "_rejects").glob("*.jsonl")
                for line in path.read_text(encoding="utf-8").splitlines()]
     assert rejects[0]["reason"] == "missing_column" and "--delimiter" in rejects[0]["detail"]
+
+
+def test_outputs_open_with_pandas_and_hugging_face_datasets_and_old_datasets_still_read(tmp_path):
+    # guards against meta as map<string,string> (no datasets type) and a schema change that orphans
+    # every utterances dataset written before it
+    import datasets
+    import pyarrow as pa
+
+    from schemas.dataset import write_local_dataset
+    from schemas.utterances import UTTERANCES_SCHEMA_V1
+
+    out = tmp_path / "utterances"
+    run_preprocess([ROOT / "data" / "samples"], out, *RUNNER)
+    loaded = datasets.load_dataset("parquet", data_files=str(out / "part-*.parquet"), split="train")
+    manifest = read_json(out / "_manifest.json")
+    assert len(loaded) == manifest["num_rows"] and {"text", "split", "meta"} <= set(loaded.column_names)
+    assert isinstance(loaded[0]["meta"], list) and set(loaded[0]["meta"][0]) == {"key", "value"}
+    assert len(pd.read_parquet(out)) == manifest["num_rows"]
+
+    current = read_dataset(str(out), UTTERANCES)
+    v1_meta = pa.array([[(m["key"], m["value"]) for m in row] for row in current.column("meta").to_pylist()],
+                       pa.map_(pa.string(), pa.string()))
+    v1 = current.set_column(current.schema.get_field_index("meta"), UTTERANCES_SCHEMA_V1.field("meta"), v1_meta)
+    old_spec = type(UTTERANCES)(name="utterances", version=1, schema=UTTERANCES_SCHEMA_V1,
+                                allowed_values=UTTERANCES.allowed_values)
+    write_local_dataset(str(tmp_path / "v1"), v1, old_spec, created_by="malmoi 0.1", provenance={})
+    again = read_dataset(str(tmp_path / "v1"), UTTERANCES)
+    assert again.schema.field("meta").type == UTTERANCES.schema.field("meta").type
+    assert again.column("meta").to_pylist() == current.column("meta").to_pylist()
+    assert again.column("id").to_pylist() == current.column("id").to_pylist()

@@ -18,7 +18,7 @@ def a_row(**overrides):
         "id": "x1", "corpus": "txt", "source": "a.txt", "position": "line 1", "doc_id": "d", "turn": 0,
         "speaker": None, "text_raw": "넘 좋아", "text": "너무 좋아",
         "edits": [{"rule": "contraction", "start": 0, "end": 1, "before": "넘", "after": "너무"}],
-        "tokens": ["너무", "좋아"], "morphs": None, "label": None, "split": "train", "meta": [("k", "v")],
+        "tokens": ["너무", "좋아"], "morphs": None, "label": None, "split": "train", "meta": [{"key": "k", "value": "v"}],
     }
     row.update(overrides)
     return row
