@@ -25,7 +25,7 @@ EXTRAS_REQUIRE = {
     # Install torch yourself first (`pip install torch==2.13.0` for the CPU build, or your CUDA
     # build): the range below then leaves it alone.
     "train": ["torch>=2.4", "transformers>=5.17,<6", "tokenizers>=0.23,<0.24", "safetensors>=0.8,<0.9",
-              "accelerate>=1.10,<2", "matplotlib>=3.8,<4", "tqdm>=4.66,<5"],
+              "accelerate>=1.10,<2", "matplotlib>=3.8,<4", "tqdm>=4.66,<5", "scikit-learn>=1.5,<2"],
     # Dataflow and gs:// (Beam's GCS client); gcsfs so pandas / datasets open gs:// outputs too
     "dataflow": ["apache-beam[gcp]==2.77.0", "gcsfs==2026.2.0"],
     # the tests run every stage against a local GCS emulator and translate Dataflow jobs offline

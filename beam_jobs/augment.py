@@ -189,6 +189,7 @@ class PrepareBatchFn(_Rejecting, beam.DoFn):
         self._config = config
         self._shared = shared
         self._paraphrasers: _Paraphrasers | None = None
+        self._progress = beam_io.Progress("augment.paraphrase", "utterances")
 
     def setup(self) -> None:
         config = self._config
@@ -198,6 +199,7 @@ class PrepareBatchFn(_Rejecting, beam.DoFn):
     def process(self, batch: list[dict[str, Any]]):
         config = self._config
         assert self._paraphrasers is not None
+        self._progress.add(len(batch))
         sources = []
         for row in batch:
             text = row["text"] or ""
@@ -240,6 +242,7 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
         self._config = config
         self._label_to_id = label_to_id
         self._student_tokenizer: Any = None
+        self._progress = beam_io.Progress("augment.teacher", "rows")
 
     def setup(self) -> None:
         from beam_jobs.text.subwords import load_subword_tokenizer
@@ -250,6 +253,7 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
         config = self._config
         prepared, outputs = element
         sources, candidates = prepared["sources"], prepared["candidates"]
+        self._progress.add(len(sources) + len(candidates))
         finite = np.isfinite(outputs.logits).all(axis=1) & np.isfinite(outputs.embeddings.astype(np.float32)).all(axis=1)
         kept: list[tuple[int, str, dict[str, Any], str, str]] = []  # (output row, id, parent, origin, text)
         usable = [False] * len(sources)

@@ -79,11 +79,13 @@ class CountSubstringsFn(beam.DoFn):
     def __init__(self, config: LearnWordsConfig) -> None:
         self._config = config
         self._normalizer: Normalizer | None = None
+        self._progress = beam_io.Progress("learn_words.count", "sentences")
 
     def setup(self) -> None:
         self._normalizer = Normalizer(self._config.normalizer)
 
     def process(self, batch: list[RawUtterance]):
+        self._progress.add(len(batch))
         normalize = self._normalizer.normalize  # type: ignore[union-attr]
         sentences = [hangul_words(normalize(raw.text, raw.markup)[0]) for raw in batch]
         yield TaggedOutput(STATS, beam_io.count("sentences.counted", len(batch)))

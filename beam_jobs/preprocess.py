@@ -85,6 +85,7 @@ class BuildRowsFn(beam.DoFn):
     def __init__(self, config: PreprocessConfig) -> None:
         self._config = config
         self._builder: RowBuilder | None = None
+        self._progress = beam_io.Progress("preprocess.normalize", "utterances")
 
     def setup(self) -> None:
         morphs = None
@@ -96,6 +97,7 @@ class BuildRowsFn(beam.DoFn):
                                    self._config.rows, morphs)
 
     def process(self, batch: list[RawUtterance]):
+        self._progress.add(len(batch))
         rows = []
         for item in self._builder.build_many(batch):  # type: ignore[union-attr]
             if isinstance(item, Reject):

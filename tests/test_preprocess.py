@@ -301,3 +301,17 @@ def test_outputs_open_with_pandas_and_hugging_face_datasets_and_old_datasets_sti
     assert again.schema.field("meta").type == UTTERANCES.schema.field("meta").type
     assert again.column("meta").to_pylist() == current.column("meta").to_pylist()
     assert again.column("id").to_pylist() == current.column("id").to_pylist()
+
+
+def test_long_stages_log_their_progress(caplog):
+    # guards against long stages (augment, learn_words) running for hours without a word
+    import logging
+    import pickle
+
+    progress = beam_io.Progress("augment.teacher", "rows", every=0.0)
+    with caplog.at_level(logging.INFO, logger="beam_jobs.beam_io"):
+        progress.add(2048)
+        progress.add(2048)
+    assert "augment.teacher: 4,096 rows" in caplog.text
+    copy = pickle.loads(pickle.dumps(progress))  # what a DoFn carries to a worker
+    assert copy.count == 0 and copy.stage == "augment.teacher"
