@@ -81,6 +81,11 @@ class AugmentConfig:
     batch_size: int = option(2048, help="utterances per pipeline element (sorted by length inside for the teacher)")
     seed: int = option(0, help="seeds the paraphrasers (per source id)")
     device: str = option("auto", help="teacher device: auto (CUDA when present), cpu, cuda")
+    teacher_signals: tuple[str, ...] = option((), help="a JSONL/Parquet file of outside teacher signals (logits, "
+                                              "probs or a label per id or text), an ensemble member beside --teacher; "
+                                              "repeat for several", flag="--teacher-signals", repeat=True,
+                                              metavar="FILE")
+    signals_key: str = option("id", help="what --teacher-signals rows are keyed by", choices=("id", "text"))
     share_teacher: bool = option(False, help="load the teacher once per worker VM and share it across its SDK "
                                  "processes (Beam RunInference large_model; for Dataflow GPU workers)",
                                  flag="--share-teacher")
@@ -238,9 +243,11 @@ class PrepareBatchFn(_Rejecting, beam.DoFn):
 class KeepWithTeacherFn(_Rejecting, beam.DoFn):
     """(prepared batch, teacher outputs) -> kd rows: originals plus the paraphrases that pass the filters."""
 
-    def __init__(self, config: AugmentConfig, label_to_id: dict[str, int]) -> None:
+    def __init__(self, config: AugmentConfig, label_to_id: dict[str, int], ensemble: dict | None = None) -> None:
         self._config = config
         self._label_to_id = label_to_id
+        self._ensemble = ensemble
+        self._signals: list = []
         self._student_tokenizer: Any = None
         self._progress = beam_io.Progress("augment.teacher", "rows")
 
@@ -248,6 +255,30 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
         from beam_jobs.text.subwords import load_subword_tokenizer
 
         self._student_tokenizer = load_subword_tokenizer(storage.local_folder(self._config.student_tokenizer))
+        if self._ensemble:
+            from beam_jobs.teacher_signals import load_signals
+
+            names = sorted(self._label_to_id, key=self._label_to_id.get)
+            self._signals = [load_signals(path, names, self._config.signals_key) for path in self._config.teacher_signals]
+
+    def _ensemble_logits(self, sources: list[dict[str, Any]], outputs) -> tuple[np.ndarray, int]:
+        """The originals' logits combined with the outside members (log-probabilities, fitted
+        weights; a member without a row for an utterance is left out of that row) and how many
+        rows missed a member."""
+        from beam_jobs.teacher_signals import combine, log_softmax
+
+        weights = np.asarray(self._ensemble["weights"])
+        stored, missing = outputs.logits.copy(), 0
+        for i, row in enumerate(sources):
+            key = row[self._config.signals_key]
+            members, used = [log_softmax(outputs.logits[i].astype(np.float64))], [weights[0]]
+            for w, signals in zip(weights[1:], self._signals, strict=True):
+                if key in signals.log_probs:
+                    members.append(signals.log_probs[key])
+                    used.append(w)
+            missing += len(members) < len(weights)
+            stored[i] = combine(members, np.asarray(used) * len(weights) / max(sum(used), 1e-12))
+        return stored, missing
 
     def process(self, element):
         config = self._config
@@ -291,6 +322,11 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
                 kept.append((ok[position], paraphrase_id(parent["id"], method, text), parent,
                              f"paraphrase:{method}", text))
         if kept:
+            if self._ensemble:  # originals carry the ensemble; paraphrases (no outside signal) the checkpoint's
+                stored, missing = self._ensemble_logits(sources, outputs)
+                if missing:
+                    yield TaggedOutput(STATS, count("teacher_signals.missing_member", missing))
+                outputs = type(outputs)(stored.astype(np.float32), outputs.embeddings)
             yield self._table(kept, outputs)
 
     def _table(self, kept, outputs):
@@ -373,11 +409,42 @@ def check_setup(config: AugmentConfig) -> dict[str, Any]:
     except FileNotFoundError as error:
         raise AugmentError(str(error)) from error
     source = manifest.get("provenance", {})
-    return {"teacher_id": config.teacher, "teacher_weights_hash": teacher_hash, "label_names": label_names,
+    ensemble = fit_ensemble(config, teacher_dir, label_names) if config.teacher_signals else None
+    return {**({"ensemble": ensemble} if ensemble else {}), "teacher_id": config.teacher, "teacher_weights_hash": teacher_hash, "label_names": label_names,
             "embedding_size": int(teacher_config.hidden_size), "student_tokenizer_hash": student_hash,
             "normalizer_hash": source.get("normalizer_hash"), "normalizer_config": source.get("normalizer_config"),
             "embedding_pooling": config.embedding_pooling, "source_dataset": config.input,
             "paraphrase": list(config.paraphrase), "filters": asdict(config.filters)}
+
+
+def fit_ensemble(config: AugmentConfig, teacher_dir: str, label_names: list[str], limit: int = 20_000) -> dict:
+    """Validate every --teacher-signals file and fit the members' weights on the gold labels of
+    the input's valid split (up to ``limit`` rows; equal weights when it has none): the checkpoint
+    teacher runs on those rows here, before the pipeline."""
+    import pyarrow.compute as pc
+
+    from beam_jobs.teacher import Teacher
+    from beam_jobs.teacher_signals import fit_weights, load_signals, log_softmax
+
+    signals = [load_signals(path, label_names, config.signals_key) for path in config.teacher_signals]
+    rows: list[dict[str, Any]] = []
+    for path in part_files(config.input):
+        table = storage.read_table(path, columns=["id", "text", "label", "split"])
+        table = table.filter(pc.and_(pc.equal(table.column("split"), "valid"), pc.is_valid(table.column("label"))))
+        rows += [r for r in table.to_pylist() if r["label"] in label_names]
+        if len(rows) >= limit:
+            break
+    rows = [r for r in rows[:limit] if all(r[config.signals_key] in s.log_probs for s in signals)]
+    weights = np.ones(1 + len(signals))
+    if rows:
+        teacher = Teacher(teacher_dir, device=config.device, batch_size=config.teacher_batch_size,
+                          max_length=config.teacher_max_length, pooling=config.embedding_pooling)
+        members = [log_softmax(teacher.run([r["text"] for r in rows]).logits.astype(np.float64))]
+        members += [np.stack([s.log_probs[r[config.signals_key]] for r in rows]) for s in signals]
+        weights = fit_weights(members, np.array([label_names.index(r["label"]) for r in rows]))
+    return {"members": [{"teacher": config.teacher}] + [s.describe() for s in signals],
+            "weights": [float(w) for w in weights], "fitted_on_valid_rows": len(rows),
+            "combined": "log_softmax(sum of weight * log-probabilities)"}
 
 
 def build(pipeline: beam.Pipeline, config: AugmentConfig, provenance: dict[str, Any]) -> None:
@@ -392,7 +459,7 @@ def build(pipeline: beam.Pipeline, config: AugmentConfig, provenance: dict[str, 
     prepared = batches.batches | "Paraphrase" >> beam.ParDo(PrepareBatchFn(config, Shared())).with_outputs(
         REJECTS, STATS, main="prepared")
     taught = prepared.prepared | "Teacher" >> RunInference(TeacherHandler(config, config.share_teacher))
-    labeled = taught | "KeepAndFilter" >> beam.ParDo(KeepWithTeacherFn(config, label_to_id)).with_outputs(
+    labeled = taught | "KeepAndFilter" >> beam.ParDo(KeepWithTeacherFn(config, label_to_id, provenance.get("ensemble"))).with_outputs(
         REJECTS, STATS, main="rows")
     tables = labeled.rows | "CountRows" >> beam.ParDo(CountTableRowsFn()).with_outputs(STATS, main="tables")
     _ = {

@@ -214,3 +214,31 @@ def test_the_batched_mlm_paraphraser_gives_what_one_text_at_a_time_gives(models)
     batched = paraphraser.many(items, seed=3, batch_size=4)
     one_by_one = [paraphraser(source_id, text, 3) for source_id, text in items]
     assert batched == one_by_one and any(batched)
+
+
+def test_outside_teacher_signals_join_the_teacher_in_a_fitted_ensemble(models, tmp_path):
+    # guards against outside signals (an LLM labelling run) that cannot be used, are used without
+    # validation, or are mixed in with weights nobody fitted or recorded
+    from schemas import UTTERANCES, read_dataset
+    from schemas.options import MalmoiError
+
+    rows = read_dataset(str(models / "utterances"), UTTERANCES, columns=["id", "label"]).to_pylist()
+    signals = tmp_path / "llm.jsonl"  # a perfect outside labeller for every labeled row
+    signals.write_text("".join(json.dumps({"id": r["id"], "label": r["label"]}) + "\n" for r in rows if r["label"]),
+                       encoding="utf-8")
+    out = tmp_path / "kd"
+    run_augment(models, out, "--teacher-signals", str(signals))
+    provenance = json.loads((out / "_manifest.json").read_text())["provenance"]
+    ensemble = provenance["ensemble"]
+    assert [m.get("kind") for m in ensemble["members"]] == [None, "label"]
+    assert ensemble["fitted_on_valid_rows"] > 0 and ensemble["weights"][1] > ensemble["weights"][0]
+    frame = pd.read_parquet(out)
+    labeled = frame[frame["label"] >= 0]
+    assert (labeled["teacher_label"] == labeled["label"]).mean() == 1.0  # the fitted ensemble follows the labeller
+    stats = json.loads((out / "_stats.json").read_text())["counts"]
+    assert stats.get("teacher_signals.missing_member", 0) == 1  # the unlabeled row has no outside signal
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": rows[0]["id"], "probs": [0.9, 0.3]}) + "\n", encoding="utf-8")
+    with pytest.raises(MalmoiError, match="sum to 1"):
+        run_augment(models, tmp_path / "kd_bad", "--teacher-signals", str(bad))
