@@ -85,7 +85,7 @@ def test_an_utterances_folder_is_not_kd(tmp_path):
     from tests.conftest import ROOT, run_preprocess
 
     run_preprocess([ROOT / "data" / "samples" / "generic" / "chat.txt"], tmp_path / "utt", "--runner", "FnApiRunner")
-    with pytest.raises(SchemaMismatchError, match="holds schema 'utterances' v1, expected 'kd' v1"):
+    with pytest.raises(SchemaMismatchError, match="holds schema 'utterances' v2, expected 'kd' v1"):
         open_kd_dataset(str(tmp_path / "utt"))
 
 
