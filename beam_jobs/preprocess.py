@@ -25,7 +25,7 @@ from apache_beam.transforms.util import BatchElements
 from beam_jobs import beam_io
 from beam_jobs.beam_io import REJECTS, STATS, Balance, count
 from beam_jobs.readers import RawUtterance, ReaderOptions, Reject
-from beam_jobs.records import RowBuilder, RowOptions
+from beam_jobs.records import ENTITY_CUT, RowBuilder, RowOptions
 from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
 from beam_jobs.text.tokenizer import Tokenizer, TokenizerConfig
 from schemas import UTTERANCES
@@ -104,6 +104,10 @@ class BuildRowsFn(beam.DoFn):
                 yield TaggedOutput(STATS, count(f"records.rejected.{item.reason}"))
                 yield TaggedOutput(REJECTS, item)
             else:
+                if item.pop(ENTITY_CUT, False):
+                    yield TaggedOutput(STATS, count("entities.normalized_around"))
+                if item["entities"] is not None:
+                    yield TaggedOutput(STATS, count("entities.kept", len(item["entities"])))
                 rows.append(item)
         if rows:
             yield rows

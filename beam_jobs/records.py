@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from beam_jobs.readers import RawUtterance, Reject
+from beam_jobs.text.edits import normalize_keeping_spans
 from beam_jobs.text.normalizer import Normalizer
 from beam_jobs.text.tokenizer import Tokenizer
 from schemas.options import option
@@ -72,6 +73,10 @@ class RowOptions:
     max_chars: int = option(2000, help="longer utterances are rejected")
 
 
+#: a row key the job counts and drops: the text was normalized in pieces around its entities
+ENTITY_CUT = "_normalized_around_entities"
+
+
 class RowBuilder:
     """Turns :class:`RawUtterance` into ``utterances`` rows (dicts), or rejects with reasons."""
 
@@ -87,7 +92,13 @@ class RowBuilder:
             return Reject("too_long", raw.source, raw.position,
                           f"{len(raw.text)} characters, more than --max-chars {self.options.max_chars}",
                           raw.text[:200])
-        text, edits = self.normalizer.normalize(raw.text, raw.markup)
+        cut = False
+        entities = None
+        if raw.entities is not None:
+            text, edits, entities, cut = normalize_keeping_spans(
+                lambda t: self.normalizer.normalize(t, raw.markup), raw.text, raw.entities)
+        else:
+            text, edits = self.normalizer.normalize(raw.text, raw.markup)
         if not text.strip():
             detail = "empty text" if not raw.text.strip() else "nothing left after normalization (markup only)"
             return Reject("empty_text", raw.source, raw.position, detail, raw.text[:200])
@@ -107,6 +118,9 @@ class RowBuilder:
             "label": raw.label,
             "split": raw.split or assign_split(raw.corpus, raw.doc_id, self.options.ratios, self.options.split_seed),
             "meta": [{"key": k, "value": v} for k, v in (raw.meta or {}).items()],
+            "entities": None if entities is None else [{"start": s, "end": e, "label": label}
+                                                       for s, e, label in entities],
+            ENTITY_CUT: cut,  # normalized piecewise to keep an entity whole (counted, not stored)
         }
 
     def build_many(self, raws: Iterable[RawUtterance]) -> Iterator[dict[str, Any] | Reject]:

@@ -27,6 +27,10 @@ MORPH_TYPE = pa.struct([pa.field("form", pa.string(), nullable=False), pa.field(
 META_TYPE = pa.list_(pa.field("item", pa.struct([pa.field("key", pa.string(), nullable=False),
                                                  pa.field("value", pa.string())]), nullable=False))
 
+#: a named entity: character offsets into ``text`` (end exclusive) and its type (PS, LC, OG, DT, TI, QT …)
+ENTITY_TYPE = pa.struct([pa.field("start", pa.int32(), nullable=False), pa.field("end", pa.int32(), nullable=False),
+                         pa.field("label", pa.string(), nullable=False)])
+
 UTTERANCES_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string(), nullable=False),  # stable hash of corpus + source + position
@@ -44,20 +48,26 @@ UTTERANCES_SCHEMA = pa.schema(
         pa.field("label", pa.string()),  # task label as a string; null when unlabeled
         pa.field("split", pa.string(), nullable=False),  # train / valid / test, by document hash
         pa.field("meta", META_TYPE, nullable=False),
+        # named entities of ``text`` (offsets remapped through the edits); null: not annotated
+        pa.field("entities", pa.list_(pa.field("item", ENTITY_TYPE, nullable=False))),
     ]
 )
 
 #: v1 (until malmoi 0.2): ``meta`` was a ``map<string, string>``; still read, upgraded on read
 UTTERANCES_SCHEMA_V1 = pa.schema([f if f.name != "meta" else pa.field("meta", pa.map_(pa.string(), pa.string()),
-                                                                      nullable=False) for f in UTTERANCES_SCHEMA])
+                                                                      nullable=False)
+                                  for f in UTTERANCES_SCHEMA if f.name != "entities"])
 
 
 def _upgrade(table: pa.Table, version: int) -> pa.Table:
-    """A v1 table in the v2 schema: ``meta``'s map entries become (key, value) structs."""
+    """A v1 table in the v2 schema: ``meta``'s map entries become (key, value) structs; no entities."""
     index = table.schema.get_field_index("meta")
     meta = pa.array([[{"key": k, "value": v} for k, v in (row or [])] for row in table.column("meta").to_pylist()],
                     META_TYPE)
-    return table.set_column(index, UTTERANCES_SCHEMA.field("meta"), meta).replace_schema_metadata(table.schema.metadata)
+    table = table.set_column(index, UTTERANCES_SCHEMA.field("meta"), meta)
+    table = table.append_column(UTTERANCES_SCHEMA.field("entities"),
+                                pa.nulls(table.num_rows, UTTERANCES_SCHEMA.field("entities").type))
+    return table.replace_schema_metadata(table.schema.metadata)
 
 UTTERANCES = DatasetSpec(
     name="utterances",

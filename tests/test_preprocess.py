@@ -87,7 +87,7 @@ def sample_run(tmp_path_factory):
 def test_job_writes_a_valid_dataset_from_every_sample_format(sample_run):
     frame = pd.read_parquet(sample_run)
     assert set(frame["corpus"]) == {"nikl", "aihub-emotion", "aihub-summary", "aihub-sns", "aihub-dialogue",
-                                    "kspon", "jsonl", "csv", "tsv", "txt", "parquet"}
+                                    "kspon", "jsonl", "csv", "tsv", "txt", "parquet", "klue-ner"}
     table = read_dataset(str(sample_run), UTTERANCES)  # validates schema, manifest and counts
     assert table.num_rows == len(frame)
     manifest = read_json(sample_run / "_manifest.json")
@@ -294,6 +294,7 @@ def test_outputs_open_with_pandas_and_hugging_face_datasets_and_old_datasets_sti
     v1_meta = pa.array([[(m["key"], m["value"]) for m in row] for row in current.column("meta").to_pylist()],
                        pa.map_(pa.string(), pa.string()))
     v1 = current.set_column(current.schema.get_field_index("meta"), UTTERANCES_SCHEMA_V1.field("meta"), v1_meta)
+    v1 = v1.drop_columns(["entities"])  # v1 had no entities column
     old_spec = type(UTTERANCES)(name="utterances", version=1, schema=UTTERANCES_SCHEMA_V1,
                                 allowed_values=UTTERANCES.allowed_values)
     write_local_dataset(str(tmp_path / "v1"), v1, old_spec, created_by="malmoi 0.1", provenance={})
@@ -301,6 +302,7 @@ def test_outputs_open_with_pandas_and_hugging_face_datasets_and_old_datasets_sti
     assert again.schema.field("meta").type == UTTERANCES.schema.field("meta").type
     assert again.column("meta").to_pylist() == current.column("meta").to_pylist()
     assert again.column("id").to_pylist() == current.column("id").to_pylist()
+    assert again.column("entities").null_count == again.num_rows
 
 
 def test_long_stages_log_their_progress(caplog):
@@ -315,3 +317,32 @@ def test_long_stages_log_their_progress(caplog):
     assert "augment.teacher: 4,096 rows" in caplog.text
     copy = pickle.loads(pickle.dumps(progress))  # what a DoFn carries to a worker
     assert copy.count == 0 and copy.stage == "augment.teacher"
+
+
+def test_entities_survive_normalization_and_no_edit_cuts_through_one(tmp_path):
+    # guards against entity offsets left pointing at the raw text after edits moved it, and against
+    # an edit that would cut an entity (a stretched syllable collapsed across its boundary)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(ROOT / "data" / "samples" / "klue" / "klue_ner_sample.tsv", folder)
+    (folder / "spans.jsonl").write_text(
+        json.dumps({"id": "a", "text": "지이인짜 좋아", "entities": [{"start": 0, "end": 2, "label": "XX"}]},
+                   ensure_ascii=False) + "\n"
+        + json.dumps({"id": "b", "text": "그냥 별로", "entities": [{"start": 3, "end": 9, "label": "XX"}]},
+                     ensure_ascii=False) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    run_preprocess([folder], out, *RUNNER)
+    frame = pd.read_parquet(out)
+    surfaces = {row.text: [(row.text[e["start"]:e["end"]], e["label"]) for e in row.entities]
+                for row in frame.itertuples() if row.entities is not None}
+    assert surfaces["톰 행크스면 믿고 봅니다ㅋㅋ"] == [("톰 행크스", "PS")]
+    assert surfaces["내일 부산에서 너무 재밌게 봤어요"] == [("부산", "LC")]
+    # the collapse 지이인짜 -> 진짜 would cut the entity 지이: not made; the text is normalized around it
+    assert surfaces["지이인짜 좋아"] == [("지이", "XX")]
+    for text_raw, text, edits in zip(frame["text_raw"], frame["text"], frame["edits"], strict=True):
+        assert replay_edits(text_raw, list(edits)) == text
+    stats = read_json(out / "_stats.json")["counts"]
+    assert stats["entities.normalized_around"] == 1 and stats["entities.kept"] == 6
+    rejects = [json.loads(line) for path in (out / "_rejects").glob("*.jsonl")
+               for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [r["reason"] for r in rejects] == ["bad_entities"]

@@ -173,3 +173,33 @@ def test_line_formats_stream_large_files():
     lines = [f"문장 {i}번 ㅋㅋ" for i in range(20000)]
     rows, rejects = parse_bytes(("\n".join(lines) + "\n").encode(), "big.txt")
     assert not rejects and [r.text for r in rows] == lines
+
+
+def test_klue_ner_is_recognized_and_read_with_character_spans():
+    # guards against KLUE-NER's .tsv read as a plain TSV (one column, every line rejected) and
+    # against BIO tags turned into spans that miss a character or split an entity at its spaces
+    import io
+
+    from beam_jobs.readers import detect_format, parse_file
+    from tests.conftest import SAMPLES
+
+    path = SAMPLES / "klue" / "klue_ner_sample.tsv"
+    data = path.read_bytes()
+    assert detect_format(path.name, data[:65536]) == "klue-ner"
+    rows = list(parse_file(io.BytesIO(data), path.name, ReaderOptions()))
+    assert all(isinstance(r, RawUtterance) for r in rows) and len(rows) == 3
+    first = rows[0]
+    assert first.text == "톰 행크스면 믿고 봅니당ㅋㅋㅋㅋ" and first.entities == ((0, 5, "PS"),)
+    assert [first.text[s:e] for s, e, _ in first.entities] == ["톰 행크스"]
+    news = rows[2]
+    assert [(news.text[s:e], label) for s, e, label in news.entities] == [("서울시", "OG"), ("3일", "DT"), ("2시", "TI")]
+    assert news.meta["guid"].endswith("-wikitree") and news.doc_id == news.meta["guid"]
+
+
+def test_jsonl_entities_are_checked():
+    from beam_jobs.readers.base import entity_spans
+
+    assert entity_spans([{"start": 3, "end": 5, "label": "LC"}], "낼 부산에서")[0] == ((3, 5, "LC"),)
+    assert "expected 0 <= start < end" in entity_spans([{"start": 4, "end": 40, "label": "LC"}], "낼 부산에서")[1]
+    assert "overlap" in entity_spans([{"start": 0, "end": 3, "label": "A"}, {"start": 2, "end": 4, "label": "B"}],
+                                     "가나다라마")[1]

@@ -357,3 +357,21 @@ def test_token_ids_beyond_the_student_vocabulary_are_refused(tmp_path, capsys):
     assert distill.main(["--data", str(folder), "--tokenizer", str(tmp_path / "tok"), "--output", str(tmp_path / "s"),
                          "--max-steps", "2", "--no-progress", "--device", "cpu"]) == 2
     assert "input_ids from" in capsys.readouterr().err
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="지이인짜ㅋㅎ넘낼 여친이가 좋아요1a", min_size=1, max_size=40), st.data())
+def test_entities_never_cut_and_edits_still_replay(text, data):
+    # Protects against: an entity boundary crossed by an edit, or remapped offsets that no longer
+    # point at the entity's (possibly normalized) text
+    from beam_jobs.text.edits import normalize_keeping_spans, remap_spans
+
+    start = data.draw(st.integers(0, len(text) - 1))
+    end = data.draw(st.integers(start + 1, len(text)))
+    normalize = Normalizer().normalize
+    out, edits, spans, _ = normalize_keeping_spans(normalize, text, [(start, end, "X")])
+    assert replay_edits(text, edits) == out
+    moved = remap_spans([(start, end, "X")], edits)
+    assert moved is not None  # no edit of the final list crosses the entity's boundary
+    assert spans == [span for span in moved if span[1] > span[0]]
+    assert all(0 <= s < e <= len(out) for s, e, _ in spans)

@@ -53,6 +53,13 @@ def detect_format(source: str, head: bytes) -> str | None:
     name = source.lower()
     if name.endswith(".json"):
         return "json"
+    if name.endswith(".tsv"):  # a line format may claim a .tsv by its first line (KLUE-NER's comment header)
+        encoding = sniff_encoding(head)
+        if encoding and encoding != "utf-16":
+            first = head.decode(encoding, errors="ignore").lstrip("\ufeff").split("\n", 1)[0]
+            for fmt in REGISTRY.values():
+                if ".tsv" in fmt.sniffed and fmt.matches_first_line is not None and fmt.matches_first_line(first):
+                    return fmt.name
     for fmt in REGISTRY.values():
         if not name.endswith(fmt.extensions):
             continue
@@ -64,7 +71,7 @@ def detect_format(source: str, head: bytes) -> str | None:
         if encoding and encoding != "utf-16":
             first = head.decode(encoding, errors="ignore").lstrip("\ufeff").split("\n", 1)[0]
             for fmt in REGISTRY.values():
-                if fmt.matches_first_line is not None and fmt.matches_first_line(first):
+                if ".txt" in fmt.sniffed and fmt.matches_first_line is not None and fmt.matches_first_line(first):
                     return fmt.name
         return "txt"
     return None

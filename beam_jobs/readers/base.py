@@ -48,6 +48,8 @@ class RawUtterance(NamedTuple):
     markup: str | None = None
     #: the split the input itself gives (``--split-column``); None: the hash split decides
     split: str | None = None
+    #: named-entity spans ``(start, end, label)``, character offsets into ``text``; None: not annotated
+    entities: tuple[tuple[int, int, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,10 @@ class Format:
     extensions: tuple[str, ...] = ()
     #: for ``.json`` files: does a parsed document have this format's structure?
     matches_json: Callable[[Any], bool] | None = None
-    #: for ``.txt`` files: does the first line say this format (checked before plain text)?
+    #: does a file's first line say this format? Checked for files ending in ``sniffed`` before
+    #: their extension decides (KsponSpeech ``.txt``, KLUE-NER ``.tsv``)
     matches_first_line: Callable[[str], bool] | None = None
+    sniffed: tuple[str, ...] = (".txt",)
 
     def __post_init__(self) -> None:
         if self.takes not in ("lines", "json", "bytes"):
@@ -342,7 +346,34 @@ def record_from_fields(fields: dict[str, Any], source: str, position: str, optio
     meta = {k: meta_value(v) for k, v in fields.items() if k not in used and v is not None}
     if record_id is not None:
         meta["record_id"] = record_id
+    entities = None
+    if "entities" in fields and fields["entities"] is not None:
+        entities, problem = entity_spans(fields["entities"], text)
+        if problem:
+            return Reject("bad_entities", source, position, problem, excerpt(fields["entities"]))
+        meta.pop("entities", None)
     return RawUtterance(corpus_of(options, fmt), source, position, doc_id, turns(doc_id), text, None, label, meta,
-                        split=split)
+                        split=split, entities=entities)
+
+
+def entity_spans(value: Any, text: str) -> tuple[tuple[tuple[int, int, str], ...] | None, str | None]:
+    """``[{"start", "end", "label"}, …]`` as sorted, checked spans; or the problem, in words."""
+    if not isinstance(value, list):
+        return None, f"'entities' should be a list of {{start, end, label}}, found {type(value).__name__}"
+    spans = []
+    for item in value:
+        if not isinstance(item, dict) or not {"start", "end", "label"} <= set(item):
+            return None, f"an entity should have start, end and label; found {str(item)[:80]}"
+        start, end, label = item["start"], item["end"], item["label"]
+        if not (isinstance(start, int) and isinstance(end, int) and isinstance(label, str) and label
+                and 0 <= start < end <= len(text)):
+            return None, (f"entity {str(item)[:80]}: expected 0 <= start < end <= {len(text)} (character offsets "
+                          "into the text, end exclusive) and a label")
+        spans.append((start, end, label))
+    spans.sort()
+    for (_, end, _), (start, _, _) in zip(spans, spans[1:], strict=False):
+        if start < end:
+            return None, f"entities overlap ({spans}); expected non-overlapping spans"
+    return tuple(spans), None
 
 

@@ -72,3 +72,49 @@ def replay_edits(text_raw: str, edits: list[Edit] | list[dict]) -> str:
             )
         text = text[: e.start] + e.after + text[e.end:]
     return text
+
+
+Span = tuple[int, int, str]
+
+
+def remap_spans(spans: tuple[Span, ...] | list[Span], edits: list[Edit]) -> list[Span] | None:
+    """Labelled spans of the raw text, moved through ``edits`` onto the edited text; None when an
+    edit cuts through a span's boundary (an edit wholly inside a span resizes it; one at or before
+    its start shifts it; one at or after its end leaves it)."""
+    current = [list(span) for span in spans]
+    for edit in edits:
+        delta = len(edit.after) - (edit.end - edit.start)
+        for span in current:
+            start, end = span[0], span[1]
+            if edit.end <= start and not (edit.start == edit.end == start == end):
+                span[0], span[1] = start + delta, end + delta
+            elif edit.start >= end:
+                continue
+            elif start <= edit.start and edit.end <= end:
+                span[1] = end + delta
+            else:
+                return None
+    return [(start, end, label) for start, end, label in current]
+
+
+def normalize_keeping_spans(normalize: Callable[[str], tuple[str, list[Edit]]], text: str,
+                            spans: tuple[Span, ...] | list[Span]) -> tuple[str, list[Edit], list[Span], bool]:
+    """Normalize ``text`` so that no edit cuts through a span: (text, edits, remapped spans, whether
+    the text had to be cut). When a whole-text edit would cross a span boundary, the text is cut at
+    every boundary and each piece normalized on its own (edits shifted onto the whole text, so
+    replaying them still reproduces it). Spans that end up empty are dropped."""
+    result, edits = normalize(text)
+    moved = remap_spans(spans, edits)
+    cut = moved is None
+    if cut:
+        bounds = sorted({0, len(text), *(s for s, _, _ in spans), *(e for _, e, _ in spans)})
+        pieces, edits = [], []
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            piece, piece_edits = normalize(text[start:end])
+            shift = sum(len(p) for p in pieces)
+            edits += [Edit(e.rule, e.start + shift, e.end + shift, e.before, e.after) for e in piece_edits]
+            pieces.append(piece)
+        result = "".join(pieces)
+        moved = remap_spans(spans, edits)
+        assert moved is not None, "pieces cut at every span boundary cannot cross one"
+    return result, edits, [(s, e, label) for s, e, label in moved if e > s], cut
