@@ -31,7 +31,7 @@ EXTRAS_REQUIRE = {
     # the tests run every stage against a local GCS emulator and translate Dataflow jobs offline
     # (datasets pins fsspec 2026.2.0, hence that gcsfs); datasets: outputs open with Hugging Face
     "dev": ["pytest>=8", "ruff>=0.6", "setuptools>=68", "hypothesis>=6.100,<7", "apache-beam[gcp]==2.77.0",
-            "gcsfs==2026.2.0", "gcp-storage-emulator==2026.7.19", "datasets==4.8.5"],
+            "gcsfs==2026.2.0", "gcp-storage-emulator==2026.7.19", "datasets==4.8.5", "seqeval==1.2.2"],
     # the normalizer arena's peers (bench/normalizer_arena.py); KoNLPy also needs a Java runtime
     # (Debian's default-jre-headless: `make bench-setup` installs both)
     "bench": ["kss==6.0.6", "konlpy==0.6.0"],

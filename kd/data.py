@@ -325,6 +325,12 @@ def pad_batch(chunk: Chunk, index: np.ndarray, length: int, batch_size: int, pad
     # (weight 0 keeps these rows out of every loss and metric)
     out["attention_mask"][rows:, 0] = 1
     for name, values in sub.columns.items():
+        if name == "token_labels":  # per-token classes: cut or padded (ignored) to this batch's length
+            full = np.full((batch_size, length), -100, values.dtype)
+            width = min(length, values.shape[1])
+            full[:rows, :width] = values[:, :width]
+            out[name] = full
+            continue
         full = np.zeros((batch_size, *values.shape[1:]), values.dtype)
         if name == "label":
             full[:] = -1

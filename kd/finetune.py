@@ -37,9 +37,108 @@ class FinetuneConfig:
 
     data: str = option(help="utterances dataset with labels", metavar="DIR", required=True)
     init: str = option(help="local Hugging Face checkpoint to start from", metavar="DIR", required=True)
+    task: str = option("sequence-classification", help="what the teacher predicts: the label of each utterance, "
+                       "or a BIO entity tag per token from the utterances' entities",
+                       choices=("sequence-classification", "token-classification"))
     max_length: int = option(128, help="inputs are truncated to this many tokens")
     patience: int = option(3, help="evaluations without improvement before stopping")
     loop: LoopConfig = LoopConfig(output="out/teacher", max_steps=3000, learning_rate=5e-5)
+
+
+@torch.no_grad()
+def entity_metrics(model, rows: list[dict], tokenizer, id2label: dict[int, str], max_length: int,
+                   batch_size: int = 64) -> dict:
+    """Entity-level P/R/F1 on character spans (:mod:`kd.ner`), overall and per domain."""
+    from kd.ner import entities_from_tags, entity_scores
+
+    if not rows:
+        return {"n": 0}
+    device = next(model.parameters()).device
+    predicted = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        encoded = tokenizer([r["text"] for r in chunk], truncation=True, max_length=max_length, padding=True,
+                            return_offsets_mapping=True, return_tensors="pt")
+        offsets = encoded.pop("offset_mapping").tolist()
+        tags = model(**{k: v.to(device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
+                     ).logits.argmax(-1).cpu().tolist()
+        predicted += [entities_from_tags(o, t, id2label) for o, t in zip(offsets, tags, strict=True)]
+    result = {"n": len(rows), **entity_scores([r["entities"] for r in rows], predicted), "by_domain": {}}
+    for domain in sorted({r["domain"] for r in rows}):
+        picked = [i for i, r in enumerate(rows) if r["domain"] == domain]
+        scores = entity_scores([rows[i]["entities"] for i in picked], [predicted[i] for i in picked])
+        result["by_domain"][domain] = {"n": len(picked), **{k: v for k, v in scores.items() if k != "per_type"}}
+    return result
+
+
+def run_token_classification(config: FinetuneConfig) -> dict:
+    """A BIO entity tagger over the utterances' ``entities`` (``AutoModelForTokenClassification``),
+    the best on valid entity F1 exported."""
+    from transformers import AutoModelForTokenClassification
+
+    from kd.ner import TokenClassificationObjective, bio_labels, entity_rows, token_chunks
+
+    device = pick_device(config.loop.device)
+    dist = init_distributed(device)
+    opened = open_dataset(config.data, UTTERANCES)
+    rows = {split: list(entity_rows(opened, split)) for split in ("train", "valid", "test")}
+    if not rows["train"]:
+        raise MalmoiError(f"'{config.data}' has no train rows with entities.",
+                          "preprocess KLUE-NER files or JSONL with an 'entities' field.")
+    labels = bio_labels(t for r in rows["train"] for _, _, t in r["entities"])
+    id2label, label2id = dict(enumerate(labels)), {name: i for i, name in enumerate(labels)}
+    tokenizer = load_subword_tokenizer(config.init)
+    if not getattr(tokenizer, "is_fast", False):
+        raise MalmoiError(f"--init {config.init}: its tokenizer gives no character offsets (not a fast tokenizer).",
+                          "use a tokenizer.json tokenizer (kd.tokenizer writes one).")
+    torch.manual_seed(config.loop.seed)
+    model = AutoModelForTokenClassification.from_pretrained(config.init, num_labels=len(labels), id2label=id2label,
+                                                            label2id=label2id, ignore_mismatched_sizes=True)
+    loop = config.loop
+    train_rows = rows["train"]
+
+    def chunks(epoch: int):
+        order = np.random.default_rng([loop.seed, epoch]).permutation(len(train_rows))
+        for start in range(0, len(order), 4096):
+            yield token_chunks([train_rows[i] for i in order[start:start + 4096]], tokenizer, label2id,
+                               config.max_length)
+
+    batches = BucketBatches(chunks, batch_size=loop.batch_size, buckets=loop.buckets,
+                            pad_id=tokenizer.pad_token_id or 0, seed=loop.seed, rank=dist.rank,
+                            world_size=dist.world_size)
+    normalizer_config = opened.manifest.get("provenance", {}).get("normalizer_config")
+    output = Path(loop.output)
+    best = BestSoFar(output)
+    bad_evals = 0
+
+    def export(folder: Path, model_=model) -> None:
+        export_pretrained(model_, tokenizer, folder, normalizer_config=normalizer_config, training_config=config)
+
+    def evaluate(model_, step: int) -> dict:
+        nonlocal bad_evals
+        metrics = entity_metrics(model_, rows["valid"], tokenizer, id2label, config.max_length)
+        if not metrics.get("n"):
+            return {}
+        if best.offer(metrics["f1"], step, lambda folder: export(folder, model_), write=dist.is_main, metric="entity_f1"):
+            bad_evals = 0
+        else:
+            bad_evals += 1
+        return {"eval/entity_f1": metrics["f1"], "eval/entity_precision": metrics["precision"],
+                "eval/entity_recall": metrics["recall"], **({"stop": True} if bad_evals >= config.patience else {})}
+
+    summary = train(model=model, objective=TokenClassificationObjective(), batches=batches, config=loop, dist=dist,
+                    evaluate=evaluate)
+    if dist.is_main and not interrupted(summary):
+        if not best.promote():
+            export(output)
+        best_model = AutoModelForTokenClassification.from_pretrained(output).to(device).eval()
+        test = entity_metrics(best_model, rows["test"], tokenizer, id2label, config.max_length)
+        plot_metrics(output / "metrics.jsonl", output / "metrics.png", f"finetune -> {output.name}")
+        best_valid = {"entity_f1": best.score, "step": best.step}
+        write_json(output / "evaluation.json", {"training": summary, "best_valid": best_valid, "test": test,
+                                                "labels": labels, "task": config.task})
+        summary = {**summary, "best_valid": best_valid, "test": test}
+    return summary
 
 
 @torch.no_grad()
@@ -61,6 +160,8 @@ def split_metrics(model, opened, split: str, tokenizer, label_to_id, max_length:
 
 
 def run(config: FinetuneConfig) -> dict:
+    if config.task == "token-classification":
+        return run_token_classification(config)
     device = pick_device(config.loop.device)
     dist = init_distributed(device)
     opened = open_dataset(config.data, UTTERANCES)
