@@ -99,3 +99,31 @@ def test_finetune_trains_a_token_classification_teacher(tmp_path):
     assert evaluation["test"]["n"] > 0 and evaluation["best_valid"]["step"] in (20, 40, 60)
     assert evaluation["test"]["f1"] > 0.5  # a regular pattern a tiny tagger learns in 60 steps
     assert set(evaluation["test"]["by_domain"]) == {"jsonl"}
+
+    import io
+
+    from kd import predict
+
+    out_json = io.StringIO()
+    raw = "민수 오늘 부산 갔어용ㅋㅋㅋㅋ"  # raw text, normalized before tagging (the spans come back raw)
+    assert predict.main(["--model", str(out), "--json"], stdin=io.StringIO(raw + "\n"), stdout=out_json) == 0
+    result = json.loads(out_json.getvalue())
+    assert result["normalized"] == "민수 오늘 부산 갔어요ㅋㅋ"
+    found = {(e["text"], e["label"], e["description"]) for e in result["entities"]}
+    assert found == {("민수", "PS", "사람 이름"), ("부산", "LC", "지역/장소")}
+    assert all(raw[e["start"]:e["end"]] == e["text"] for e in result["entities"])  # spans in the raw input
+    table = io.StringIO()
+    assert predict.main(["--model", str(out)], stdin=io.StringIO(raw + "\n"), stdout=table) == 0
+    assert "민수\tPS\t사람 이름\t0-2\t" in table.getvalue()
+
+
+def test_a_served_span_maps_back_through_the_edits():
+    from beam_jobs.text.edits import unmap_span
+    from beam_jobs.text.normalizer import Normalizer
+
+    raw = "넘 좋았던 부산 여행ㅋㅋㅋㅋ"
+    text, edits = Normalizer().normalize(raw)
+    start = text.index("부산")
+    assert text.startswith("너무 ") and start == raw.index("부산") + 1
+    assert unmap_span(start, start + 2, edits) == (raw.index("부산"), raw.index("부산") + 2)
+    assert unmap_span(0, 2, edits) == (0, 1)  # 너무 came from 넘

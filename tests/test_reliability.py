@@ -375,3 +375,20 @@ def test_entities_never_cut_and_edits_still_replay(text, data):
     assert moved is not None  # no edit of the final list crosses the entity's boundary
     assert spans == [span for span in moved if span[1] > span[0]]
     assert all(0 <= s < e <= len(out) for s, e, _ in spans)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="지이인짜ㅋㅎ넘낼 여친이가 좋아요1a", min_size=1, max_size=40), st.data())
+def test_a_span_of_the_normalized_text_maps_back_onto_the_raw_text_that_made_it(text, data):
+    # Protects against: served entity spans that point at the wrong characters of the raw input
+    from beam_jobs.text.edits import remap_spans, unmap_span
+
+    out, edits = Normalizer().normalize(text)
+    if not out:
+        return
+    start = data.draw(st.integers(0, len(out) - 1))
+    end = data.draw(st.integers(start + 1, len(out)))
+    raw_start, raw_end = unmap_span(start, end, edits)
+    assert 0 <= raw_start < raw_end <= len(text)
+    moved = remap_spans([(raw_start, raw_end, "X")], edits)
+    assert moved is not None and moved[0][0] <= start and end <= moved[0][1]  # it covers what it maps from

@@ -118,3 +118,19 @@ def normalize_keeping_spans(normalize: Callable[[str], tuple[str, list[Edit]]], 
         moved = remap_spans(spans, edits)
         assert moved is not None, "pieces cut at every span boundary cannot cross one"
     return result, edits, [(s, e, label) for s, e, label in moved if e > s], cut
+
+
+def unmap_span(start: int, end: int, edits: list[Edit]) -> tuple[int, int]:
+    """A span of the edited text mapped back onto the raw text ``edits`` started from: through
+    each edit, last first; a span touching an edit's new text grows to cover what it replaced."""
+    for edit in reversed(edits):
+        new_end = edit.start + len(edit.after)
+        delta = len(edit.after) - (edit.end - edit.start)
+        if start >= new_end and not (start == end == new_end == edit.start):
+            start, end = start - delta, end - delta
+            continue
+        if end <= edit.start:
+            continue
+        start = min(start, edit.start)
+        end = edit.end if end <= new_end else end - delta
+    return start, end
