@@ -475,9 +475,13 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     """Parse ``argv``, check the teacher and data, build the pipeline and run it to completion."""
     config, beam_args = beam_io.parse_job(AugmentConfig, argv, prog="python -m beam_jobs.augment", description=__doc__)
     config = replace(config, input=config.input.rstrip("/"), output=config.output.rstrip("/"))
-    provenance = check_setup(config)
+    from beam_jobs import augment_tokens
+
+    token_teacher = augment_tokens.is_token_teacher(config.teacher)
+    provenance = augment_tokens.check_setup(config) if token_teacher else check_setup(config)
     beam_io.prepare_output(config.output, config.overwrite)
-    return beam_io.run_job(lambda pipeline: build(pipeline, config, provenance), beam_args, test_pipeline)
+    builder = augment_tokens.build if token_teacher else build
+    return beam_io.run_job(lambda pipeline: builder(pipeline, config, provenance), beam_args, test_pipeline)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -325,8 +325,9 @@ def pad_batch(chunk: Chunk, index: np.ndarray, length: int, batch_size: int, pad
     # (weight 0 keeps these rows out of every loss and metric)
     out["attention_mask"][rows:, 0] = 1
     for name, values in sub.columns.items():
-        if name == "token_labels":  # per-token classes: cut or padded (ignored) to this batch's length
-            full = np.full((batch_size, length), -100, values.dtype)
+        if name.startswith("token_"):  # per-token values (classes, targets): cut or padded to this length
+            full = np.full((batch_size, length, *values.shape[2:]), -100 if values.dtype.kind == "i" else 0,
+                           values.dtype)
             width = min(length, values.shape[1])
             full[:rows, :width] = values[:, :width]
             out[name] = full

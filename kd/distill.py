@@ -74,6 +74,9 @@ class DistillConfig:
     originals_only: bool = option(False, help="ignore the paraphrase rows of the shards")
     labeled_only: bool = option(False, help="train on rows with a gold label only (on by itself when the hard-label "
                                 "CE is the only loss: unlabeled rows would fill batches and teach nothing)")
+    token_target: str = option("first", help="kd_token shards: a student token's target is the teacher's "
+                               "distribution at its first character, or the mean over its characters",
+                               choices=("first", "mean"))
     export_best: bool = option(True, help="export the student that scored best on the eval split (macro-F1) "
                                "rather than the last step's", flag="--export-last")
     measure_cpu_speed: bool = option(True, help="time the exported student on the CPU for report.md",
@@ -121,8 +124,109 @@ def build_student(config: DistillConfig, vocab_size: int, label_names: list[str]
     return DistillStudent(model, embedding_size)
 
 
+def run_tokens(config: DistillConfig) -> dict[str, Any]:
+    """Token-level (named-entity) distillation from ``kd_token`` shards, whatever the teacher's
+    tokenizer: the same loop, the best student on valid entity F1 exported."""
+    from transformers import AutoModelForTokenClassification, BertConfig, BertForTokenClassification
+
+    from kd.data import open_dataset
+    from kd.ner import TokenDistillObjective, kd_token_chunks, predict_token_split, token_split_metrics
+    from schemas.kd_token import KD_TOKEN, KD_TOKEN_PROVENANCE_KEYS
+
+    device = pick_device(config.loop.device)
+    dist = init_distributed(device)
+    opened = open_dataset(config.data, KD_TOKEN)
+    provenance = opened.provenance
+    expect = {"student_tokenizer_hash": tokenizer_hash(config.tokenizer)}
+    if config.teacher:
+        expect["teacher_weights_hash"] = weights_hash(config.teacher)
+    problems = [k for k in KD_TOKEN_PROVENANCE_KEYS if k not in provenance]
+    problems += [f"{k}: the data has {provenance.get(k)!r}, expected {v!r}" for k, v in expect.items()
+                 if provenance.get(k) != v]
+    if problems:
+        raise MalmoiError(f"kd_token dataset '{config.data}' does not match this run: {problems}.",
+                          "re-run beam_jobs.augment with this teacher and student tokenizer.")
+    labels = list(provenance["label_names"])
+    id2label, label2id = dict(enumerate(labels)), {name: i for i, name in enumerate(labels)}
+    tokenizer = load_subword_tokenizer(config.tokenizer)
+    check_token_ids(opened, len(tokenizer))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    torch.manual_seed(config.loop.seed)
+    s = config.student
+    if s.init:
+        model = AutoModelForTokenClassification.from_pretrained(s.init, num_labels=len(labels), id2label=id2label,
+                                                                label2id=label2id, ignore_mismatched_sizes=True)
+    else:
+        model = BertForTokenClassification(BertConfig(
+            vocab_size=len(tokenizer), hidden_size=s.hidden_size, num_hidden_layers=s.num_layers,
+            num_attention_heads=s.num_heads, intermediate_size=s.intermediate_size,
+            max_position_embeddings=s.max_positions, pad_token_id=pad_id, num_labels=len(labels),
+            id2label=id2label, label2id=label2id))
+    loop, w = config.loop, config.weights
+    labeled_only = config.labeled_only or (w.ce > 0 and not w.kl)
+    batches = BucketBatches(lambda epoch: kd_token_chunks(opened, config.train_split, loop.seed, epoch,
+                                                          how=config.token_target, labeled_only=labeled_only),
+                            batch_size=loop.batch_size, buckets=loop.buckets, pad_id=pad_id, seed=loop.seed,
+                            rank=dist.rank, world_size=dist.world_size)
+    output = Path(loop.output)
+    best = BestSoFar(output)
+
+    def export(model_: torch.nn.Module, folder: Path) -> None:
+        export_pretrained(model_, tokenizer, folder, normalizer_config=provenance.get("normalizer_config"),
+                          training_config=config)
+
+    def evaluate(model_: torch.nn.Module, step: int) -> dict[str, float]:
+        metrics = token_split_metrics(predict_token_split(model_, opened, config.eval_split, pad_id=pad_id))
+        if not metrics["n"]:
+            return {}
+        score = metrics["student"]["f1"]
+        if config.export_best:
+            best.offer(score, step, lambda folder: export(model_, folder), write=dist.is_main, metric="entity_f1")
+        return {"eval/entity_f1": score, "eval/entity_precision": metrics["student"]["precision"],
+                "eval/entity_recall": metrics["student"]["recall"]}
+
+    summary = train(model=model, objective=TokenDistillObjective(w.kl, w.ce, w.temperature), batches=batches,
+                    config=loop, dist=dist, evaluate=evaluate)
+    if not dist.is_main or interrupted(summary):
+        return {"training": summary}
+    if best.promote():
+        model = AutoModelForTokenClassification.from_pretrained(output).to(device)
+        summary = {**summary, "exported": f"best on {config.eval_split} (step {best.step}, entity F1 {best.score:.4f})"}
+    else:
+        export(model, output)
+        summary = {**summary, "exported": f"last step ({summary['steps']})"}
+    evaluation = token_split_metrics(predict_token_split(model.eval(), opened, config.test_split, pad_id=pad_id))
+    parameters = count_parameters(model)
+    speed = cpu_speed(model, tokenizer, [t for t in _token_texts(opened, config.test_split)]) \
+        if config.measure_cpu_speed else None
+    plot_metrics(output / "metrics.jsonl", output / "metrics.png", f"distill -> {output.name}")
+    result = {"training": {**summary, "labeled_only": labeled_only, "token_target": config.token_target},
+              "test": evaluation, "parameters": parameters, "cpu": speed, "label_names": labels,
+              "task": "token-classification"}
+    write_json(output / "evaluation.json", result)
+    return result
+
+
+def _token_texts(opened, split: str, limit: int = 64) -> list[str]:
+    import pyarrow.compute as pc
+
+    from schemas import storage
+
+    texts: list[str] = []
+    for path in opened.files:
+        table = storage.read_table(path, columns=["text", "split"])
+        texts += table.filter(pc.equal(table.column("split"), split)).column("text").to_pylist()
+        if len(texts) >= limit:
+            break
+    return (texts or ["안녕하세요"])[:limit]
+
+
 def run(config: DistillConfig) -> dict[str, Any]:
     """Distill, export and evaluate; returns the summary (also in OUTPUT/evaluation.json)."""
+    from schemas import read_manifest
+
+    if read_manifest(config.data).get("schema") == "kd_token":
+        return run_tokens(config)
     device = pick_device(config.loop.device)
     dist = init_distributed(device)
     if device.type == "cuda" and dist.world_size > 1:
@@ -218,7 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         if interrupted(result["training"]):
             return report_interruption(result["training"], config.loop.output)
         test = result.get("test", {})
-        if test:
+        if result.get("task") == "token-classification":
+            print(f"exported: {result['training']['exported']}")
+            print(f"test entity F1 {test['student']['f1']:.4f} (teacher {test['teacher']['f1']:.4f}, n={test['n']})")
+        elif test:
             print(f"exported: {result['training']['exported']}")
             print(f"test accuracy {test['student'].get('accuracy', float('nan')):.4f} "
                   f"(teacher {test['teacher'].get('accuracy', float('nan')):.4f}); report: {config.loop.output}/report.md")

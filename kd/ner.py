@@ -1,84 +1,23 @@
-"""Named entities for the trainer: BIO tags on subword tokens from character spans, back to
-character spans, and entity-level precision / recall / F1 (exact span and type, as ``seqeval``
-counts chunks).
-
-A token takes the tag of its first character: ``B-T`` when that character begins an entity of
-type T, ``I-T`` when it lies inside one, ``O`` otherwise; special tokens are ignored (-100).
-Predicted tags become entities again from the tokens' character offsets (an ``I-T`` that
-continues nothing begins an entity, as seqeval reads it), so scores are computed on character
-spans of the text, whatever the tokenizer.
-"""
+"""Named entities for the trainer: annotated rows, token batches with BIO classes, the
+token-classification objectives. The span and tag arithmetic is :mod:`beam_jobs.text.entities`."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-Span = tuple[int, int, str]
-IGNORE = -100
-
-
-def bio_labels(types: Iterable[str]) -> list[str]:
-    """``O`` then ``B-T``, ``I-T`` for every entity type, sorted: the token classes."""
-    return ["O", *(f"{prefix}-{t}" for t in sorted(set(types)) for prefix in ("B", "I"))]
-
-
-def token_tags(offsets: Sequence[tuple[int, int]], entities: Sequence[Span], label2id: dict[str, int]) -> list[int]:
-    """One class id per token (``IGNORE`` for special tokens, whose offsets are (0, 0))."""
-    tags = []
-    for start, end in offsets:
-        if start == end:
-            tags.append(IGNORE)
-            continue
-        tag = "O"
-        for e_start, e_end, label in entities:
-            if e_start <= start < e_end:
-                tag = f"{'B' if start == e_start else 'I'}-{label}"
-                break
-        tags.append(label2id.get(tag, label2id["O"]))
-    return tags
-
-
-def entities_from_tags(offsets: Sequence[tuple[int, int]], tags: Sequence[int], id2label: dict[int, str]) -> list[Span]:
-    """Character spans from per-token class ids (tokens with empty offsets are skipped)."""
-    spans: list[list[Any]] = []
-    previous = "O"
-    for (start, end), tag_id in zip(offsets, tags, strict=False):
-        if start == end:
-            continue
-        tag = id2label.get(int(tag_id), "O")
-        kind, _, label = tag.partition("-")
-        if kind == "I" and spans and previous != "O" and previous.split("-", 1)[1] == label:
-            spans[-1][1] = end
-        elif kind in ("B", "I"):
-            spans.append([start, end, label])
-        previous = tag
-    return [(s, e, label) for s, e, label in spans]
-
-
-def entity_scores(gold: Iterable[Iterable[Span]], predicted: Iterable[Iterable[Span]]) -> dict[str, Any]:
-    """Micro precision, recall and F1 over exact (start, end, type) matches, and per type."""
-    true_positive, gold_count, predicted_count = Counter(), Counter(), Counter()
-    for gold_spans, predicted_spans in zip(gold, predicted, strict=True):
-        gold_set, predicted_set = set(map(tuple, gold_spans)), set(map(tuple, predicted_spans))
-        for span in gold_set:
-            gold_count[span[2]] += 1
-        for span in predicted_set:
-            predicted_count[span[2]] += 1
-            true_positive[span[2]] += span in gold_set
-
-    def prf(tp: int, n_gold: int, n_pred: int) -> dict[str, float]:
-        precision = tp / n_pred if n_pred else 0.0
-        recall = tp / n_gold if n_gold else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        return {"precision": precision, "recall": recall, "f1": f1, "support": n_gold}
-
-    types = sorted(set(gold_count) | set(predicted_count))
-    return {**prf(sum(true_positive.values()), sum(gold_count.values()), sum(predicted_count.values())),
-            "per_type": {t: prf(true_positive[t], gold_count[t], predicted_count[t]) for t in types}}
+from beam_jobs.text.entities import (  # noqa: F401 - the trainer's names for them
+    IGNORE,
+    Span,
+    bio_labels,
+    char_distributions,
+    entities_from_tags,
+    entity_scores,
+    token_tags,
+    token_targets,
+)
 
 
 def entity_rows(opened, split: str | None) -> Iterator[dict[str, Any]]:
@@ -131,3 +70,126 @@ class TokenClassificationObjective:
                                 ignore_index=IGNORE, reduction="sum")
         loss = total / (labels != IGNORE).sum().clamp_min(1)  # a batch of padding rows gives 0, not NaN
         return loss, {"ce": loss.detach()}
+
+
+def kd_token_chunks(opened, split: str | None, seed: int | None, epoch: int, *, how: str = "first",
+                    labeled_only: bool = False):
+    """Chunks of ``kd_token`` shards for a student: ``input_ids``, per-token teacher targets
+    (``token_targets``: :func:`token_targets` of the stored per-character distributions, float16)
+    and gold classes (``token_labels``: from the gold entities, ``IGNORE`` where a row has none),
+    one chunk per row group."""
+    import pyarrow.compute as pc
+
+    from kd.data import Chunk, iter_row_groups
+    from schemas import storage
+
+    labels = list(opened.provenance["label_names"])
+    label2id = {name: i for i, name in enumerate(labels)}
+    width = len(labels)
+    for path, index in iter_row_groups(opened.files, seed, epoch):
+        table = storage.parquet_file(path).read_row_group(
+            index, columns=["input_ids", "token_starts", "token_ends", "entities", "split", "text", "teacher_char_probs"])
+        if split is not None:
+            table = table.filter(pc.equal(table.column("split"), split))
+        if labeled_only:
+            table = table.filter(pc.is_valid(table.column("entities")))
+        if not table.num_rows:
+            continue
+        rows = table.to_pylist()
+        lengths = np.fromiter((len(r["input_ids"]) for r in rows), np.int64, len(rows))
+        longest = int(lengths.max())
+        offsets = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.fromiter((t for r in rows for t in r["input_ids"]), np.int32, int(offsets[-1]))
+        targets = np.zeros((len(rows), longest, width), np.float16)
+        gold = np.full((len(rows), longest), IGNORE, np.int64)
+        for i, r in enumerate(rows):
+            spans = list(zip(r["token_starts"], r["token_ends"], strict=True))
+            chars = np.asarray(r["teacher_char_probs"], np.float32).reshape(len(r["text"]), width)
+            targets[i, :len(spans)] = token_targets(chars, spans, how)
+            if r["entities"] is not None:
+                gold[i, :len(spans)] = token_tags(spans, [(e["start"], e["end"], e["label"]) for e in r["entities"]],
+                                                  label2id)
+        yield Chunk(values, offsets, {"token_targets": targets, "token_labels": gold})
+
+
+class TokenDistillObjective:
+    """Per-token distillation: ``kl · T² · KL(teacher_T ‖ student_T)`` averaged over the tokens
+    that have a target, plus ``ce ·`` cross-entropy on gold classes where a row has them (a
+    pseudo-labelled row feeds only the KL term). The teacher's probabilities at temperature T are
+    ``p^(1/T)`` renormalized (the softmax of its logits divided by T)."""
+
+    def __init__(self, kl: float = 1.0, ce: float = 1.0, temperature: float = 2.0) -> None:
+        self.kl, self.ce, self.temperature = kl, ce, temperature
+
+    def __call__(self, model, batch):
+        import torch
+        import torch.nn.functional as F
+
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+        real = batch["weight"][:, None] > 0
+        targets = batch["token_targets"].float()
+        has_target = (targets.sum(-1) > 0) & real & (batch["attention_mask"] > 0)
+        parts = {}
+        loss = logits.new_zeros(())
+        if self.kl:
+            t = self.temperature
+            teacher = targets.clamp_min(1e-8) ** (1.0 / t)
+            teacher = teacher / teacher.sum(-1, keepdim=True)
+            log_student = F.log_softmax(logits / t, -1)
+            per_token = (teacher * (teacher.log() - log_student)).sum(-1)
+            kl = (per_token * has_target).sum() / has_target.sum().clamp_min(1) * t * t
+            parts["kl"] = kl
+            loss = loss + self.kl * kl
+        if self.ce:
+            gold = batch["token_labels"].masked_fill(~real, IGNORE)
+            total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), gold.reshape(-1), ignore_index=IGNORE,
+                                    reduction="sum")
+            ce = total / (gold != IGNORE).sum().clamp_min(1)
+            parts["ce"] = ce
+            loss = loss + self.ce * ce
+        return loss, {k: v.detach() for k, v in parts.items()} or {"loss_terms": torch.zeros(())}
+
+
+def predict_token_split(model, opened, split: str, *, batch_size: int = 64, pad_id: int = 0) -> dict[str, Any]:
+    """The student's entities on ``split`` of ``kd_token`` shards (decoded from its own tokens'
+    character spans) beside the gold and the teacher's, for the rows with gold entities."""
+    import pyarrow.compute as pc
+    import torch
+
+    from schemas import storage
+
+    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    gold, student, teacher, domains = [], [], [], []
+    device = next(model.parameters()).device
+    for path in opened.files:
+        table = storage.read_table(path, columns=["id", "input_ids", "token_starts", "token_ends", "entities", "split",
+                                                  "teacher_entities"])
+        table = table.filter(pc.and_(pc.equal(table.column("split"), split), pc.is_valid(table.column("entities"))))
+        rows = table.to_pylist()
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            longest = max(len(r["input_ids"]) for r in chunk)
+            ids = torch.full((len(chunk), longest), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), longest), dtype=torch.long)
+            for i, r in enumerate(chunk):
+                ids[i, :len(r["input_ids"])] = torch.tensor(r["input_ids"])
+                mask[i, :len(r["input_ids"])] = 1
+            with torch.inference_mode():
+                tags = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.argmax(-1).cpu().tolist()
+            for r, row_tags in zip(chunk, tags, strict=True):
+                spans = list(zip(r["token_starts"], r["token_ends"], strict=True))
+                student.append(entities_from_tags(spans, row_tags[:len(spans)], id2label))
+                gold.append([(e["start"], e["end"], e["label"]) for e in r["entities"]])
+                teacher.append([(e["start"], e["end"], e["label"]) for e in r["teacher_entities"]])
+                domains.append(r["id"])
+    return {"gold": gold, "student": student, "teacher": teacher}
+
+
+def token_split_metrics(predictions: dict[str, Any]) -> dict[str, Any]:
+    student = entity_scores(predictions["gold"], predictions["student"])
+    teacher = entity_scores(predictions["gold"], predictions["teacher"])
+    out = {"n": len(predictions["gold"]), "student": student, "teacher": teacher}
+    if teacher["f1"]:
+        out["retention"] = student["f1"] / teacher["f1"]
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from seqeval.metrics import f1_score, precision_score, recall_score
@@ -66,12 +67,15 @@ def test_tags_on_subwords_map_back_to_the_character_spans(tmp_path):
         assert decoded == expected
 
 
-def test_finetune_trains_a_token_classification_teacher(tmp_path):
-    from transformers import AutoModelForTokenClassification, BertConfig, BertForMaskedLM
+@pytest.fixture(scope="module")
+def ner_teacher(tmp_path_factory):
+    """Annotated rows (and a few without entities), a tiny masked LM, and a token teacher on them."""
+    from transformers import BertConfig, BertForMaskedLM
 
     from kd import finetune
     from kd.tokenizer import train_tokenizer
 
+    root = tmp_path_factory.mktemp("ner")
     lines = []
     names = ["민수", "지영", "철수", "영희"]
     places = ["부산", "서울", "대구", "광주"]
@@ -81,18 +85,26 @@ def test_finetune_trains_a_token_classification_teacher(tmp_path):
         lines.append(json.dumps({"id": f"r{i}", "text": text, "entities": [
             {"start": 0, "end": len(name), "label": "PS"},
             {"start": len(name) + 4, "end": len(name) + 4 + len(place), "label": "LC"}]}, ensure_ascii=False))
-    (tmp_path / "ner.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    run_preprocess([tmp_path / "ner.jsonl"], tmp_path / "utt", "--runner", "FnApiRunner", "--split-ratios",
-                   "0.6,0.2,0.2")
+    lines += [json.dumps({"id": f"u{i}", "text": f"{names[i % 4]} 내일 {places[i % 4]} 가요"}, ensure_ascii=False)
+              for i in range(8)]  # no gold: a pseudo-labelled pool
+    (root / "ner.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run_preprocess([root / "ner.jsonl"], root / "utt", "--runner", "FnApiRunner", "--split-ratios", "0.6,0.2,0.2")
     texts = [json.loads(line)["text"] for line in lines]
-    tokenizer = train_tokenizer(texts, tmp_path / "mlm", vocab_size=200, min_frequency=1)
+    tokenizer = train_tokenizer(texts, root / "mlm", vocab_size=200, min_frequency=1)
     BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                               intermediate_size=64)).save_pretrained(tmp_path / "mlm")
-    out = tmp_path / "tagger"
-    assert finetune.main(["--data", str(tmp_path / "utt"), "--init", str(tmp_path / "mlm"), "--output", str(out),
+                               intermediate_size=64)).save_pretrained(root / "mlm")
+    assert finetune.main(["--data", str(root / "utt"), "--init", str(root / "mlm"), "--output", str(root / "tagger"),
                           "--task", "token-classification", "--max-steps", "60", "--eval-every", "20",
                           "--patience", "9", "--learning-rate", "5e-3", "--batch-size", "8", "--no-progress",
                           "--device", "cpu"]) == 0
+    train_tokenizer(texts, root / "student_tok", vocab_size=150, min_frequency=1, kind="unigram")
+    return root
+
+
+def test_finetune_trains_a_token_classification_teacher(ner_teacher):
+    from transformers import AutoModelForTokenClassification
+
+    out = ner_teacher / "tagger"
     model = AutoModelForTokenClassification.from_pretrained(out)
     assert model.config.id2label[0] == "O" and set(model.config.label2id) == {"O", "B-LC", "I-LC", "B-PS", "I-PS"}
     evaluation = json.loads((out / "evaluation.json").read_text())
@@ -117,6 +129,43 @@ def test_finetune_trains_a_token_classification_teacher(tmp_path):
     assert "민수\tPS\t사람 이름\t0-2\t" in table.getvalue()
 
 
+def test_token_signals_per_character_distill_into_a_student_with_another_tokenizer(ner_teacher, tmp_path):
+    # guards against token-level teacher signals tied to the teacher's tokenizer, pseudo-labelled
+    # rows that feed a gold-tag loss, and a token student that cannot be exported or served
+    import numpy as np
+    import pandas as pd
+    from transformers import AutoModelForTokenClassification
+
+    from beam_jobs import augment
+    from kd import distill
+
+    shards = tmp_path / "kd_token"
+    augment.run(["--input", str(ner_teacher / "utt"), "--output", str(shards), "--teacher",
+                 str(ner_teacher / "tagger"), "--student-tokenizer", str(ner_teacher / "student_tok"),
+                 "--runner", "FnApiRunner"])
+    manifest = json.loads((shards / "_manifest.json").read_text())
+    assert manifest["schema"] == "kd_token" and manifest["provenance"]["label_names"][0] == "O"
+    frame = pd.read_parquet(shards)
+    assert len(frame) == 56 and frame["entities"].isna().sum() == 8  # the pool has no gold, only the teacher's
+    width = len(manifest["provenance"]["label_names"])
+    assert all(len(p) == len(t) * width for p, t in zip(frame["teacher_char_probs"], frame["text"], strict=True))
+    probs = np.asarray(frame["teacher_char_probs"][0], np.float32).reshape(len(frame["text"][0]), width)
+    assert np.allclose(probs.sum(1), 1.0, atol=1e-2)
+    pool = frame[frame["entities"].isna()]
+    assert pool["teacher_entities"].map(len).sum() > 0  # pseudo-labels for the unannotated rows
+
+    out = tmp_path / "student"
+    assert distill.main(["--data", str(shards), "--tokenizer", str(ner_teacher / "student_tok"), "--output", str(out),
+                         "--student-layers", "1", "--student-hidden", "32", "--student-heads", "2",
+                         "--student-intermediate", "64", "--max-steps", "80", "--eval-every", "20",
+                         "--learning-rate", "5e-3", "--batch-size", "8", "--no-progress", "--device", "cpu",
+                         "--no-cpu-speed"]) == 0
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["task"] == "token-classification" and evaluation["test"]["n"] > 0
+    assert evaluation["test"]["student"]["f1"] > 0.5, evaluation["test"]
+    assert AutoModelForTokenClassification.from_pretrained(out).config.num_labels == width
+
+
 def test_a_served_span_maps_back_through_the_edits():
     from beam_jobs.text.edits import unmap_span
     from beam_jobs.text.normalizer import Normalizer
@@ -127,3 +176,22 @@ def test_a_served_span_maps_back_through_the_edits():
     assert text.startswith("너무 ") and start == raw.index("부산") + 1
     assert unmap_span(start, start + 2, edits) == (raw.index("부산"), raw.index("부산") + 2)
     assert unmap_span(0, 2, edits) == (0, 1)  # 너무 came from 넘
+
+
+def test_per_character_distributions_and_student_token_targets():
+    # guards against a teacher subword's B- mass given to its later characters (they are inside
+    # the entity), and --token-target first/mean computing the same thing
+    import numpy as np
+
+    from beam_jobs.text.entities import char_distributions, token_targets
+
+    labels = ["O", "B-PS", "I-PS"]
+    probs = np.array([[0.0, 0.0, 0.0], [0.1, 0.8, 0.1], [0.2, 0.1, 0.7], [0.0, 0.0, 0.0]], np.float32)
+    chars = char_distributions([(0, 0), (0, 2), (3, 5), (0, 0)], probs, 6, labels)  # "톰행 크스면"
+    assert np.allclose(chars[0], [0.1, 0.8, 0.1]) and np.allclose(chars[1], [0.1, 0.0, 0.9])  # B moved to I
+    assert np.allclose(chars[2], [1, 0, 0]) and np.allclose(chars[5], [1, 0, 0])  # outside every token: O
+    assert np.allclose(chars[3], [0.2, 0.1, 0.7]) and np.allclose(chars[4], [0.2, 0.0, 0.8])
+    first = token_targets(chars, [(0, 0), (0, 1), (1, 4), (0, 0)], "first")
+    mean = token_targets(chars, [(0, 0), (0, 1), (1, 4), (0, 0)], "mean")
+    assert np.allclose(first[0], 0) and np.allclose(first[2], chars[1])
+    assert np.allclose(mean[2], chars[1:4].mean(0)) and not np.allclose(mean[2], first[2])
