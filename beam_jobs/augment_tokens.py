@@ -53,9 +53,10 @@ def check_setup(config: Any) -> dict[str, Any]:
     if manifest.get("schema") != "utterances":
         raise MalmoiError(f"--input {config.input}: holds '{manifest.get('schema')}', expected an utterances dataset.",
                           "pass the output of beam_jobs.preprocess.")
-    if config.paraphrase or config.teacher_signals:
-        raise MalmoiError("--paraphrase and --teacher-signals are for sentence-label teachers; this teacher tags "
-                          "tokens.", "drop them for a token-classification teacher.")
+    if config.paraphrase or config.teacher_signals or config.share_teacher:
+        raise MalmoiError("--paraphrase, --teacher-signals and --share-teacher are for sentence-label teachers; this "
+                          "teacher tags tokens (loaded once per worker process).",
+                          "drop them for a token-classification teacher.")
     teacher_dir = storage.local_folder(config.teacher)
     teacher_config = AutoConfig.from_pretrained(teacher_dir, trust_remote_code=False)
     labels = [teacher_config.id2label[i] for i in range(teacher_config.num_labels)]
