@@ -2,7 +2,7 @@
 
     python -m kd.distill --data out/kd --tokenizer out/tokenizer --output out/student \\
         [--teacher out/teacher] [--max-steps 2000] [--save-every 500] [--resume] \\
-        [--kl 1 --ce 1 --mse 0 --cosine 0 --temperature 2] [--student-layers 4 --student-hidden 312]
+        [--kl 1 --ce 1 --mse 0 --cosine 0 --temperature 2] [--student-layers 4 --student-hidden 256]
 
 Writes to OUTPUT: a Hugging Face model (safetensors, config with id2label, tokenizer,
 ``malmoi_normalizer.json``), ``metrics.jsonl``, ``metrics.png``, ``report.md``,
@@ -46,9 +46,10 @@ class StudentConfig:
     checkpoint to start from (``init``: a small masked-LM or classifier with the same tokenizer)."""
 
     num_layers: int = option(4, help="student encoder layers", flag="--student-layers")
-    hidden_size: int = option(312, help="student hidden size", flag="--student-hidden")
-    num_heads: int = option(12, help="student attention heads (head size = hidden / heads)", flag="--student-heads")
-    intermediate_size: int = option(1200, help="student feed-forward size", flag="--student-intermediate")
+    hidden_size: int = option(256, help="student hidden size", flag="--student-hidden")
+    num_heads: int = option(4, help="student attention heads (head size = hidden / heads; a multiple of 8 gets the "
+                            "fused attention kernels)", flag="--student-heads")
+    intermediate_size: int = option(1024, help="student feed-forward size", flag="--student-intermediate")
     max_positions: int = 512
     from_teacher: bool = option(False, help="copy the teacher's embeddings and every k-th layer",
                                 flag="--student-from-teacher")
