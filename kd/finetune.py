@@ -76,7 +76,7 @@ def run_token_classification(config: FinetuneConfig) -> dict:
     the best on valid entity F1 exported."""
     from transformers import AutoModelForTokenClassification
 
-    from kd.ner import TokenClassificationObjective, bio_labels, entity_rows, token_chunks
+    from kd.ner import TokenClassificationObjective, bio_labels, entity_rows, silent_tagger, token_chunks
 
     device = pick_device(config.loop.device)
     dist = init_distributed(device)
@@ -114,11 +114,16 @@ def run_token_classification(config: FinetuneConfig) -> dict:
     def export(folder: Path, model_=model) -> None:
         export_pretrained(model_, tokenizer, folder, normalizer_config=normalizer_config, training_config=config)
 
+    history: list[dict] = []
+
     def evaluate(model_, step: int) -> dict:
         nonlocal bad_evals
         metrics = entity_metrics(model_, rows["valid"], tokenizer, id2label, config.max_length)
         if not metrics.get("n"):
             return {}
+        history.append({"step": step, **metrics})
+        if (warning := silent_tagger(history)) is not None:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
         if best.offer(metrics["f1"], step, lambda folder: export(folder, model_), write=dist.is_main, metric="entity_f1"):
             bad_evals = 0
         else:

@@ -72,6 +72,19 @@ class TokenClassificationObjective:
         return loss, {"ce": loss.detach()}
 
 
+def silent_tagger(history: list[dict], patience: int = 3) -> str | None:
+    """A warning, once (when the ``patience``-th evaluation in a row found no entity at all):
+    the tagger sits at all-O, the majority class, and is learning nothing."""
+    recent = history[-patience:]
+    if len(recent) < patience or any(h.get("precision") or h.get("recall") for h in recent):
+        return None
+    if len(history) > patience and not (history[-patience - 1].get("precision") or history[-patience - 1].get("recall")):
+        return None  # already said
+    return (f"the tagger has found no entity on valid in {patience} evaluations (steps "
+            f"{[h['step'] for h in recent]}): it sits at all-O. Try more --max-steps, another --learning-rate, "
+            "or a pretrained --init.")
+
+
 def kd_token_chunks(opened, split: str | None, seed: int | None, epoch: int, *, how: str = "first",
                     labeled_only: bool = False):
     """Chunks of ``kd_token`` shards for a student: ``input_ids``, per-token teacher targets

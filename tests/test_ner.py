@@ -195,3 +195,15 @@ def test_per_character_distributions_and_student_token_targets():
     mean = token_targets(chars, [(0, 0), (0, 1), (1, 4), (0, 0)], "mean")
     assert np.allclose(first[0], 0) and np.allclose(first[2], chars[1])
     assert np.allclose(mean[2], chars[1:4].mean(0)) and not np.allclose(mean[2], first[2])
+
+
+def test_a_tagger_stuck_at_all_o_is_warned_about_once():
+    # guards against a token teacher that predicts O everywhere (entity F1 0 at every evaluation)
+    # exporting its "best" model without a word (the KLUE-NER benchmark's from-scratch teacher)
+    from kd.ner import silent_tagger
+
+    silent = [{"step": s, "precision": 0.0, "recall": 0.0} for s in (10, 20, 30, 40)]
+    assert silent_tagger(silent[:2]) is None
+    assert "all-O" in silent_tagger(silent[:3]) and "[10, 20, 30]" in silent_tagger(silent[:3])
+    assert silent_tagger(silent) is None  # said once
+    assert silent_tagger([*silent[:2], {"step": 30, "precision": 0.2, "recall": 0.1}]) is None
