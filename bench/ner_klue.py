@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher-steps", type=int, default=1500)
     parser.add_argument("--student-steps", type=int, default=1500)
     parser.add_argument("--pool", type=int, default=5000)
+    parser.add_argument("--teacher-lr", default="1e-3")
     parser.add_argument("--json", default="docs/results/ner_klue.json")
     args = parser.parse_args(argv)
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         assert finetune.main(["--data", str(tmp / "utt"), "--init", str(tmp / "mlm_model"), "--output",
                               str(tmp / "teacher"), "--task", "token-classification", "--max-steps",
                               str(args.teacher_steps), "--eval-every", str(max(1, args.teacher_steps // 5)),
-                              "--patience", "9", "--learning-rate", "1e-3", *SMALL]) == 0
+                              "--patience", "9", "--learning-rate", args.teacher_lr, *SMALL]) == 0
         report["teacher_seconds"] = time.perf_counter() - started
         teacher_eval = json.loads((tmp / "teacher" / "evaluation.json").read_text())["test"]
         augment.run(["--input", str(tmp / "utt"), "--output", str(tmp / "kd"), "--teacher", str(tmp / "teacher"),
