@@ -183,6 +183,15 @@ class Chunk:
         return Chunk(values, offsets, {k: v[index] for k, v in self.columns.items()})
 
     @staticmethod
+    def from_lists(ids: list[list[int]], columns: dict[str, np.ndarray] | None = None) -> Chunk:
+        """A chunk from one token-id list per row."""
+        lengths = np.fromiter((len(row) for row in ids), np.int64, len(ids))
+        offsets = np.zeros(len(ids) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        values = np.fromiter((t for row in ids for t in row), np.int32, int(offsets[-1]))
+        return Chunk(values, offsets, columns or {})
+
+    @staticmethod
     def concat(chunks: list[Chunk]) -> Chunk:
         chunks = [c for c in chunks if len(c)]
         if not chunks:
@@ -288,13 +297,9 @@ def utterance_chunks(opened: OpenedDataset, split: str | None, tokenizer: Any, m
             continue
         encoded = tokenizer(table.column("text").to_pylist(), truncation=True, max_length=max_length,
                             return_attention_mask=False)["input_ids"]
-        lengths = np.fromiter((len(e) for e in encoded), np.int64, len(encoded))
-        offsets = np.zeros(len(encoded) + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        values = np.fromiter((t for e in encoded for t in e), np.int32, int(offsets[-1]))
         names = table.column("label").to_pylist()
         labels = np.array([(label_to_id or {}).get(n, -1) if n is not None else -1 for n in names], np.int64)
-        yield Chunk(values, offsets, {"label": labels})
+        yield Chunk.from_lists(encoded, {"label": labels})
 
 
 # --------------------------------------------------------------------------- fixed-shape batches

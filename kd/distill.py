@@ -198,7 +198,7 @@ def run_tokens(config: DistillConfig) -> dict[str, Any]:
         summary = {**summary, "exported": f"last step ({summary['steps']})"}
     evaluation = token_split_metrics(predict_token_split(model.eval(), opened, config.test_split, pad_id=pad_id))
     parameters = count_parameters(model)
-    speed = cpu_speed(model, tokenizer, [t for t in _token_texts(opened, config.test_split)]) \
+    speed = cpu_speed(model, tokenizer, split_texts(opened, config.test_split)) \
         if config.measure_cpu_speed else None
     plot_metrics(output / "metrics.jsonl", output / "metrics.png", f"distill -> {output.name}")
     result = {"training": {**summary, "labeled_only": labeled_only, "token_target": config.token_target},
@@ -206,20 +206,6 @@ def run_tokens(config: DistillConfig) -> dict[str, Any]:
               "task": "token-classification"}
     write_json(output / "evaluation.json", result)
     return result
-
-
-def _token_texts(opened, split: str, limit: int = 64) -> list[str]:
-    import pyarrow.compute as pc
-
-    from schemas import storage
-
-    texts: list[str] = []
-    for path in opened.files:
-        table = storage.read_table(path, columns=["text", "split"])
-        texts += table.filter(pc.equal(table.column("split"), split)).column("text").to_pylist()
-        if len(texts) >= limit:
-            break
-    return (texts or ["안녕하세요"])[:limit]
 
 
 def run(config: DistillConfig) -> dict[str, Any]:

@@ -47,15 +47,11 @@ def token_chunks(rows: list[dict[str, Any]], tokenizer: Any, label2id: dict[str,
 
     encoded = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length,
                         return_offsets_mapping=True, return_attention_mask=False)
-    lengths = np.fromiter((len(ids) for ids in encoded["input_ids"]), np.int64, len(rows))
-    offsets = np.zeros(len(rows) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    values = np.fromiter((t for ids in encoded["input_ids"] for t in ids), np.int32, int(offsets[-1]))
     labels = np.full((len(rows), max_length), IGNORE, np.int64)
     for i, (row, mapping) in enumerate(zip(rows, encoded["offset_mapping"], strict=True)):
         tags = token_tags(mapping, row["entities"], label2id)
         labels[i, :len(tags)] = tags
-    return Chunk(values, offsets, {"token_labels": labels})
+    return Chunk.from_lists(encoded["input_ids"], {"token_labels": labels})
 
 
 class TokenClassificationObjective:
@@ -109,11 +105,7 @@ def kd_token_chunks(opened, split: str | None, seed: int | None, epoch: int, *, 
         if not table.num_rows:
             continue
         rows = table.to_pylist()
-        lengths = np.fromiter((len(r["input_ids"]) for r in rows), np.int64, len(rows))
-        longest = int(lengths.max())
-        offsets = np.zeros(len(rows) + 1, np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        values = np.fromiter((t for r in rows for t in r["input_ids"]), np.int32, int(offsets[-1]))
+        longest = max(len(r["input_ids"]) for r in rows)
         targets = np.zeros((len(rows), longest, width), np.float16)
         gold = np.full((len(rows), longest), IGNORE, np.int64)
         for i, r in enumerate(rows):
@@ -123,7 +115,7 @@ def kd_token_chunks(opened, split: str | None, seed: int | None, epoch: int, *, 
             if r["entities"] is not None:
                 gold[i, :len(spans)] = token_tags(spans, [(e["start"], e["end"], e["label"]) for e in r["entities"]],
                                                   label2id)
-        yield Chunk(values, offsets, {"token_targets": targets, "token_labels": gold})
+        yield Chunk.from_lists([r["input_ids"] for r in rows], {"token_targets": targets, "token_labels": gold})
 
 
 class TokenDistillObjective:
@@ -173,7 +165,7 @@ def predict_token_split(model, opened, split: str, *, batch_size: int = 64, pad_
     from schemas import storage
 
     id2label = {int(k): v for k, v in model.config.id2label.items()}
-    gold, student, teacher, domains = [], [], [], []
+    gold, student, teacher = [], [], []
     device = next(model.parameters()).device
     for path in opened.files:
         table = storage.read_table(path, columns=["id", "input_ids", "token_starts", "token_ends", "entities", "split",
@@ -195,7 +187,6 @@ def predict_token_split(model, opened, split: str, *, batch_size: int = 64, pad_
                 student.append(entities_from_tags(spans, row_tags[:len(spans)], id2label))
                 gold.append([(e["start"], e["end"], e["label"]) for e in r["entities"]])
                 teacher.append([(e["start"], e["end"], e["label"]) for e in r["teacher_entities"]])
-                domains.append(r["id"])
     return {"gold": gold, "student": student, "teacher": teacher}
 
 

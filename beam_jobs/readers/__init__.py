@@ -53,13 +53,8 @@ def detect_format(source: str, head: bytes) -> str | None:
     name = source.lower()
     if name.endswith(".json"):
         return "json"
-    if name.endswith(".tsv"):  # a line format may claim a .tsv by its first line (KLUE-NER's comment header)
-        encoding = sniff_encoding(head)
-        if encoding and encoding != "utf-16":
-            first = head.decode(encoding, errors="ignore").lstrip("\ufeff").split("\n", 1)[0]
-            for fmt in REGISTRY.values():
-                if ".tsv" in fmt.sniffed and fmt.matches_first_line is not None and fmt.matches_first_line(first):
-                    return fmt.name
+    if name.endswith(".tsv") and (claimed := _claimed_by_first_line(".tsv", head)):
+        return claimed  # a line format may claim a .tsv by its first line (KLUE-NER's comment header)
     for fmt in REGISTRY.values():
         if not name.endswith(fmt.extensions):
             continue
@@ -67,14 +62,18 @@ def detect_format(source: str, head: bytes) -> str | None:
             break  # plain text, unless a format claims its first line (below)
         return fmt.name
     if name.endswith(".txt"):
-        encoding = sniff_encoding(head)
-        if encoding and encoding != "utf-16":
-            first = head.decode(encoding, errors="ignore").lstrip("\ufeff").split("\n", 1)[0]
-            for fmt in REGISTRY.values():
-                if ".txt" in fmt.sniffed and fmt.matches_first_line is not None and fmt.matches_first_line(first):
-                    return fmt.name
-        return "txt"
+        return _claimed_by_first_line(".txt", head) or "txt"
     return None
+
+
+def _claimed_by_first_line(suffix: str, head: bytes) -> str | None:
+    """The format that sniffs ``suffix`` files and recognizes this first line, if any."""
+    encoding = sniff_encoding(head)
+    if not encoding or encoding == "utf-16":
+        return None
+    first = head.decode(encoding, errors="ignore").lstrip("\ufeff").split("\n", 1)[0]
+    return next((fmt.name for fmt in REGISTRY.values() if suffix in fmt.sniffed and fmt.matches_first_line is not None
+                 and fmt.matches_first_line(first)), None)
 
 
 def detect_json_format(obj: Any) -> str | None:
