@@ -25,11 +25,19 @@ from apache_beam.transforms.util import BatchElements
 from beam_jobs import beam_io
 from beam_jobs.beam_io import REJECTS, STATS, Balance, count
 from beam_jobs.readers import RawUtterance, ReaderOptions, Reject
-from beam_jobs.records import ENTITY_CUT, RowBuilder, RowOptions
+from beam_jobs.records import (
+    ENTITY_CUT,
+    RowBuilder,
+    RowOptions,
+    SplitRatios,
+    doc_stratum,
+    stratified_splits,
+    stratum_of,
+)
 from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
 from beam_jobs.text.tokenizer import Tokenizer, TokenizerConfig
 from schemas import UTTERANCES
-from schemas.options import cli_main, option
+from schemas.options import MalmoiError, cli_main, option
 
 JOB_NAME = "beam_jobs.preprocess"
 
@@ -147,6 +155,59 @@ class Deduplicate(beam.PTransform):
         return rebatched, kept[STATS]
 
 
+def _doc_key(row: dict[str, Any]) -> tuple[str, str]:
+    return row["corpus"], row["doc_id"]
+
+
+def _stratum_of_doc(key: tuple[str, str], strata) -> tuple[str, tuple[str, str, int]]:
+    strata = list(strata)
+    return doc_stratum(strata), (*key, len(strata))
+
+
+def _assign_stratum(element, ratios: SplitRatios, seed: str):
+    stratum, docs = element
+    docs = list(docs)
+    yield TaggedOutput(STATS, count("split.strata"))
+    yield from stratified_splits(docs, ratios, seed).items()
+
+
+def _with_split(element):
+    _, grouped = element
+    (split,) = grouped["split"]
+    for row in grouped["rows"]:
+        yield {**row, "split": split}
+
+
+class StratifiedSplit(beam.PTransform):
+    """Batches of rows -> batches of rows whose hash split is drawn per stratum (``--stratify-by``):
+    each document's stratum is its rows' most common value; the documents of a stratum (keys and
+    row counts only, not the rows) meet on one worker and are split in the ratios; the split then
+    joins the rows back by document."""
+
+    def __init__(self, column: str, ratios: SplitRatios, seed: str, batch_size: int) -> None:
+        super().__init__()
+        self._column, self._ratios, self._seed, self._batch_size = column, ratios, seed, batch_size
+
+    def expand(self, batches):
+        column = self._column
+        rows = batches | "Rows" >> beam.FlatMap(lambda batch: batch)
+        by_doc = rows | "KeyByDoc" >> beam.Map(lambda r: (_doc_key(r), r))
+        splits = (
+            rows
+            | "StratumOfRow" >> beam.Map(lambda r: (_doc_key(r), stratum_of(r, column)))
+            | "GroupStrataByDoc" >> beam.GroupByKey()
+            | "StratumOfDoc" >> beam.MapTuple(_stratum_of_doc)
+            | "GroupDocsByStratum" >> beam.GroupByKey()
+            | "SplitEachStratum" >> beam.FlatMap(_assign_stratum, self._ratios, self._seed).with_outputs(
+                STATS, main="splits")
+        )
+        joined = ({"rows": by_doc, "split": splits.splits} | "JoinSplits" >> beam.CoGroupByKey()
+                  | "SetSplit" >> beam.FlatMap(_with_split))
+        rebatched = joined | "Rebatch" >> BatchElements(min_batch_size=self._batch_size,
+                                                        max_batch_size=self._batch_size * 5)
+        return rebatched, splits[STATS]
+
+
 # --------------------------------------------------------------------------- the pipeline
 
 
@@ -172,6 +233,11 @@ def build(pipeline: beam.Pipeline, config: PreprocessConfig) -> None:
     if config.dedup:
         row_batches, dedup_stats = row_batches | "Deduplicate" >> Deduplicate(config.batch_size)
         stats_parts.append(dedup_stats)
+    if config.rows.stratify_by:
+        column = "label" if config.rows.stratify_by == config.reader.label_column else config.rows.stratify_by
+        row_batches, split_stats = row_batches | "StratifiedSplit" >> StratifiedSplit(
+            column, config.rows.ratios, config.rows.split_seed, config.batch_size)
+        stats_parts.append(split_stats)
     tables = row_batches | "RowsToArrow" >> beam.ParDo(beam_io.RowsToTableFn(UTTERANCES)).with_outputs(
         STATS, main="tables"
     )
@@ -191,6 +257,10 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
                                           description=__doc__)
     config = dataclasses.replace(config, output=config.output.rstrip("/"),
                                  inputs=tuple(beam_io.check_inputs(config.inputs)))
+    if config.rows.stratify_by and config.reader.split_column:
+        raise MalmoiError(f"--stratify-by {config.rows.stratify_by!r} and --split-column {config.reader.split_column!r}: "
+                          "expected one of them (the split column gives every row its split; stratifying draws "
+                          "the hash split). Fix: drop one.")
     beam_io.prepare_output(config.output, config.overwrite)
     return beam_io.run_job(lambda pipeline: build(pipeline, config), beam_args, test_pipeline)
 

@@ -63,6 +63,45 @@ def assign_split(corpus: str, doc_id: str, ratios: SplitRatios, seed: str = "") 
     return "test"
 
 
+#: the stratum of a row whose stratify column is empty or missing
+NO_STRATUM = "<none>"
+
+
+def stratum_of(row: dict[str, Any], column: str) -> str:
+    """The value of ``column`` in an ``utterances`` row: ``label``, or a meta key (an input field
+    that is not the text, label, id, doc id or split field); NO_STRATUM when it has none."""
+    if column == "label":
+        value = row.get("label")
+    else:
+        value = next((item["value"] for item in row.get("meta") or () if item["key"] == column), None)
+    return NO_STRATUM if value in (None, "") else str(value)
+
+
+def doc_stratum(strata: Iterable[str]) -> str:
+    """A document's stratum: the value most of its rows have (ties: the smallest), so a dialogue
+    whose turns differ still goes to one split whole."""
+    counts: dict[str, int] = {}
+    for stratum in strata:
+        counts[stratum] = counts.get(stratum, 0) + 1
+    return min(counts, key=lambda s: (-counts[s], s))
+
+
+def stratified_splits(docs: Iterable[tuple[str, str, int]], ratios: SplitRatios, seed: str = "") -> dict[tuple[str, str], str]:
+    """train / valid / test for the documents of one stratum, given as (corpus, doc_id, rows): in the
+    order of their stable hash, each document takes the split its rows' midpoint falls in, so every
+    stratum is split in the ratios (by rows, to within one document) and the assignment does not
+    depend on the order the documents arrive in."""
+    ordered = sorted(docs, key=lambda d: (stable_unit(seed, d[0], d[1]), d[0], d[1]))
+    total = sum(n for *_, n in ordered)
+    out, seen = {}, 0
+    for corpus, doc_id, n in ordered:
+        middle = (seen + n / 2) / total
+        out[(corpus, doc_id)] = ("train" if middle < ratios.train else
+                                 "valid" if middle < ratios.train + ratios.valid else "test")
+        seen += n
+    return out
+
+
 @dataclass(frozen=True, kw_only=True)
 class RowOptions:
     """Per-row limits and the split policy."""
@@ -70,6 +109,9 @@ class RowOptions:
     ratios: SplitRatios = option(SplitRatios(), help="train,valid,test fractions of documents (default: 0.8,0.1,0.1)",
                                  flag="--split-ratios", parse=SplitRatios.parse)
     split_seed: str = option("", help="changes the document -> split assignment")
+    stratify_by: str | None = option(None, help="split each value of this field in the ratios (e.g. the label "
+                                     "field): the hash split per stratum instead of over all documents",
+                                     metavar="FIELD")
     max_chars: int = option(2000, help="longer utterances are rejected")
 
 

@@ -20,6 +20,7 @@ from beam_jobs.readers import RawUtterance, ReaderOptions
 from beam_jobs.records import assign_split
 from beam_jobs.text.normalizer import replay_edits
 from schemas import UTTERANCES, read_dataset
+from schemas.options import MalmoiError
 from tests.conftest import ROOT, read_json, run_preprocess
 
 RUNNER = ["--runner", "FnApiRunner"]
@@ -234,7 +235,6 @@ def test_sdist_carries_the_lexicons(tmp_path):
 def test_a_misspelt_option_is_an_error_naming_the_nearest_one(tmp_path):
     # guards against Beam silently dropping an option it cannot parse (--split-colunm ran to the end,
     # ignored, and changed the splits without a word)
-    from schemas.options import MalmoiError
 
     (tmp_path / "a.txt").write_text("하나\n", encoding="utf-8")
     with pytest.raises(MalmoiError, match=r"unknown option '--split-colunm' \(did you mean --split-column\?\)"):
@@ -346,3 +346,30 @@ def test_entities_survive_normalization_and_no_edit_cuts_through_one(tmp_path):
     rejects = [json.loads(line) for path in (out / "_rejects").glob("*.jsonl")
                for line in path.read_text(encoding="utf-8").splitlines()]
     assert [r["reason"] for r in rejects] == ["bad_entities"]
+
+
+def test_stratify_by_splits_every_label_in_the_ratios(tmp_path):
+    # guards against a hash split whose test set has another label mix than train (38.8% positive vs
+    # 34.6%), and against a stratified split that depends on arrival order or cuts a dialogue in two
+    rows = [{"text": f"문장 {i}", "label": "pos" if i % 3 == 0 else "neg", "id": str(i)} for i in range(600)]
+    rows += [{"text": f"대화 {i}", "label": "pos", "dialogue": "d7"} for i in range(5)]
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n",
+                                      encoding="utf-8")
+    out = tmp_path / "out"
+    run_preprocess([tmp_path / "a.jsonl"], out, "--stratify-by", "label", "--doc-id-column", "dialogue", *RUNNER)
+    frame = pd.read_parquet(out)
+    assert len(frame) == len(rows)
+    shares = frame.groupby("label")["split"].value_counts(normalize=True).unstack()
+    for label in ("pos", "neg"):
+        assert abs(shares.loc[label, "train"] - 0.8) < 0.02 and abs(shares.loc[label, "test"] - 0.1) < 0.02, shares
+    assert frame[frame["doc_id"] == "d7"]["split"].nunique() == 1
+    assert read_json(out / "_stats.json")["counts"]["split.strata"] == 2
+
+    from beam_jobs.records import SplitRatios, stratified_splits
+
+    docs = [("c", str(i), 1 + i % 4) for i in range(50)]
+    assert stratified_splits(docs, SplitRatios()) == stratified_splits(list(reversed(docs)), SplitRatios())
+
+    with pytest.raises(MalmoiError, match="--stratify-by 'label' and --split-column 'fold'"):
+        preprocess.run(["--input", str(tmp_path / "a.jsonl"), "--output", str(tmp_path / "x"),
+                        "--stratify-by", "label", "--split-column", "fold"])
