@@ -30,8 +30,8 @@ from beam_jobs.text.hangul import (
     without_final,
 )
 from beam_jobs.text.judge import Analysis, Judge
+from beam_jobs.text.particles import COPULA_FORMS, agree
 from beam_jobs.text.particles import FORMS as PARTICLES
-from beam_jobs.text.particles import agree
 
 #: Hangul runs longer than this are not sent to the judge (hostile input); their rewrites are not made
 MAX_JUDGED_RUN = 40
@@ -75,8 +75,8 @@ _MIN_EXTENSIONS = 2  # 지인, 누우면, 기이하다 have one; 지이인짜, �
 
 _LENGTHENING_RE = re.compile(f"([{NO_CODA_SYLLABLES}])([아어오우으이에애]+[가-힣]?)")
 
-def _lengthening(match: re.Match[str]) -> str:
-    """지이인짜 -> 진짜, 좋아아아 -> 좋아, 우와아아아 -> 우와; fewer than two extensions: unchanged."""
+def _lengthening(match: re.Match[str], minimum: int = _MIN_EXTENSIONS) -> str:
+    """지이인짜 -> 진짜, 좋아아아 -> 좋아, 우와아아아 -> 우와; fewer than ``minimum`` extensions: unchanged."""
     base, tail = match.group(1), match.group(2)
     initial, vowel, final = decompose(base)
     if final:
@@ -91,13 +91,32 @@ def _lengthening(match: re.Match[str]) -> str:
         if ext_final:  # 인 in 지이인짜: its coda belongs to the base syllable
             carried_final = ext_final
             break
-    if count < _MIN_EXTENSIONS:
+    if count < minimum:
         return match.group(0)
     rest = tail[count:]
     if carried_final and initial == VOWEL_ONLY_INITIAL:
         # 오오오옹: the base is itself a bare vowel; keep the final syllable as written (오옹).
         return base + tail[count - 1:]
     return compose(initial, vowel, carried_final) + rest
+
+
+def _ends_run(match: re.Match[str]) -> bool:
+    """The match is the base syllable and one extension other than 에/애 (원조교제에: the particle), and
+    no syllable follows it (싶다아!)."""
+    end = match.end()
+    return (len(match.group(2)) == 1 and match.group(2) not in "에애"
+            and (end == len(match.string) or not is_syllable(match.string[end])))
+
+
+def _ends_in_ending(judge: Judge, match: re.Match[str]) -> bool:
+    """Without its last syllable the run ends in an ending (싶다, 하더니, 재밌어요), not a name or a
+    noun (호노카아 보이, 키타노 키이 stay)."""
+    start, _ = run_bounds(match.string, match.start(), match.end())
+    run = match.string[start:match.end() - 1]
+    if len(run) > MAX_JUDGED_RUN:
+        return False
+    morphemes = judge.analyze(run).morphemes
+    return bool(morphemes) and morphemes[-1].tag.startswith("E")
 
 
 #: a unit of 1-4 syllables written three times or more in a row (짱짱짱짱 -> 짱짱, 헐헐헐헐 -> 헐헐)
@@ -137,13 +156,23 @@ def _contraction_rule(config: NormalizerConfig, judge: Judge) -> tuple[re.Patter
     # an adverb needs a word to modify: 10만원이 넘... is the verb 넘다, not 너무
     adverbs = {form for form, *_, kind in rows if kind == "adverb"}
     forms = sorted(table, key=len, reverse=True)
-    pattern = re.compile(f"(?<![가-힣])({'|'.join(map(re.escape, forms))})({'|'.join(PARTICLES)})?(?![가-힣])")
+    # a "stem" row is the start of a longer word whose rest is kept (잼없는 -> 재미없는); the others
+    # are whole words, with a particle or copula ending where the row is "josa"
+    stems = [f for f in forms if table[f][1] == "stem"]
+    words = [f for f in forms if table[f][1] != "stem"]
+    follows = "|".join((*PARTICLES, *COPULA_FORMS))
+    alternatives = [f"(?<![가-힣])({'|'.join(map(re.escape, words))})({follows})?(?![가-힣])"]
+    if stems:
+        alternatives.append(f"(?<![가-힣])({'|'.join(map(re.escape, stems))})(?=[가-힣])")
+    pattern = re.compile("|".join(alternatives))
     guards = {
         form: (re.compile(nb) if nb else None, re.compile(na) if na else None)
         for form, (_, _, nb, na) in table.items()
     }
 
     def replace(match: re.Match[str]) -> str:
+        if match.group(1) is None:  # a stem row: the word's rest follows unchanged
+            return judged(judge, match, table[match.group(3)][0])
         form, particle = match.group(1), match.group(2) or ""
         standard, attach, _, _ = table[form]
         if particle and (attach != "josa" or judge.is_one_word(form + particle)):  # 첨가 is a word, not 첨 + 가
@@ -190,13 +219,6 @@ def _initialism_rule(config: NormalizerConfig) -> tuple[re.Pattern[str], Callabl
     return pattern, lambda m: table[m.group(1)]
 
 
-
-def _initialism_rule(config: NormalizerConfig) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
-    table = dict(row[:2] for row in lexicons.load("initialisms.tsv", 2, config.extra_lexicons))
-    pattern = re.compile(f"(?<![ㄱ-ㅣ가-힣])({'|'.join(sorted(table, key=len, reverse=True))})(?![ㄱ-ㅣ가-힣])")
-    return pattern, lambda m: table[m.group(1)]
-
-
 # --------------------------------------------------------------------------- endings by rule
 
 #: 여 for 요 after these ending syllables (맛있네여 -> 맛있네요, 했어여 -> 했어요); not after 하 (하여)
@@ -227,6 +249,12 @@ def _extra_coda(judge: Judge, lexicon_forms: frozenset[str]) -> Callable[[re.Mat
 # --------------------------------------------------------------------------- typos and the copula
 
 _DWAET_RE = re.compile("됬")
+#: 되 + an ending that starts with 어 is 돼 (되서 -> 돼서, 안되요 -> 안돼요, 되야지 -> 돼야지, 안되! -> 안돼!);
+#: 돼 before an ending that does not is 되 (돼는 -> 되는, 돼면 -> 되면; 돼지 is a word and stays)
+_DWAE_RE = re.compile("되(?=서(?![가-힣])|서[요도는]|요(?![가-힣])|야(?![가-힣])|야[지겠해하])"
+                      "|(?<=[안잘다])되(?![가-힣])|돼(?=[는면고기](?![가-힣])|는[데지것거]|면서|고서)")
+#: 아니 + 었 is 아니었 (아니였다 -> 아니었다: 였 is 이 + 었, and 아니 has no 이)
+_ANI_EOT_RE = re.compile("(?<=아니)였")
 _FINAL_S, _FINAL_SS, _FINAL_B, _FINAL_BS, _FINAL_N = 19, 20, 17, 18, 4
 #: ㄴ-final syllables that are verb or adjective forms far more often than a noun's contracted copula
 _VERB_N = frozenset("한는인런은운던된간온본준난탄친낸쓴큰른린픈쁜든진긴신던선단잔안")
@@ -253,12 +281,16 @@ _CODA_CANDIDATES = _syllables(lambda i, v, f: (f in (21, 17, 19) and compose(i, 
 #: runs worth analyzing, per analysis-driven rule (the judge is asked about these only)
 _EXTRA_CODA_RUNS = re.compile(f"(?<![가-힣])[가-힣]+[{_CODA_CANDIDATES}](?![가-힣])")
 _TYPO_ENDING_RUNS = _runs_with(
-    f"[{_syllables(lambda i, v, f: f == _FINAL_S and compose(i, v, f) not in '것맛멋곳옷첫')}][가-힣]|겄")
+    f"[{_syllables(lambda i, v, f: f == _FINAL_S and compose(i, v, f) not in '것맛멋곳옷첫')}][가-힣]|겄|것(?=[니냐다어지])"
+    f"|[{_syllables(lambda i, v, f: f == _FINAL_SS)}][서써]")
 _SPELLING_RUNS = _runs_with("[잇밋업" + _syllables(lambda i, v, f: (v == 2 and i in (12, 13, 14) and f == 21)
-                                                   or (v == 19 and i != VOWEL_ONLY_INITIAL and not f)) + "]")
+                                                   or (v == 19 and i != VOWEL_ONLY_INITIAL and not f))
+                            + "]|(?<=[가-힣]{2})내(?![가-힣])|(?<=[가-힣][는은던인])대(?![가-힣])")
 #: a contracted copula (회산가: 사 + ㄴ); the ㄴ of verbs and adjectives (한데, 가는, 좋은, 간지) is left out
 _COPULA_RUNS = _runs_with(f"[{_syllables(lambda i, v, f: f == _FINAL_N and compose(i, v, f) not in _VERB_N)}][가지데]")
-_TYPO_EP_FIXES = {"엇": "었", "앗": "았", "엿": "였", "겄": "겠"}
+_TYPO_EP_FIXES = {"엇": "었", "앗": "았", "엿": "였", "겄": "겠", "것": "겠"}
+#: ending syllables whose ㅐ is a misspelt ㅔ (재미없내 -> 재미없네, 같은대 -> 같은데), at a run's end
+_AE_FOR_E = {"내": "네", "대": "데"}
 
 
 def _analysis_of(judge: Judge, run: str, min_length: int) -> Analysis | None:
@@ -271,61 +303,127 @@ def _swap_final(syllable: str, old: int, new: int) -> str:
     return compose(initial, vowel, new) if final == old else syllable
 
 
+def _best(judge: Judge, run: str, candidates: list[str]) -> str:
+    """The candidate the judge prefers to ``run`` with the highest score (``run`` when none is)."""
+    best, best_score = run, None
+    for candidate in candidates:
+        if candidate != run and judge.better(run, candidate):
+            score = judge.analyze(candidate).score
+            if best_score is None or score > best_score:
+                best, best_score = candidate, score
+    return best
+
+
+def _with_liaison(run: str, index: int) -> list[str]:
+    """``run`` and, where the syllable at ``index`` ends in ㅆ before 서/써, the spelling with the ㅆ
+    kept in the coda (먹겠서 -> 먹겠어: the onset wrote the coda's second ㅅ)."""
+    out = [run]
+    if index + 1 < len(run) and decompose(run[index])[2] == _FINAL_SS and run[index + 1] in "서써":
+        out.append(run[:index + 1] + "어" + run[index + 2:])
+    return out
+
+
+def _double_s(syllable: str) -> str:
+    """The ㅅ coda doubled (갓 -> 갔), with 됫 -> 됐 (not the typo 됬)."""
+    doubled = _swap_final(syllable, _FINAL_S, _FINAL_SS)
+    return "됐" if doubled == "됬" else doubled
+
+
+def _tense_before_ending(analysis: Analysis, positions: list[int]) -> bool:
+    """Every ㅆ written at ``positions`` reads as a pre-final ending (었 았 였 겠) followed by an ending."""
+    morphemes = analysis.morphemes
+    found = {i for m, after in zip(morphemes, morphemes[1:], strict=False) if m.tag == "EP" and after.tag.startswith("E")
+             for i in range(m.start, m.start + max(1, m.length))}
+    return all(i in found for i in positions)
+
+
 def _typo_ending(judge: Judge) -> Callable[[re.Match[str]], str]:
-    """먹엇다 -> 먹었다, 갓다 -> 갔다, 하겄다 -> 하겠다: where the analysis reads a typo-form
-    pre-final ending (엇 앗 엿 겄), the syllable that carries it gets the standard spelling."""
+    """먹엇다 -> 먹었다, 갓다 -> 갔다, 하겄다 -> 하겠다, 먹것니 -> 먹겠니: where the analysis reads a
+    typo-form pre-final ending (엇 앗 엿 겄 것), the syllable that carries it gets the standard
+    spelling; where it reads the ㅅ coda as a verb of its own (않앗던: 앗다), the ㅆ spelling the
+    judge prefers. A ㅆ written across two syllables is joined (먹겄서 -> 먹겠어)."""
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
         analysis = _analysis_of(judge, run, 2)
         if analysis is None:
             return run
-        chars = list(run)
+        chars, fixed_at = list(run), []
         for m in analysis.morphemes:
             if m.tag == "EP" and m.form in _TYPO_EP_FIXES and m.start < len(chars):
                 syllable = chars[m.start]
-                if m.form == "겄":
-                    chars[m.start] = "겠" if syllable == "겄" else syllable
+                if m.form in ("겄", "것"):
+                    chars[m.start] = "겠" if syllable == m.form else syllable
                 else:
                     chars[m.start] = _swap_final(syllable, _FINAL_S, _FINAL_SS)
+                fixed_at.append(m.start)
         fixed = "".join(chars)
-        return fixed if fixed != run and judge.better(run, fixed) else run
+        if fixed != run:
+            return _best(judge, run, [c for i in fixed_at[-1:] for c in _with_liaison(fixed, i)])
+        at = [i for i, syllable in enumerate(run[:-1]) if decompose(syllable)[2] == _FINAL_S and syllable not in "것맛멋곳옷첫"]
+        candidates = [(c, [i]) for i in at for c in _with_liaison(run[:i] + _double_s(run[i]) + run[i + 1:], i)]
+        if len(at) > 1:  # 잘됫음좋겟다: both
+            candidates.append(("".join(_double_s(c) if i in at else c for i, c in enumerate(run)), at))
+        candidates += [(c, [i]) for i, syllable in enumerate(run[:-1]) if decompose(syllable)[2] == _FINAL_SS
+                       for c in _with_liaison(run, i)[1:]]  # 봤서 -> 봤어
+        # the ㅆ must make a tense ending that an ending follows (않았던: 았 + 던; 그럿짓 is not 그렀짓)
+        return _best(judge, run, [c for c, where in candidates if _tense_before_ending(judge.analyze(c), where)])
 
     return replace
 
 
-def _spelling_candidates(syllable: str) -> list[str]:
-    """One-syllable spelling fixes: 잇/밋 -> 있/밌 (ㅅ -> ㅆ), 업 -> 없, 쟝 -> 장 (ㅑ -> ㅏ after
-    ㅈ ㅉ ㅊ, with ㅇ coda), 즤 -> 지 (ㅢ -> ㅣ after a consonant, no coda)."""
+def _spelling_candidates(syllable: str, last: bool, oov: bool) -> list[str]:
+    """One-syllable spelling fixes: 잇/밋 -> 있/밌 (ㅅ -> ㅆ), 업 -> 없, at a run's end 내/대 -> 네/데;
+    and only inside a run the analysis cannot read, 쟝 -> 장 (ㅑ -> ㅏ after ㅈ ㅉ ㅊ, with ㅇ coda)
+    and 즤 -> 지 (ㅢ -> ㅣ after a consonant, no coda: 틔다 is a verb)."""
     initial, vowel, final = decompose(syllable)
     out = []
     if final == _FINAL_S:
         out.append(compose(initial, vowel, _FINAL_SS))
     if final == _FINAL_B:
         out.append(compose(initial, vowel, _FINAL_BS))
-    if vowel == 2 and initial in (12, 13, 14) and final == 21:  # 쟝 챵 쨩 (쟈 is often a name: 토니쟈)
+    if oov and vowel == 2 and initial in (12, 13, 14) and final == 21:  # 쟝 챵 쨩 (쟈 is often a name: 토니쟈)
         out.append(compose(initial, 0, final))
-    if vowel == 19 and initial != VOWEL_ONLY_INITIAL and not final:  # 즤 긔 (싑 is 쉽, not 십)
+    if oov and vowel == 19 and initial != VOWEL_ONLY_INITIAL and not final:  # 즤 긔 (싑 is 쉽, not 십)
         out.append(compose(initial, 20, final))
+    if last and syllable in _AE_FOR_E:
+        out.append(_AE_FOR_E[syllable])
     return out
 
 
+def _ae_for_e_applies(run: str) -> bool:
+    """내 -> 네 after two syllables or more (괜찮내; 존내, 안내 stay), 대 -> 데 after 는 은 던 인
+    (하는대, 같은대; 군대, 근대, 시간대 stay)."""
+    return (run[-1] == "내" and len(run) >= 3) or (run[-1] == "대" and len(run) >= 3 and run[-2] in "는은던인")
+
+
 def _typo_spelling(judge: Judge) -> Callable[[re.Match[str]], str]:
-    """재밋어 -> 재밌어, 사쟝님 -> 사장님, 했즤 -> 했지: inside a run the analysis cannot read (an
-    out-of-vocabulary piece), the one-syllable fix the judge prefers most."""
+    """재밋어 -> 재밌어, 사쟝님 -> 사장님, 했즤 -> 했지, 재미없내 -> 재미없네: the one-syllable fix
+    the judge prefers most — inside a run the analysis cannot read (an out-of-vocabulary piece),
+    any fix that reads better; inside a run that already reads as valid (재미잇다: 재미 + 잇다),
+    only a fix that reads better by the judge's margin (선을 잇다 stays)."""
 
     def replace(match: re.Match[str]) -> str:
         run = match.group(0)
         analysis = _analysis_of(judge, run, 2)
-        if analysis is None or analysis.valid or not any(m.oov for m in analysis.morphemes):
+        if analysis is None:
             return run
+        oov = any(m.oov for m in analysis.morphemes)
+        if not analysis.valid and not oov:
+            return run
+        candidates = [run[:index] + candidate + run[index + 1:] for index, syllable in enumerate(run)
+                      for candidate in _spelling_candidates(syllable, index == len(run) - 1 and _ae_for_e_applies(run),
+                                                            oov)]
+        # 네/데 must read as an ending (괜찮네, 하는데), not a suffix or noun (장민호씨네, 동네)
+        candidates = [c for c in candidates if c[-1] not in "네데" or run[-1] not in "내대"
+                      or judge.analyze(c).morphemes[-1].tag.startswith("E")]
+        if analysis.valid:
+            return _best(judge, run, candidates)
         best, best_score = run, analysis.score
-        for index, syllable in enumerate(run):
-            for candidate in _spelling_candidates(syllable):
-                fixed = run[:index] + candidate + run[index + 1:]
-                after = judge.analyze(fixed)
-                if after.valid and after.score > best_score:
-                    best, best_score = fixed, after.score
+        for fixed in candidates:
+            after = judge.analyze(fixed)
+            if after.valid and after.score > best_score:
+                best, best_score = fixed, after.score
         return best
 
     return replace
@@ -372,7 +470,10 @@ def colloquial_rules(config: NormalizerConfig, judge: Judge) -> list[tuple[str, 
     """The colloquial rules in the order they run, as (name, rule) pairs for the normalizer."""
 
     def lengthening(match: re.Match[str]) -> str:
-        return judged(judge, match, _lengthening(match))
+        proposed = _lengthening(match)
+        if proposed == match.group(0) and judge.analyzes and _ends_run(match) and _ends_in_ending(judge, match):
+            proposed = _lengthening(match, 1)  # one extension after an ending, at a run's end: 싶다아!!, 가자아
+        return judged(judge, match, proposed)
 
     rules = [("lengthening", sub_rule("lengthening", _LENGTHENING_RE, lengthening, has_hangul)),
              ("repeat_unit", _repeat_rule(config.max_unit_repeat))]
@@ -389,6 +490,9 @@ def colloquial_rules(config: NormalizerConfig, judge: Judge) -> list[tuple[str, 
     rules.append(("contraction", sub_rule("contraction", pattern, replace)))
     if config.typos:
         rules.append(("typo_dwaet", sub_rule("typo_dwaet", _DWAET_RE, lambda m: "됐", lambda t: "됬" in t)))
+        rules.append(("typo_dwae", sub_rule("typo_dwae", _DWAE_RE, lambda m: "돼" if m.group(0) == "되" else "되",
+                                            lambda t: "되" in t or "돼" in t)))
+        rules.append(("typo_anieot", sub_rule("typo_anieot", _ANI_EOT_RE, lambda m: "었", lambda t: "아니였" in t)))
         if analyzes:
             rules.append(("typo_ending", sub_rule("typo_ending", _TYPO_ENDING_RUNS, _typo_ending(judge))))
             rules.append(("typo_spelling", sub_rule("typo_spelling", _SPELLING_RUNS, _typo_spelling(judge))))

@@ -8,7 +8,7 @@ alone — once per distinct run (cached), and only for the runs a rule wants to 
 default path stays fast:
 
 * an analysis is **valid** when no morpheme is out of vocabulary, no extra coda (``Z_CODA``) or
-  unknown piece is left, and no typo-form ending (``엇``, ``겄`` …) is used;
+  unknown piece is left, and no typo-form ending (``엇``, ``겄``, ``것`` …) is used;
 * a rewrite is **better** when it is valid and either the original is not, with a higher score,
   or the original is valid too and the rewrite scores at least ``margin`` (log-probability) more.
 
@@ -23,7 +23,7 @@ from functools import cache
 from typing import Protocol
 
 #: pre-final endings that are typo forms of 었/았/였/겠 (Kiwi knows them as dialect/typo EPs)
-TYPO_ENDINGS = frozenset({"엇", "앗", "엿", "겄"})
+TYPO_ENDINGS = frozenset({"엇", "앗", "엿", "겄", "것"})
 _INVALID_TAGS = frozenset({"Z_CODA", "Z_SIOT", "UN"})
 _CACHE_LIMIT = 500_000
 

@@ -69,16 +69,24 @@ _KSPON_NOISE_RE = re.compile(r"(?:(?<=\s)|^)([blonu])/(?=\s|$)")
 _KSPON_WORD_MARK_RE = re.compile(r"(?<=[가-힣A-Za-z0-9])[/+*]+(?=\s|$|[.,?!])")
 
 # Runs.
-_LAUGH_CLASS = "ㅋㅎ"
 _CRY_CLASS = "ㅠㅜㅡ"
 
 
 def _jamo_run_re(max_run: int) -> re.Pattern[str]:
-    # A mixed laughter (ㅋㅎ) or crying (ㅠㅜㅡ) run, or the same jamo repeated; the mixed classes
-    # come first so a whole mixed run is capped at once (ㅠㅠㅠㅜ -> ㅠㅠ, not ㅠㅠㅜ): idempotent.
+    # A mixed crying run (ㅠㅜㅡ: one sound, capped whole, ㅠㅠㅠㅜ -> ㅠㅠ), the same jamo repeated
+    # (ㅋㅋㅋㅋ -> ㅋㅋ), or a unit of 2-4 jamo repeated (ㅋㅎㅋㅎㅋㅎ -> ㅋㅎㅋㅎ, group 2): mixed
+    # laughter keeps its mix (ㅎㅎㅎㅋㅋ -> ㅎㅎㅋㅋ). Linear: a long scan ends in a match it consumes.
     return re.compile(
-        f"[{_LAUGH_CLASS}]{{{max_run + 1},}}|[{_CRY_CLASS}]{{{max_run + 1},}}|([{JAMO}])\\1{{{max_run},}}"
+        f"[{_CRY_CLASS}]{{{max_run + 1},}}|([{JAMO}])\\1{{{max_run},}}|([{JAMO}]{{2,4}}?)\\2{{{max_run},}}"
     )
+
+
+def _cap_jamo_run(max_run: int) -> Callable[[re.Match[str]], str]:
+    def cap(match: re.Match[str]) -> str:
+        unit = match.group(2)
+        return unit * max_run if unit else match.group(0)[:max_run]
+
+    return cap
 
 
 def _punct_run_re(max_run: int) -> re.Pattern[str]:
@@ -144,7 +152,7 @@ def undo_liaison(word: str) -> str:
 
 
 def _glued_vowel(judge: Judge) -> Callable[[re.Match[str]], str]:
-    """머그뮤ㅠ -> 먹음ㅠㅠ: the consonant of a last syllable that is only consonant + ㅠ/ㅜ before a
+    """머그뮤ㅠ -> 먹음ㅠㅠ, 머구뮤ㅠ -> 먹음ㅠㅠ: the consonant of a last syllable that is only consonant + ㅠ/ㅜ before a
     ㅠ/ㅜ run belongs to the syllable before it (머그뮤 = 머금 + ㅠ, and 머금 is 먹음 spelled as
     pronounced), when the judge reads the word better that way (나무ㅜㅜ stays)."""
 
@@ -157,8 +165,13 @@ def _glued_vowel(judge: Judge) -> Callable[[re.Match[str]], str]:
         if f_final or s_final or s_vowel not in _VOWEL_JAMO or s_initial not in _INITIAL_TO_FINAL:
             return run
         moved = run[:-2] + compose(f_initial, f_vowel, _INITIAL_TO_FINAL[s_initial])
-        candidates = [moved] + ([undo_liaison(moved)] if len(moved) >= 2 else [])
-        best = max(candidates, key=lambda word: judge.analyze(word).score)
+        candidates = [moved]
+        if len(moved) >= 2:
+            unlinked = undo_liaison(moved)
+            candidates.append(unlinked)
+            if unlinked[-1] == "움":  # the nominal ending written as the ㅜ before it (머구뮤 = 먹음)
+                candidates.append(unlinked[:-1] + "음")
+        best = max(candidates, key=lambda word: (judge.analyze(word).valid, judge.analyze(word).score))
         return best + _VOWEL_JAMO[s_vowel] if judge.better(run, best) else run
 
     return replace
@@ -224,8 +237,7 @@ class Normalizer:
             for name, rule in colloquial_rules(c, self.judge):
                 rules.append((name, rule, None))
         max_jamo = c.max_jamo_run
-        add("jamo_run", _jamo_run_re(max_jamo),
-            lambda m: m.group(0)[:max_jamo], has_jamo)
+        add("jamo_run", _jamo_run_re(max_jamo), _cap_jamo_run(max_jamo), has_jamo)
         max_punct = c.max_punct_run
         add("punct_run", _punct_run_re(max_punct),
             lambda m: "…" if m.group(0)[0] == "…" else m.group(0)[:max_punct])

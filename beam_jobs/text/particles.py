@@ -23,6 +23,10 @@ _TO_VOWEL = {consonant: vowel for consonant, vowel in PAIRS}
 FORMS: tuple[str, ...] = tuple(sorted({f for pair in PAIRS for f in pair} | {
     "에서", "에게", "부터", "까지", "처럼", "보다", "에는", "에도", "에", "도", "만", "엔", "의", "한테", "께"},
     key=len, reverse=True))
+#: the copula's whole-word endings after a noun (첨인데 -> 처음인데, 셤인가 -> 시험인가): a "josa" lexicon
+#: row takes these too; they read the same after a vowel or a consonant, so they need no agreement
+COPULA_FORMS: tuple[str, ...] = ("인데", "인듯", "인가", "인지", "인걸", "인거", "인건", "이었다", "이였다", "이다", "이네",
+                                 "이지", "이라서", "이라니")
 
 
 def final_sound(word: str) -> int | None:
