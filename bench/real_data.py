@@ -109,9 +109,29 @@ def mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
 
 
-def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: dict, size: dict, device: str) -> dict:
+def char_ngram_signals(utterances: Path, teacher: Path, out: Path) -> Path:
+    """The cheap baseline as an outside teacher: a character 1–3-gram TF-IDF + LR fitted on the
+    gold labels of the train split, its log-probabilities for every utterance (keyed by id, in
+    the checkpoint teacher's label order) as a ``--teacher-signals`` file."""
+    from kd.baseline import fit_char_ngrams
+    from schemas import UTTERANCES, read_dataset
+
+    labels = [v for _, v in sorted((int(k), v) for k, v in
+                                   json.loads((teacher / "config.json").read_text())["id2label"].items())]
+    table = read_dataset(str(utterances), UTTERANCES, columns=["id", "text", "label", "split"]).to_pylist()
+    train = [r for r in table if r["split"] == "train" and r["label"] in labels]
+    model = fit_char_ngrams([r["text"] for r in train], np.asarray([labels.index(r["label"]) for r in train]))
+    log_probs = np.full((len(table), len(labels)), np.log(1e-6))
+    log_probs[:, model.classes_] = model.predict_log_proba([r["text"] for r in table])
+    return write_jsonl(out, [{"id": r["id"], "logits": [float(x) for x in lp]} for r, lp in zip(table, log_probs,
+                                                                                                    strict=True)])
+
+
+def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: dict, size: dict, device: str,
+             variants: tuple[str, ...] = ("kd+aug", "kd", "hard", "ens+aug")) -> dict:
     from beam_jobs import augment, preprocess
     from kd import distill, finetune
+    from kd.baseline import evaluate_baseline
     from kd.data import open_kd_dataset
     from kd.evaluate import evaluate_model_dir, interleaved_latency, split_texts
 
@@ -131,16 +151,29 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
     augment.run(["--input", str(task / "utterances"), "--output", str(task / "kd"), "--teacher", str(task / "teacher"),
                  "--student-tokenizer", str(shared["tokenizer"]), "--paraphrase", "colloquial",
                  "--device", device] + runner)
+    if "ens+aug" in variants:  # the transformer teacher and the char n-gram model, weights fitted on valid
+        signals = char_ngram_signals(task / "utterances", task / "teacher", task / "char_ngram_signals.jsonl")
+        augment.run(["--input", str(task / "utterances"), "--output", str(task / "kd-ens"), "--teacher",
+                     str(task / "teacher"), "--teacher-signals", str(signals), "--student-tokenizer",
+                     str(shared["tokenizer"]), "--paraphrase", "colloquial", "--device", device] + runner)
     opened = open_kd_dataset(str(task / "kd"))
     texts = split_texts(opened, "test")
     teacher_eval = evaluate_model_dir(str(task / "teacher"), opened, "test", texts)
-    variants = {"kd+aug": [], "kd": ["--originals-only"], "hard": ["--originals-only", "--kl", "0"]}
+    baseline = evaluate_baseline(opened, "test")
+    flags = {"kd+aug": ("kd", []), "kd": ("kd", ["--originals-only"]), "hard": ("kd", ["--originals-only", "--kl", "0"]),
+             "ens+aug": ("kd-ens", [])}
     students: dict[str, list[dict]] = {}
-    for variant, extra in variants.items():
+    ensemble = None
+    if "ens+aug" in variants:
+        opened_ens = open_kd_dataset(str(task / "kd-ens"))
+        ensemble = {"members": opened_ens.provenance.get("ensemble"),
+                    "test": evaluate_model_dir(str(task / "teacher"), opened_ens, "test", texts)["teacher"]}
+    for variant in variants:
+        data, extra = flags[variant]
         for seed in range(size["seeds"]):
             out = task / f"student-{variant}-{seed}"
             shape = ["--student-init", str(shared["student_init"])] if shared.get("student_init") else STUDENT
-            assert distill.main(["--data", str(task / "kd"), "--tokenizer", str(shared["tokenizer"]), "--output", str(out),
+            assert distill.main(["--data", str(task / data), "--tokenizer", str(shared["tokenizer"]), "--output", str(out),
                                  "--teacher", str(task / "teacher"), *shape, "--max-steps", str(size["student_steps"]),
                                  # a pretrained student is fine-tuned more gently than one from random weights
                                  "--learning-rate", "1e-3" if shared.get("student_init") else "2e-3",
@@ -154,6 +187,9 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
                     "non_embedding_params": teacher_eval["parameters"]["non_embedding"],
                     "latency_ms_batch1": teacher_eval["latency_ms_batch1"],
                     "latency_ms_batch1_torchscript": teacher_eval["latency_ms_batch1_torchscript"]},
+        "baseline": {k: baseline.get(k) for k in ("name", "accuracy", "macro_f1", "train_rows", "fit_seconds",
+                                                  "latency_ms_batch1_served", "skipped")},
+        "ensemble_teacher": ensemble,
         "students": {},
         "minutes": (time.perf_counter() - started) / 60,
     }
@@ -263,6 +299,9 @@ def main() -> None:
     parser.add_argument("--mlm", default=None, help="start the teacher from this masked LM (and use its tokenizer) "
                                                     "instead of pretraining a small one here")
     parser.add_argument("--teacher-seed", type=int, default=0, help="the task teachers' fine-tuning seed")
+    parser.add_argument("--variants", default="kd+aug,kd,hard,ens+aug",
+                        help="students to train: kd+aug, kd, hard, ens+aug (distilled from the transformer teacher "
+                             "and the char n-gram baseline combined)")
     parser.add_argument("--student-init", default=None, help="start every student from this checkpoint "
                                                              "(same tokenizer as --mlm)")
     args = parser.parse_args()
@@ -307,7 +346,8 @@ def main() -> None:
         tasks = {"nsmc": ("NSMC sentiment", nsmc), "3i4k": ("3i4K intent", intents)}
         for key, (title, rows) in tasks.items():
             if key in args.only:
-                report[title] = run_task(key, rows, pool, work, shared, size, args.device)
+                report[title] = run_task(key, rows, pool, work, shared, size, args.device,
+                                         tuple(v for v in args.variants.split(",") if v))
                 print(title, json.dumps(report[title]), flush=True)
         if "stylekqc" in args.only:
             report["StyleKQC act: formal vs informal"] = run_stylekqc(work, shared, size, args.device)

@@ -15,6 +15,7 @@ from schemas.options import MalmoiError
 # the provenance hashes live with the contracts; kd code imports them from here too
 from schemas.provenance import files_hash as files_hash
 from schemas.provenance import tokenizer_hash as tokenizer_hash
+from schemas.provenance import tokenizer_hashes as tokenizer_hashes
 from schemas.provenance import weights_hash as weights_hash
 
 NORMALIZER_FILE = "malmoi_normalizer.json"

@@ -87,7 +87,8 @@ def open_dataset(folder: str, spec: DatasetSpec) -> OpenedDataset:
 
 
 def open_kd_dataset(folder: str, expect: Mapping[str, Any] | None = None) -> OpenedDataset:
-    """Open kd shards; with ``expect``, refuse any provenance value that differs.
+    """Open kd shards; with ``expect``, refuse any provenance value that differs (a frozenset: that is
+    not one of its values).
 
     ``expect`` may hold any of ``label_names``, ``teacher_id``, ``teacher_weights_hash``,
     ``student_tokenizer_hash``, ``normalizer_hash``, ``embedding_size``.
@@ -102,7 +103,8 @@ def open_kd_dataset(folder: str, expect: Mapping[str, Any] | None = None) -> Ope
     problems = [
         f"{key}: the data has {provenance.get(key)!r}, expected {value!r}"
         for key, value in (expect or {}).items()
-        if value is not None and _normalized(provenance.get(key)) != _normalized(value)
+        if value is not None and (provenance.get(key) not in value if isinstance(value, frozenset)
+                                  else _normalized(provenance.get(key)) != _normalized(value))
     ]
     problems += _value_problems(opened, len(provenance["label_names"]), int(provenance["embedding_size"]))
     if problems:

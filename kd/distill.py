@@ -21,7 +21,13 @@ import numpy as np
 import torch
 
 from beam_jobs.text.subwords import load_subword_tokenizer
-from kd.common import init_distributed, pick_device, tokenizer_hash, weights_hash, write_json
+from kd.common import (
+    init_distributed,
+    pick_device,
+    tokenizer_hashes,
+    weights_hash,
+    write_json,
+)
 from kd.data import BucketBatches, check_token_ids, kd_chunks, open_kd_dataset
 from kd.evaluate import classification_metrics, cpu_speed, kd_split_metrics, predict_kd_split, split_texts
 from kd.loop import BestSoFar, LoopConfig, interrupted, report_interruption, train
@@ -138,12 +144,12 @@ def run_tokens(config: DistillConfig) -> dict[str, Any]:
     dist = init_distributed(device)
     opened = open_dataset(config.data, KD_TOKEN)
     provenance = opened.provenance
-    expect = {"student_tokenizer_hash": tokenizer_hash(config.tokenizer)}
+    expect = {"student_tokenizer_hash": tokenizer_hashes(config.tokenizer)}
     if config.teacher:
         expect["teacher_weights_hash"] = weights_hash(config.teacher)
     problems = [k for k in KD_TOKEN_PROVENANCE_KEYS if k not in provenance]
     problems += [f"{k}: the data has {provenance.get(k)!r}, expected {v!r}" for k, v in expect.items()
-                 if provenance.get(k) != v]
+                 if (provenance.get(k) not in v if isinstance(v, frozenset) else provenance.get(k) != v)]
     if problems:
         raise MalmoiError(f"kd_token dataset '{config.data}' does not match this run: {problems}.",
                           "re-run beam_jobs.augment with this teacher and student tokenizer.")
@@ -220,7 +226,7 @@ def run(config: DistillConfig) -> dict[str, Any]:
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
         config = replace(config, loop=replace(config.loop, device=str(device)))
-    expect = {"student_tokenizer_hash": tokenizer_hash(config.tokenizer)}
+    expect = {"student_tokenizer_hash": tokenizer_hashes(config.tokenizer)}
     if config.teacher:
         expect["teacher_weights_hash"] = weights_hash(config.teacher)
     opened = open_kd_dataset(config.data, expect)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -62,8 +63,13 @@ def weights_hash(model_dir: str) -> str:
     return files_hash(files)
 
 
-def tokenizer_hash(tokenizer_dir: str) -> str:
-    """Hash of a tokenizer directory's vocabulary files (what decides the ids)."""
+#: tokenizer.json fields that do not decide the ids: a fast tokenizer used with truncation or padding
+#: records them, and save_pretrained writes them out (a model's copy of a tokenizer then differs in
+#: bytes from the tokenizer it was trained with, with the same ids)
+_RUNTIME_FIELDS = ("truncation", "padding")
+
+
+def _tokenizer_files(tokenizer_dir: str) -> list[Path]:
     folder = Path(tokenizer_dir)
     files = [p for name in TOKENIZER_FILES if (p := folder / name).exists()]
     if not files:
@@ -71,4 +77,24 @@ def tokenizer_hash(tokenizer_dir: str) -> str:
             f"'{tokenizer_dir}' has no tokenizer.json / vocab.txt. Fix: pass a tokenizer saved by kd.tokenizer "
             "or save_pretrained."
         )
-    return files_hash(files)
+    return files
+
+
+def tokenizer_hash(tokenizer_dir: str) -> str:
+    """Hash of what decides a tokenizer directory's ids: its ``tokenizer.json`` with the run-time
+    truncation and padding settings left out (keys sorted), else its vocabulary files."""
+    files = _tokenizer_files(tokenizer_dir)
+    main = Path(tokenizer_dir) / "tokenizer.json"
+    if main not in files:
+        return files_hash(files)
+    spec = json.loads(main.read_text(encoding="utf-8"))
+    for field in _RUNTIME_FIELDS:
+        spec.pop(field, None)
+    canonical = json.dumps(spec, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(b"tokenizer.json" + canonical.encode()).hexdigest()[:16]
+
+
+def tokenizer_hashes(tokenizer_dir: str) -> frozenset[str]:
+    """The hashes a dataset may have recorded for this tokenizer: :func:`tokenizer_hash` and the
+    whole-file hash that malmoi recorded before it (datasets made then still match)."""
+    return frozenset({tokenizer_hash(tokenizer_dir), files_hash(_tokenizer_files(tokenizer_dir))})

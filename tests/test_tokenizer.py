@@ -54,3 +54,21 @@ def test_foreign_scores_file_is_refused(tmp_path):
     bad.write_text('{"hello": 1}', encoding="utf-8")
     with pytest.raises(ValueError, match="expected format malmoi.word_scores"):
         Tokenizer(TokenizerConfig(method="soynlp", soynlp_tokenizer="maxscore", scores_path=str(bad)))
+
+
+def test_a_tokenizer_used_with_truncation_and_saved_again_keeps_its_hash(tmp_path):
+    # guards against the model folder's copy of the tokenizer (save_pretrained writes the truncation
+    # and padding a training run set) failing the shards' tokenizer check although its ids are the
+    # same: kd.evaluate refused every fine-tuned teacher of bench/real_data.py that way
+    from beam_jobs.text.subwords import load_subword_tokenizer
+    from kd.tokenizer import train_tokenizer
+    from schemas.provenance import files_hash, tokenizer_hash, tokenizer_hashes
+
+    train_tokenizer(iter(["안녕하세요 반갑습니다", "좋은 하루", "영화 재밌다"] * 50), tmp_path / "tok", vocab_size=200)
+    tokenizer = load_subword_tokenizer(str(tmp_path / "tok"))
+    tokenizer(["안녕하세요 반갑습니다"], truncation=True, max_length=4, padding="max_length")
+    tokenizer.save_pretrained(str(tmp_path / "saved"))
+    assert files_hash([tmp_path / "saved" / "tokenizer.json"]) != files_hash([tmp_path / "tok" / "tokenizer.json"])
+    assert tokenizer_hash(str(tmp_path / "saved")) == tokenizer_hash(str(tmp_path / "tok"))
+    # a dataset recorded with the whole-file hash malmoi used before still matches its tokenizer
+    assert files_hash([tmp_path / "tok" / "tokenizer.json"]) in tokenizer_hashes(str(tmp_path / "tok"))
