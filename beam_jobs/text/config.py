@@ -56,8 +56,10 @@ class NormalizerConfig:
     ending_judge: str = "kiwi"
     #: A unit of 1-4 syllables repeated three times or more is cut to this many (짱짱짱짱 -> 짱짱).
     max_unit_repeat: int = 2
-    #: Typo fixes: 됬 -> 됐 always; with the judge, typo-form endings (먹엇다 -> 먹었다, 하겄다 ->
-    #: 하겠다) and one-syllable spellings the analysis cannot read (재밋어 -> 재밌어, 했즤 -> 했지).
+    #: Typo fixes: 됬 -> 됐, 되서 -> 돼서 / 돼는 -> 되는 and 아니였 -> 아니었 always (grammar); with the
+    #: judge, typo-form endings (먹엇다 -> 먹었다, 하겄다 -> 하겠다, 먹것니 -> 먹겠니, 않앗던 -> 않았던)
+    #: and one-syllable spellings (재밋어 -> 재밌어, 했즤 -> 했지; 재미잇다 -> 재미있다 and 재미없내 ->
+    #: 재미없네 by the judge's margin where the original reads too).
     typos: bool = True
     #: Noun + copula contractions, nouns known to the judge only (회산가 -> 회사인가).
     copula: bool = True
@@ -117,4 +119,4 @@ class NormalizerConfig:
 
 
 #: Bump when a rule's behaviour changes, so manifests tell old and new outputs apart.
-RULES_VERSION = 2
+RULES_VERSION = 3
