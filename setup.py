@@ -28,10 +28,14 @@ EXTRAS_REQUIRE = {
               "accelerate>=1.10,<2", "matplotlib>=3.8,<4", "tqdm>=4.66,<5", "scikit-learn>=1.5,<2"],
     # Dataflow and gs:// (Beam's GCS client); gcsfs so pandas / datasets open gs:// outputs too
     "dataflow": ["apache-beam[gcp]==2.77.0", "gcsfs==2026.2.0"],
-    # the tests run every stage against a local GCS emulator and translate Dataflow jobs offline
-    # (datasets pins fsspec 2026.2.0, hence that gcsfs); datasets: outputs open with Hugging Face
-    "dev": ["pytest>=8", "ruff>=0.6", "setuptools>=68", "hypothesis>=6.100,<7", "apache-beam[gcp]==2.77.0",
-            "gcsfs==2026.2.0", "gcp-storage-emulator==2026.7.19", "datasets==4.8.5", "seqeval==1.2.2"],
+    # s3:// in the jobs (Beam's S3 filesystem, boto3); the trainer and schemas/ reach s3:// through pyarrow
+    "aws": ["apache-beam[aws]==2.77.0"],
+    # the tests run every stage against a local GCS emulator and a local S3 endpoint (moto) and
+    # translate Dataflow jobs offline (datasets pins fsspec 2026.2.0, hence that gcsfs); datasets:
+    # outputs open with Hugging Face
+    "dev": ["pytest>=8", "ruff>=0.6", "setuptools>=68", "hypothesis>=6.100,<7", "apache-beam[gcp,aws]==2.77.0",
+            "gcsfs==2026.2.0", "gcp-storage-emulator==2026.7.19", "moto[server]==5.2.5", "datasets==4.8.5",
+            "seqeval==1.2.2"],
     # the normalizer arena's peers (bench/normalizer_arena.py); KoNLPy also needs a Java runtime
     # (Debian's default-jre-headless: `make bench-setup` installs both)
     "bench": ["kss==6.0.6", "konlpy==0.6.0"],

@@ -40,6 +40,7 @@ from schemas.dataset import (
     DatasetSpec,
     build_manifest,
     dumps_json,
+    success_marker,
     validate,
 )
 from schemas.options import MalmoiError, add_options, from_args
@@ -135,6 +136,9 @@ def parse_job(config_cls: type, argv: list[str] | None, *, prog: str, descriptio
             nearest = difflib.get_close_matches(name, sorted(ours | known_to_beam), n=1, cutoff=0.5)
             raise MalmoiError(f"{prog}: unknown option {name!r}" + (f" (did you mean {nearest[0]}?)" if nearest else ""),
                               f"see {prog} --help for the job's options; any other must be a Beam pipeline option.")
+    # what a job does outside its pipeline (listing inputs, side-cars, _SUCCESS) uses Beam's
+    # FileSystems too: give them the run's options (s3:// needs its endpoint and keys from them)
+    FileSystems.set_options(PipelineOptions(beam_args))
     return from_args(config_cls, args), beam_args
 
 
@@ -490,7 +494,9 @@ class WriteRejects(beam.PTransform):
                 | "RejectsToJson" >> beam.Map(Reject.to_json)
                 | "WriteRejectLines" >> beam.io.WriteToText(f"{self._folder}/rejects",
                                                             file_name_suffix=".jsonl",
-                                                            shard_name_template="-SSSSS-of-NNNNN"))
+                                                            shard_name_template="-SSSSS-of-NNNNN",
+                                                            # no empty file: S3 takes no zero-byte upload
+                                                            skip_if_empty=True))
 
 
 class SumStats(beam.PTransform):
@@ -547,6 +553,6 @@ class WriteDataset(beam.PTransform):
                                   files=[posixpath.basename(f) for f in written_files], options=self._options,
                                   provenance=self._provenance)
         write_bytes(f"{self._folder}/{MANIFEST_NAME}", dumps_json(manifest))
-        write_bytes(f"{self._folder}/{SUCCESS_NAME}", b"")
+        write_bytes(f"{self._folder}/{SUCCESS_NAME}", success_marker())
         LOG.info("wrote %s: %d rows %s", self._folder, manifest["num_rows"], manifest["rows_per_split"])
         return self._folder

@@ -35,7 +35,7 @@ from beam_jobs.text.word_scores import (
     scores_from_counts,
     split_by_shard,
 )
-from schemas.dataset import REJECTS_DIR, STATS_NAME, SUCCESS_NAME, dumps_json
+from schemas.dataset import REJECTS_DIR, STATS_NAME, SUCCESS_NAME, dumps_json, success_marker
 from schemas.options import MalmoiError, cli_main, option
 
 LOG = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def write_artifact(shards: list, stats: dict[str, int], config: LearnWordsConfig
                                                                              "overwrite")},
             "counts": dict(sorted(stats.items())), "conservation": summary, "rejects": config.rejects_folder}
     beam_io.write_bytes(f"{config.folder}/{SCORES_NAME}", artifact_bytes(scores, info))
-    beam_io.write_bytes(f"{config.folder}/{SUCCESS_NAME}", b"")
+    beam_io.write_bytes(f"{config.folder}/{SUCCESS_NAME}", success_marker())
     LOG.info("wrote %d word scores to %s", len(scores), config.output)
     return config.output
 

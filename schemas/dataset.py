@@ -24,6 +24,15 @@ MANIFEST_NAME = "_manifest.json"
 STATS_NAME = "_stats.json"
 REJECTS_DIR = "_rejects"
 SUCCESS_NAME = "_SUCCESS"
+
+
+def success_marker() -> bytes:
+    """What ``_SUCCESS`` holds: when the job finished. Only its presence is read; it is not empty
+    because an object store written through Beam cannot take a zero-byte object (S3's multipart
+    upload needs one part)."""
+    import datetime
+
+    return dumps_json({"finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
 PART_PREFIX = "part"
 PART_SUFFIX = ".parquet"
 
@@ -278,4 +287,4 @@ def write_local_dataset(folder: str, table: pa.Table, spec: DatasetSpec, *, crea
     with open(os.path.join(folder, STATS_NAME), "wb") as handle:
         handle.write(dumps_json({"counts": {"records.out": table.num_rows}}))
     with open(os.path.join(folder, SUCCESS_NAME), "wb") as handle:
-        handle.write(b"")
+        handle.write(success_marker())

@@ -73,6 +73,41 @@ def gcs():
                 os.environ[key] = value
 
 
+S3_BUCKET = "malmoi-s3-test"
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """An S3 endpoint on 127.0.0.1 for the session (moto's server, in memory). pyarrow (malmoi's
+    storage layer) and boto3 read ``AWS_ENDPOINT_URL`` and the keys from the environment; Beam's
+    S3 filesystem takes them as pipeline options, returned here as ``beam_args``. Yields
+    (bucket URI, beam_args); nothing leaves this machine and the server stops with the session."""
+    import os
+
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] (the dev extra) is not installed")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+    before = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        import boto3
+
+        boto3.client("s3").create_bucket(Bucket=S3_BUCKET)
+        yield f"s3://{S3_BUCKET}", ["--s3_endpoint_url", endpoint, "--s3_access_key_id", "testing",
+                                    "--s3_secret_access_key", "testing", "--s3_region_name", "us-east-1"]
+    finally:
+        server.stop()
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def upload(folder: Path, uri: str) -> list[str]:
     """Copy every file under a local folder to ``uri`` (through malmoi's storage layer)."""
     from schemas import storage

@@ -1,4 +1,5 @@
-"""Every stage on gs:// against a local GCS emulator. Protects against: a remote path that works for
+"""Every stage on gs:// against a local GCS emulator, and on s3:// against a local S3 endpoint.
+Protects against: a remote path that works for
 one stage and not the next (the scheme stripped, part files opened without their filesystem,
 side-cars or ``_SUCCESS`` written to the local disk), and outputs pandas cannot open in a bucket."""
 
@@ -81,4 +82,40 @@ def test_learn_words_augment_distill_and_inspect_on_gs(gcs, remote_corpus, remot
     assert (student / "model.safetensors").exists()
 
     assert inspect.main([shards, "--rows", "2"]) == 0
+    assert "schema kd" in capsys.readouterr().out
+
+
+def test_preprocess_augment_distill_and_inspect_on_s3(s3, remote_models, tmp_path, capsys):
+    # guards against s3:// paths that only gs:// was ever run with: Beam's S3 filesystem needs the
+    # run's options outside the pipeline too (input listing, _SUCCESS), and takes no zero-byte object
+    # (an empty _SUCCESS or an empty rejects shard failed the whole job at its last step)
+    from beam_jobs import augment, preprocess
+    from kd import distill
+    from schemas import inspect
+    from tests.kd_fixtures import TEXTS
+
+    bucket, beam_args = s3
+    upload(remote_models / "tok", f"{bucket}/models/tok")
+    upload(remote_models / "teacher", f"{bucket}/models/teacher")
+    lines = [json.dumps({"id": f"{label}-{i}-{k}", "text": text, "label": label}, ensure_ascii=False)
+             for label, texts in TEXTS.items() for i, text in enumerate(texts) for k in range(3)]
+    storage.write_text(f"{bucket}/task/reviews.jsonl", "\n".join(lines) + "\n")
+    runner = ["--runner", "FnApiRunner", *beam_args]
+    out = f"{bucket}/out/task"
+    preprocess.run(["--input", f"{bucket}/task", "--output", out, "--split-ratios", "0.6,0.2,0.2", *runner])
+    assert storage.is_file(storage.join(out, SUCCESS_NAME))
+    assert read_dataset(out, UTTERANCES).num_rows == read_manifest(out)["num_rows"] == len(lines)
+    assert storage.read_json(storage.join(out, "_stats.json"))["conservation"]["balanced"]
+
+    shards = f"{bucket}/out/kd"
+    augment.run(["--input", out, "--output", shards, "--teacher", f"{bucket}/models/teacher",
+                 "--student-tokenizer", f"{bucket}/models/tok", *runner])
+    assert storage.is_file(storage.join(shards, SUCCESS_NAME))
+    student = tmp_path / "student"
+    assert distill.main(["--data", shards, "--tokenizer", str(remote_models / "tok"), "--output", str(student),
+                         "--student-layers", "1", "--student-hidden", "32", "--student-heads", "2",
+                         "--student-intermediate", "64", "--max-steps", "2", "--batch-size", "8", "--no-progress",
+                         "--device", "cpu", "--no-cpu-speed"]) == 0
+    assert (student / "model.safetensors").exists()
+    assert inspect.main([shards, "--rows", "1"]) == 0
     assert "schema kd" in capsys.readouterr().out
