@@ -105,6 +105,20 @@ def stylekqc_rows(split: str) -> list[dict]:
     return [out[i] for i in np.random.default_rng(0).permutation(len(out))]  # the files are grouped by label
 
 
+def random_teacher(tokenizer_dir: Path, out: Path) -> None:
+    """A masked LM of the teacher's shape with random weights (and the tokenizer), as --init."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    from beam_jobs.text.subwords import load_subword_tokenizer
+
+    tokenizer = load_subword_tokenizer(str(tokenizer_dir))
+    shape = dict(zip(TEACHER[::2], TEACHER[1::2], strict=True))
+    BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), num_hidden_layers=int(shape["--layers"]),
+                               hidden_size=int(shape["--hidden"]), num_attention_heads=int(shape["--heads"]),
+                               intermediate_size=int(shape["--intermediate"]))).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
 def mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
 
@@ -299,6 +313,9 @@ def main() -> None:
     parser.add_argument("--mlm", default=None, help="start the teacher from this masked LM (and use its tokenizer) "
                                                     "instead of pretraining a small one here")
     parser.add_argument("--teacher-seed", type=int, default=0, help="the task teachers' fine-tuning seed")
+    parser.add_argument("--no-mlm", action="store_true",
+                        help="no masked-LM pretraining here: the teacher starts from random weights of the same "
+                             "shape (400 MLM steps on this CPU collapsed the encoder, docs/benchmarks.md)")
     parser.add_argument("--variants", default="kd+aug,kd,hard,ens+aug",
                         help="students to train: kd+aug, kd, hard, ens+aug (distilled from the transformer teacher "
                              "and the char n-gram baseline combined)")
@@ -335,6 +352,10 @@ def main() -> None:
                             "FnApiRunner", "--split-ratios", "0.98,0.02,0.0"])
             shared = {"tokenizer": work / "tokenizer", "mlm": work / "mlm"}
             train_tokenizer(chain(dataset_texts(str(work / "all"), split=None)), shared["tokenizer"], vocab_size=8000)
+        if not args.mlm and args.no_mlm:
+            random_teacher(shared["tokenizer"], shared["mlm"])
+            report["teacher_init"] = "random weights (--no-mlm)"
+        elif not args.mlm:
             assert pretrain.main(["--data", str(work / "all"), "--tokenizer", str(shared["tokenizer"]), "--output",
                                   str(shared["mlm"]), *TEACHER, "--max-steps", str(size["mlm_steps"]),
                                   "--learning-rate", "1e-3", "--batch-size", str(size["batch"] * 2), "--no-progress",
