@@ -7,7 +7,10 @@ The job runs the teacher through Beam's ``RunInference`` (once per process, and 
 size, and only runs ``model(...)`` plus the mean pooling; the job does everything it always does
 (read Parquet, tokenize for teacher and student, forward, derive, write zstd Parquet, side-cars).
 
-    .venv/bin/python -m bench.augment_vs_forward [--utterances 5000] [--device cpu|cuda]
+    .venv/bin/python -m bench.augment_vs_forward [--utterances 5000] [--rounds 2] [--device cpu|cuda]
+
+Each job run is compared with the mean of the bare runs just before and after it (interleaved
+rounds: a baseline timed once at the start drifts with the machine).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def main() -> None:
     parser.add_argument("--utterances", type=int, default=5000)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved bare / job rounds")
     args = parser.parse_args()
 
     from transformers import AutoTokenizer
@@ -72,30 +76,41 @@ def main() -> None:
                 mask[i, :len(e)] = 1
             batches.append((ids.to(args.device), mask.to(args.device)))
         use_bf16 = args.device == "cuda"
-        start = time.perf_counter()
-        with torch.inference_mode():
-            for ids, mask in batches:
-                with torch.autocast(args.device, dtype=torch.bfloat16, enabled=use_bf16):
-                    out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-                m = mask.unsqueeze(-1).float()
-                pooled = (out.hidden_states[-1].float() * m).sum(1) / m.sum(1)
-                _ = out.logits.float().cpu(), pooled.cpu()
-        bare = len(texts) / (time.perf_counter() - start)
+
+        def bare_rate() -> float:
+            start = time.perf_counter()
+            with torch.inference_mode():
+                for ids, mask in batches:
+                    with torch.autocast(args.device, dtype=torch.bfloat16, enabled=use_bf16):
+                        out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+                    m = mask.unsqueeze(-1).float()
+                    pooled = (out.hidden_states[-1].float() * m).sum(1) / m.sum(1)
+                    _ = out.logits.float().cpu(), pooled.cpu()
+            return len(texts) / (time.perf_counter() - start)
 
         def job_rate(name: str, *extra: str) -> float:
             start = time.perf_counter()
             augment.run(["--input", str(tmp / "utt"), "--output", str(tmp / name), "--teacher", str(tmp / "teacher"),
                          "--student-tokenizer", str(tmp / "tok"), "--teacher-batch-size", str(args.batch_size),
-                         "--device", args.device, "--runner", "FnApiRunner", *extra])
+                         "--device", args.device, "--runner", "FnApiRunner", "--overwrite", *extra])
             return len(texts) / (time.perf_counter() - start)
 
-        job = job_rate("kd")  # the teacher through RunInference, one copy per process
-        shared = job_rate("kd_shared", "--share-teacher")  # one copy per machine, behind MultiProcessShared
+        # interleaved rounds, so a machine that speeds up or slows down over the run (turbo, other
+        # load) moves both sides: each job run is compared with the bare runs just before and after it
+        bares, jobs, shareds = [bare_rate()], [], []
+        for _ in range(args.rounds):
+            jobs.append(job_rate("kd"))  # the teacher through RunInference, one copy per process
+            bares.append(bare_rate())
+            shareds.append(job_rate("kd_shared", "--share-teacher"))  # one copy per machine (MultiProcessShared)
+            bares.append(bare_rate())
+        job_ratios = [j / ((bares[2 * i] + bares[2 * i + 1]) / 2) for i, j in enumerate(jobs)]
+        shared_ratios = [s / ((bares[2 * i + 1] + bares[2 * i + 2]) / 2) for i, s in enumerate(shareds)]
     card = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
-    report = {"date": time.strftime("%Y-%m-%d"), "device": card, "utterances": len(texts),
-              "bare_forward_utt_per_s": round(bare, 1), "augment_job_utt_per_s": round(job, 1),
-              "job_over_bare": round(job / bare, 3), "augment_job_shared_teacher_utt_per_s": round(shared, 1),
-              "shared_over_bare": round(shared / bare, 3)}
+    report = {"date": time.strftime("%Y-%m-%d"), "device": card, "utterances": len(texts), "rounds": args.rounds,
+              "bare_forward_utt_per_s": [round(b, 1) for b in bares], "augment_job_utt_per_s": [round(j, 1) for j in jobs],
+              "job_over_bare": [round(r, 3) for r in job_ratios],
+              "augment_job_shared_teacher_utt_per_s": [round(s, 1) for s in shareds],
+              "shared_over_bare": [round(r, 3) for r in shared_ratios]}
     print(json.dumps(report, indent=2))
 
 

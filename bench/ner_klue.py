@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student-steps", type=int, default=1500)
     parser.add_argument("--pool", type=int, default=5000)
     parser.add_argument("--teacher-lr", default="1e-3")
+    parser.add_argument("--no-mlm", action="store_true",
+                        help="no masked-LM pretraining: the teacher starts from random weights of the same shape "
+                             "(a short CPU pretraining on 5,000 sentences collapsed the encoder: every sentence "
+                             "got the same vector, and the teacher fine-tuned from it stayed at all-O)")
     parser.add_argument("--json", default="docs/results/ner_klue.json")
     args = parser.parse_args(argv)
 
@@ -68,10 +72,20 @@ def main(argv: list[str] | None = None) -> int:
         train_tokenizer(texts, tmp / "mlm", vocab_size=8000, min_frequency=2)
         train_tokenizer(texts, tmp / "student_tok", vocab_size=4000, min_frequency=2, kind="unigram")
         started = time.perf_counter()
-        assert pretrain.main(["--data", str(tmp / "utt"), "--tokenizer", str(tmp / "mlm"), "--output",
-                              str(tmp / "mlm_model"), "--layers", "4", "--hidden", "256", "--heads", "4",
-                              "--intermediate", "1024", "--max-steps", str(args.pretrain_steps), "--learning-rate",
-                              "1e-3", *SMALL]) == 0
+        if args.no_mlm:
+            from transformers import BertConfig, BertForMaskedLM
+
+            from beam_jobs.text.subwords import load_subword_tokenizer
+
+            mlm_tokenizer = load_subword_tokenizer(str(tmp / "mlm"))
+            BertForMaskedLM(BertConfig(vocab_size=len(mlm_tokenizer), num_hidden_layers=4, hidden_size=256,
+                                       num_attention_heads=4, intermediate_size=1024)).save_pretrained(tmp / "mlm_model")
+            mlm_tokenizer.save_pretrained(tmp / "mlm_model")
+        else:
+            assert pretrain.main(["--data", str(tmp / "utt"), "--tokenizer", str(tmp / "mlm"), "--output",
+                                  str(tmp / "mlm_model"), "--layers", "4", "--hidden", "256", "--heads", "4",
+                                  "--intermediate", "1024", "--max-steps", str(args.pretrain_steps), "--learning-rate",
+                                  "1e-3", *SMALL]) == 0
         assert finetune.main(["--data", str(tmp / "utt"), "--init", str(tmp / "mlm_model"), "--output",
                               str(tmp / "teacher"), "--task", "token-classification", "--max-steps",
                               str(args.teacher_steps), "--eval-every", str(max(1, args.teacher_steps // 5)),
