@@ -72,20 +72,15 @@ def main(argv: list[str] | None = None) -> int:
         train_tokenizer(texts, tmp / "mlm", vocab_size=8000, min_frequency=2)
         train_tokenizer(texts, tmp / "student_tok", vocab_size=4000, min_frequency=2, kind="unigram")
         started = time.perf_counter()
+        teacher_shape = ["--layers", "4", "--hidden", "256", "--heads", "4", "--intermediate", "1024"]
         if args.no_mlm:
-            from transformers import BertConfig, BertForMaskedLM
+            from bench.real_data import random_masked_lm
 
-            from beam_jobs.text.subwords import load_subword_tokenizer
-
-            mlm_tokenizer = load_subword_tokenizer(str(tmp / "mlm"))
-            BertForMaskedLM(BertConfig(vocab_size=len(mlm_tokenizer), num_hidden_layers=4, hidden_size=256,
-                                       num_attention_heads=4, intermediate_size=1024)).save_pretrained(tmp / "mlm_model")
-            mlm_tokenizer.save_pretrained(tmp / "mlm_model")
+            random_masked_lm(tmp / "mlm", tmp / "mlm_model", teacher_shape)
         else:
             assert pretrain.main(["--data", str(tmp / "utt"), "--tokenizer", str(tmp / "mlm"), "--output",
-                                  str(tmp / "mlm_model"), "--layers", "4", "--hidden", "256", "--heads", "4",
-                                  "--intermediate", "1024", "--max-steps", str(args.pretrain_steps), "--learning-rate",
-                                  "1e-3", *SMALL]) == 0
+                                  str(tmp / "mlm_model"), *teacher_shape, "--max-steps", str(args.pretrain_steps),
+                                  "--learning-rate", "1e-3", *SMALL]) == 0
         assert finetune.main(["--data", str(tmp / "utt"), "--init", str(tmp / "mlm_model"), "--output",
                               str(tmp / "teacher"), "--task", "token-classification", "--max-steps",
                               str(args.teacher_steps), "--eval-every", str(max(1, args.teacher_steps // 5)),

@@ -105,17 +105,18 @@ def stylekqc_rows(split: str) -> list[dict]:
     return [out[i] for i in np.random.default_rng(0).permutation(len(out))]  # the files are grouped by label
 
 
-def random_teacher(tokenizer_dir: Path, out: Path) -> None:
-    """A masked LM of the teacher's shape with random weights (and the tokenizer), as --init."""
+def random_masked_lm(tokenizer_dir: Path, out: Path, shape: list[str] = TEACHER) -> None:
+    """A masked LM of ``shape`` (``--layers 4 --hidden 256 …``) with random weights and the
+    tokenizer saved beside it: a ``--init`` for a teacher trained without pretraining."""
     from transformers import BertConfig, BertForMaskedLM
 
     from beam_jobs.text.subwords import load_subword_tokenizer
 
     tokenizer = load_subword_tokenizer(str(tokenizer_dir))
-    shape = dict(zip(TEACHER[::2], TEACHER[1::2], strict=True))
-    BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), num_hidden_layers=int(shape["--layers"]),
-                               hidden_size=int(shape["--hidden"]), num_attention_heads=int(shape["--heads"]),
-                               intermediate_size=int(shape["--intermediate"]))).save_pretrained(out)
+    flags = dict(zip(shape[::2], shape[1::2], strict=True))
+    BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), num_hidden_layers=int(flags["--layers"]),
+                               hidden_size=int(flags["--hidden"]), num_attention_heads=int(flags["--heads"]),
+                               intermediate_size=int(flags["--intermediate"]))).save_pretrained(out)
     tokenizer.save_pretrained(out)
 
 
@@ -353,7 +354,7 @@ def main() -> None:
             shared = {"tokenizer": work / "tokenizer", "mlm": work / "mlm"}
             train_tokenizer(chain(dataset_texts(str(work / "all"), split=None)), shared["tokenizer"], vocab_size=8000)
         if not args.mlm and args.no_mlm:
-            random_teacher(shared["tokenizer"], shared["mlm"])
+            random_masked_lm(shared["tokenizer"], shared["mlm"])
             report["teacher_init"] = "random weights (--no-mlm)"
         elif not args.mlm:
             assert pretrain.main(["--data", str(work / "all"), "--tokenizer", str(shared["tokenizer"]), "--output",

@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,12 +100,7 @@ def open_kd_dataset(folder: str, expect: Mapping[str, Any] | None = None) -> Ope
         raise ProvenanceMismatchError(
             f"kd dataset '{folder}': its manifest lacks provenance {missing}. Fix: re-run beam_jobs.augment."
         )
-    problems = [
-        f"{key}: the data has {provenance.get(key)!r}, expected {value!r}"
-        for key, value in (expect or {}).items()
-        if value is not None and (provenance.get(key) not in value if isinstance(value, frozenset)
-                                  else _normalized(provenance.get(key)) != _normalized(value))
-    ]
+    problems = provenance_problems(provenance, expect or {})
     problems += _value_problems(opened, len(provenance["label_names"]), int(provenance["embedding_size"]))
     if problems:
         raise ProvenanceMismatchError(
@@ -153,6 +148,15 @@ def check_token_ids(opened: OpenedDataset, vocab_size: int) -> None:
 
 def _normalized(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
+
+
+def provenance_problems(provenance: Mapping[str, Any], expect: Mapping[str, Any]) -> list[str]:
+    """Each ``expect`` value the provenance does not have, in words (None: not checked; a
+    frozenset: any of its values will do)."""
+    return [f"{key}: the data has {provenance.get(key)!r}, expected {value!r}"
+            for key, value in expect.items()
+            if value is not None and (provenance.get(key) not in value if isinstance(value, frozenset)
+                                      else _normalized(provenance.get(key)) != _normalized(value))]
 
 
 # --------------------------------------------------------------------------- streaming chunks
@@ -244,6 +248,20 @@ def iter_row_groups(files: tuple[str, ...], seed: int | None, epoch: int) -> Ite
     yield from groups
 
 
+def row_group_tables(files: tuple[str, ...], columns: list[str], split: str | None, seed: int | None, epoch: int,
+                     keep: Iterable[Callable[[pa.Table], Any]] = ()) -> Iterator[pa.Table]:
+    """Each row group (in :func:`iter_row_groups` order) read with ``columns``, filtered to ``split``
+    and by each ``keep`` mask; empty results are skipped."""
+    for path, index in iter_row_groups(files, seed, epoch):
+        table = storage.parquet_file(path).read_row_group(index, columns=columns)
+        if split is not None:
+            table = table.filter(pc.equal(table.column("split"), split))
+        for mask in keep:
+            table = table.filter(mask(table))
+        if table.num_rows:
+            yield table
+
+
 def kd_chunks(opened: OpenedDataset, split: str | None, seed: int | None, epoch: int,
               columns: Mapping[str, Any] = KD_COLUMNS, originals_only: bool = False,
               labeled_only: bool = False) -> Iterator[Chunk]:
@@ -253,16 +271,10 @@ def kd_chunks(opened: OpenedDataset, split: str | None, seed: int | None, epoch:
     columns = dict(columns)
     if labeled_only:
         columns.setdefault("label", np.int64)
-    for path, index in iter_row_groups(opened.files, seed, epoch):
-        table = storage.parquet_file(path).read_row_group(index, columns=["input_ids", "split", "origin", *columns])
-        if split is not None:
-            table = table.filter(pc.equal(table.column("split"), split))
-        if originals_only:
-            table = table.filter(pc.equal(table.column("origin"), "original"))
-        if labeled_only:
-            table = table.filter(pc.greater_equal(table.column("label"), 0))
-        if table.num_rows:
-            yield _finite_rows(table_to_chunk(table, columns), opened)
+    keep = ([lambda t: pc.equal(t.column("origin"), "original")] if originals_only else []) + (
+        [lambda t: pc.greater_equal(t.column("label"), 0)] if labeled_only else [])
+    for table in row_group_tables(opened.files, ["input_ids", "split", "origin", *columns], split, seed, epoch, keep):
+        yield _finite_rows(table_to_chunk(table, columns), opened)
 
 
 def _finite_rows(chunk: Chunk, opened: OpenedDataset) -> Chunk:
@@ -289,14 +301,8 @@ def utterance_chunks(opened: OpenedDataset, split: str | None, tokenizer: Any, m
 
     ``label`` is the label's id (-1 when unlabeled or unknown to ``label_to_id``).
     """
-    for path, index in iter_row_groups(opened.files, seed, epoch):
-        table = storage.parquet_file(path).read_row_group(index, columns=["text", "label", "split"])
-        if split is not None:
-            table = table.filter(pc.equal(table.column("split"), split))
-        if labeled_only:
-            table = table.filter(pc.is_valid(table.column("label")))
-        if not table.num_rows:
-            continue
+    keep = [lambda t: pc.is_valid(t.column("label"))] if labeled_only else []
+    for table in row_group_tables(opened.files, ["text", "label", "split"], split, seed, epoch, keep):
         encoded = tokenizer(table.column("text").to_pylist(), truncation=True, max_length=max_length,
                             return_attention_mask=False)["input_ids"]
         names = table.column("label").to_pylist()

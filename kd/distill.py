@@ -136,7 +136,7 @@ def run_tokens(config: DistillConfig) -> dict[str, Any]:
     tokenizer: the same loop, the best student on valid entity F1 exported."""
     from transformers import AutoModelForTokenClassification, BertConfig, BertForTokenClassification
 
-    from kd.data import open_dataset
+    from kd.data import open_dataset, provenance_problems
     from kd.ner import TokenDistillObjective, kd_token_chunks, predict_token_split, token_split_metrics
     from schemas.kd_token import KD_TOKEN, KD_TOKEN_PROVENANCE_KEYS
 
@@ -148,8 +148,7 @@ def run_tokens(config: DistillConfig) -> dict[str, Any]:
     if config.teacher:
         expect["teacher_weights_hash"] = weights_hash(config.teacher)
     problems = [k for k in KD_TOKEN_PROVENANCE_KEYS if k not in provenance]
-    problems += [f"{k}: the data has {provenance.get(k)!r}, expected {v!r}" for k, v in expect.items()
-                 if (provenance.get(k) not in v if isinstance(v, frozenset) else provenance.get(k) != v)]
+    problems += provenance_problems(provenance, expect)
     if problems:
         raise MalmoiError(f"kd_token dataset '{config.data}' does not match this run: {problems}.",
                           "re-run beam_jobs.augment with this teacher and student tokenizer.")

@@ -89,21 +89,14 @@ def kd_token_chunks(opened, split: str | None, seed: int | None, epoch: int, *, 
     one chunk per row group."""
     import pyarrow.compute as pc
 
-    from kd.data import Chunk, iter_row_groups
-    from schemas import storage
+    from kd.data import Chunk, row_group_tables
 
     labels = list(opened.provenance["label_names"])
     label2id = {name: i for i, name in enumerate(labels)}
     width = len(labels)
-    for path, index in iter_row_groups(opened.files, seed, epoch):
-        table = storage.parquet_file(path).read_row_group(
-            index, columns=["input_ids", "token_starts", "token_ends", "entities", "split", "text", "teacher_char_probs"])
-        if split is not None:
-            table = table.filter(pc.equal(table.column("split"), split))
-        if labeled_only:
-            table = table.filter(pc.is_valid(table.column("entities")))
-        if not table.num_rows:
-            continue
+    columns = ["input_ids", "token_starts", "token_ends", "entities", "split", "text", "teacher_char_probs"]
+    keep = [lambda t: pc.is_valid(t.column("entities"))] if labeled_only else []
+    for table in row_group_tables(opened.files, columns, split, seed, epoch, keep):
         rows = table.to_pylist()
         longest = max(len(r["input_ids"]) for r in rows)
         targets = np.zeros((len(rows), longest, width), np.float16)

@@ -35,6 +35,15 @@ def make_teacher(folder: Path, vocab_size: int, embedding_size: int = 32):
     return teacher
 
 
+def make_tokenizer_and_teacher(root: Path) -> Path:
+    """``root/tok`` (a student tokenizer) and ``root/teacher`` (a tiny teacher with that tokenizer
+    saved beside it), as a job finds them; returns ``root``."""
+    tokenizer = make_tokenizer(root / "tok")
+    make_teacher(root / "teacher", len(tokenizer))
+    tokenizer.save_pretrained(root / "teacher")
+    return root
+
+
 def make_kd_shards(folder: Path, tokenizer_dir: Path, *, rows: int = 96, embedding_size: int = 32, seed: int = 0,
                    teacher_dir: Path | None = None, unlabeled_every: int = 4) -> Path:
     """kd shards with teacher logits that separate the two classes, written through schemas/."""

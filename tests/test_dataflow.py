@@ -68,12 +68,9 @@ def assert_workers_get_the_package(proto: beam_runner_api_pb2.Pipeline) -> None:
 @pytest.fixture(scope="module")
 def bucket(gcs, tmp_path_factory):
     upload(SAMPLES, f"{gcs}/df/samples")
-    from tests.kd_fixtures import TEXTS, make_teacher, make_tokenizer
+    from tests.kd_fixtures import TEXTS, make_tokenizer_and_teacher
 
-    root = tmp_path_factory.mktemp("df_models")
-    tokenizer = make_tokenizer(root / "tok")
-    make_teacher(root / "teacher", len(tokenizer))
-    tokenizer.save_pretrained(root / "teacher")
+    root = make_tokenizer_and_teacher(tmp_path_factory.mktemp("df_models"))
     upload(root / "tok", f"{gcs}/df/tok")
     upload(root / "teacher", f"{gcs}/df/teacher")
     lines = [json.dumps({"id": f"{label}-{i}", "text": text, "label": label}, ensure_ascii=False)

@@ -14,6 +14,24 @@ from schemas import SUCCESS_NAME, UTTERANCES, read_dataset, read_manifest, stora
 from tests.conftest import SAMPLES, upload
 
 
+def task_lines() -> list[str]:
+    """The labeled task rows as JSON lines (each text three times, so every split has some)."""
+    from tests.kd_fixtures import TEXTS
+
+    return [json.dumps({"id": f"{label}-{i}-{k}", "text": text, "label": label}, ensure_ascii=False)
+            for label, texts in TEXTS.items() for i, text in enumerate(texts) for k in range(3)]
+
+
+def tiny_distill(shards: str, tokenizer, out, steps: int) -> int:
+    """kd.distill with a one-layer student for a few steps on ``shards`` (any storage)."""
+    from kd import distill
+
+    return distill.main(["--data", shards, "--tokenizer", str(tokenizer), "--output", str(out),
+                         "--student-layers", "1", "--student-hidden", "32", "--student-heads", "2",
+                         "--student-intermediate", "64", "--max-steps", str(steps), "--batch-size", "8",
+                         "--no-progress", "--device", "cpu", "--no-cpu-speed"])
+
+
 @pytest.fixture(scope="module")
 def remote_corpus(gcs):
     upload(SAMPLES, f"{gcs}/samples")
@@ -40,12 +58,9 @@ def test_preprocess_reads_and_writes_gs(gcs, remote_corpus):
 @pytest.fixture(scope="module")
 def remote_models(gcs, tmp_path_factory):
     """A tiny teacher and student tokenizer, uploaded as a Dataflow job would find them."""
-    from tests.kd_fixtures import make_teacher, make_tokenizer
+    from tests.kd_fixtures import make_tokenizer_and_teacher
 
-    root = tmp_path_factory.mktemp("remote_models")
-    tokenizer = make_tokenizer(root / "tok")
-    make_teacher(root / "teacher", len(tokenizer))
-    tokenizer.save_pretrained(root / "teacher")
+    root = make_tokenizer_and_teacher(tmp_path_factory.mktemp("remote_models"))
     upload(root / "tok", f"{gcs}/models/tok")
     upload(root / "teacher", f"{gcs}/models/teacher")
     return root
@@ -53,12 +68,9 @@ def remote_models(gcs, tmp_path_factory):
 
 def test_learn_words_augment_distill_and_inspect_on_gs(gcs, remote_corpus, remote_models, tmp_path, capsys):
     from beam_jobs import augment, learn_words, preprocess
-    from kd import distill
     from schemas import inspect
-    from tests.kd_fixtures import TEXTS
 
-    lines = [json.dumps({"id": f"{label}-{i}-{k}", "text": text, "label": label}, ensure_ascii=False)
-             for label, texts in TEXTS.items() for i, text in enumerate(texts) for k in range(3)]
+    lines = task_lines()
     storage.write_text(f"{gcs}/task/reviews.jsonl", "\n".join(lines) + "\n")
     runner = ["--runner", "FnApiRunner"]
     preprocess.run(["--input", f"{gcs}/task", "--output", f"{gcs}/out/task", "--split-ratios", "0.6,0.2,0.2", *runner])
@@ -75,10 +87,7 @@ def test_learn_words_augment_distill_and_inspect_on_gs(gcs, remote_corpus, remot
     assert len(pd.read_parquet(shards, storage_options={"token": "anon"})) == read_manifest(shards)["num_rows"]
 
     student = tmp_path / "student"
-    assert distill.main(["--data", shards, "--tokenizer", str(remote_models / "tok"), "--output", str(student),
-                         "--student-layers", "1", "--student-hidden", "32", "--student-heads", "2",
-                         "--student-intermediate", "64", "--max-steps", "4", "--batch-size", "8", "--no-progress",
-                         "--device", "cpu", "--no-cpu-speed"]) == 0
+    assert tiny_distill(shards, remote_models / "tok", student, steps=4) == 0
     assert (student / "model.safetensors").exists()
 
     assert inspect.main([shards, "--rows", "2"]) == 0
@@ -90,15 +99,12 @@ def test_preprocess_augment_distill_and_inspect_on_s3(s3, remote_models, tmp_pat
     # run's options outside the pipeline too (input listing, _SUCCESS), and takes no zero-byte object
     # (an empty _SUCCESS or an empty rejects shard failed the whole job at its last step)
     from beam_jobs import augment, preprocess
-    from kd import distill
     from schemas import inspect
-    from tests.kd_fixtures import TEXTS
 
     bucket, beam_args = s3
     upload(remote_models / "tok", f"{bucket}/models/tok")
     upload(remote_models / "teacher", f"{bucket}/models/teacher")
-    lines = [json.dumps({"id": f"{label}-{i}-{k}", "text": text, "label": label}, ensure_ascii=False)
-             for label, texts in TEXTS.items() for i, text in enumerate(texts) for k in range(3)]
+    lines = task_lines()
     storage.write_text(f"{bucket}/task/reviews.jsonl", "\n".join(lines) + "\n")
     runner = ["--runner", "FnApiRunner", *beam_args]
     out = f"{bucket}/out/task"
@@ -112,10 +118,7 @@ def test_preprocess_augment_distill_and_inspect_on_s3(s3, remote_models, tmp_pat
                  "--student-tokenizer", f"{bucket}/models/tok", *runner])
     assert storage.is_file(storage.join(shards, SUCCESS_NAME))
     student = tmp_path / "student"
-    assert distill.main(["--data", shards, "--tokenizer", str(remote_models / "tok"), "--output", str(student),
-                         "--student-layers", "1", "--student-hidden", "32", "--student-heads", "2",
-                         "--student-intermediate", "64", "--max-steps", "2", "--batch-size", "8", "--no-progress",
-                         "--device", "cpu", "--no-cpu-speed"]) == 0
+    assert tiny_distill(shards, remote_models / "tok", student, steps=2) == 0
     assert (student / "model.safetensors").exists()
     assert inspect.main([shards, "--rows", "1"]) == 0
     assert "schema kd" in capsys.readouterr().out

@@ -471,8 +471,10 @@ def colloquial_rules(config: NormalizerConfig, judge: Judge) -> list[tuple[str, 
 
     def lengthening(match: re.Match[str]) -> str:
         proposed = _lengthening(match)
-        if proposed == match.group(0) and judge.analyzes and _ends_run(match) and _ends_in_ending(judge, match):
-            proposed = _lengthening(match, 1)  # one extension after an ending, at a run's end: 싶다아!!, 가자아
+        if proposed == match.group(0) and judge.analyzes and _ends_run(match):
+            single = _lengthening(match, 1)  # one extension after an ending, at a run's end: 싶다아!!, 가자아
+            if single != proposed and _ends_in_ending(judge, match):  # Kiwi asked only about a real cut
+                proposed = single
         return judged(judge, match, proposed)
 
     rules = [("lengthening", sub_rule("lengthening", _LENGTHENING_RE, lengthening, has_hangul)),

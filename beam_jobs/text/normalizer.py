@@ -171,7 +171,8 @@ def _glued_vowel(judge: Judge) -> Callable[[re.Match[str]], str]:
             candidates.append(unlinked)
             if unlinked[-1] == "움":  # the nominal ending written as the ㅜ before it (머구뮤 = 먹음)
                 candidates.append(unlinked[:-1] + "음")
-        best = max(candidates, key=lambda word: (judge.analyze(word).valid, judge.analyze(word).score))
+        analyses = {word: judge.analyze(word) for word in candidates}
+        best = max(candidates, key=lambda word: (analyses[word].valid, analyses[word].score))
         return best + _VOWEL_JAMO[s_vowel] if judge.better(run, best) else run
 
     return replace
