@@ -23,6 +23,12 @@ of 4+ identical characters left, and sentences/s on one core. For malmoi, a per-
 the full pools: edits per rule and a random sample of each rule's edits in context
 (``docs/results/normalizer_audit_samples.tsv``), for review by hand.
 
+``--speed``: the default path's speed on one core, each against soynlp's in the same run:
+a first pass over the pools from empty caches (every Hangul run the judge is asked about is
+new to Kiwi), a second pass (caches warm), and one pass over the 167,794 utterances of
+``bench.corpora.colloquial_texts()`` from empty caches (a corpus-scale job: the caches fill as
+it goes).
+
 The gold set (``bench/gold/normalizer_gold.tsv``: NSMC ids and the expected normalization,
 annotated by hand; the texts are read from ../shared/data, never copied) gives per peer the
 share of sentences exactly right, and for malmoi edit precision and recall per rule: edits are
@@ -47,7 +53,7 @@ from pathlib import Path
 
 from beam_jobs.text.edits import Edit
 from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
-from bench.corpora import require_shared_data
+from bench.corpora import colloquial_texts, require_shared_data
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "bench" / "gold" / "normalizer_gold.tsv"
@@ -164,6 +170,44 @@ def timed(fn: Callable[[str], str], texts: list[str]) -> tuple[list[str], float]
     return outputs, len(texts) / (time.perf_counter() - start)
 
 
+def fresh_malmoi() -> Normalizer:
+    """A default normalizer with empty caches (the judge's and the rules' own), Kiwi loaded."""
+    from beam_jobs.text.judge import shared_judge
+
+    shared_judge.cache_clear()
+    normalizer = Normalizer()
+    normalizer("먹엇다")  # loads Kiwi (its start-up is not a per-sentence cost)
+    normalizer.judge._cache.clear()
+    return Normalizer()
+
+
+def default_path_speed(texts: list[str]) -> dict[str, float]:
+    """Sentences/s of the default path (cold, warm, corpus) and of soynlp, on one core."""
+    from soynlp.normalizer import emoticon_normalize, repeat_normalize
+
+    def soynlp(t: str) -> str:
+        return repeat_normalize(emoticon_normalize(t, num_repeats=2), num_repeats=2)
+
+    def rate(fn: Callable[[str], object], items: list[str]) -> float:
+        start = time.perf_counter()
+        for item in items:
+            fn(item)
+        return len(items) / (time.perf_counter() - start)
+
+    corpus = list(colloquial_texts())
+    out = {"soynlp_pools": rate(soynlp, texts)}
+    malmoi = fresh_malmoi()
+    out["malmoi_pools_cold"] = rate(malmoi, texts)
+    out["kiwi_analyses_pools"] = len(malmoi.judge._cache)
+    out["malmoi_pools_warm"] = rate(malmoi, texts)
+    out["soynlp_corpus"] = rate(soynlp, corpus)
+    out["malmoi_corpus_cold"] = rate(fresh_malmoi(), corpus)
+    out["corpus_sentences"] = len(corpus)
+    for key in ("pools_cold", "pools_warm", "corpus_cold"):
+        out[f"ratio_{key}_vs_soynlp"] = out[f"malmoi_{key}"] / out["soynlp_" + key.split("_")[0]]
+    return out
+
+
 # --------------------------------------------------------------------------- per-rule audit
 
 
@@ -263,12 +307,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=0, help="measure on N random sentences of the pools (0: all)")
     parser.add_argument("--per-rule", type=int, default=40, help="audit examples kept per rule")
     parser.add_argument("--gold-only", action="store_true", help="only the gold set (fast)")
+    parser.add_argument("--speed", action="store_true", help="only the default path's speed (cold, warm, corpus)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--audit-tsv", default=str(ROOT / "docs" / "results" / "normalizer_audit_samples.tsv"))
     args = parser.parse_args(argv)
     texts = pools()
     if args.sample:
         texts = random.Random(0).sample(texts, args.sample)
+    if args.speed:
+        speed = {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "sentences": len(texts),
+                 **default_path_speed(texts)}
+        text = json.dumps(speed, indent=2)
+        if args.json:
+            Path(args.json).write_text(text + "\n", encoding="utf-8")
+        print(text)
+        return 0
     peers = make_peers()
     runnable = {name: fn for name, fn in peers.items() if callable(fn)}
     results: dict = {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "sentences": len(texts),

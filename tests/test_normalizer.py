@@ -118,6 +118,9 @@ def test_digits_and_syllables_survive_all_real_cases():
         ("40대가 되서 또", "40대가 돼서 또"), ("안되요", "안돼요"), ("되야지", "돼야지"), ("하면 안되!", "하면 안돼!"),
         ("안돼는데", "안되는데"), ("돼면 좋겠다", "되면 좋겠다"), ("아니였으면", "아니었으면"), ("싶다아!!", "싶다!!"),
         ("재밌어요오 그런데", "재밌어요 그런데"), ("충분희", "충분히"),
+        # the fourth round (cues that keep Kiwi off runs a rule cannot change): 것 before 네/더, 랑 after ㄹ / 더
+        ("되것네", "되겠네"), ("모르것더라", "모르겠더라"), ("나몰랑", "나몰라"), ("예쁘더랑", "예쁘더라"),
+        ("재미업을듯", "재미없을듯"),
     ],
 )
 def test_rule(text, expected):
@@ -182,6 +185,9 @@ JUDGED_REAL_WORDS = [
     "장민호씨내 마음", "귀 틔이면", "그럿짓을 하고도", "존내 재밌다", "근대 문학", "군대 간다", "잘지내",
     "돼지고기 먹자", "되도록 빨리", "원조교제에 망치로", "한계에 다다르게", "회의하는데에 맨날", "호노카아 보이",
     "키타노 키이..", "지인 만나", "누우면 잠", "아아",
+    # words the fourth round's cues leave to themselves (the ㅅ, 랑, 업, 희 and ㄴ are the word's own)
+    "댓글도 봐라", "옷벗을까봐", "쳇바퀴", "티켓 샀어", "친구랑 해랑", "수업을 들었다", "기업이 망해",
+    "이건희 회장", "희망이 있다", "그럴 건데", "될 텐데", "아닌지 몰라", "눈을 띄워", "옛날 얘기",
 ]
 
 
@@ -242,3 +248,48 @@ def test_extra_lexicon_files_are_merged(tmp_path):
     config = NormalizerConfig(extra_lexicons=(str(extra),))
     assert Normalizer(config)("겜방에서 봐") == "게임방에서 봐"
     assert config.hash() != NormalizerConfig().hash()
+
+
+# --------------------------------------------------------------------------- the fast rule machinery
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from beam_jobs.text.edits import cue_rule, run_rule, sub_rule  # noqa: E402
+
+# texts over a few syllables, jamo, spaces and marks: runs, run edges and repeats are all common
+_TEXTS = st.text(alphabet=list("가나다갓났것겄었서내는대 ㅋ.!용당") , max_size=40)
+
+
+def _matches(rule, text):
+    edits = []
+    rule(text, edits)
+    return [(e.start, e.end, e.before) for e in edits]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXTS)
+def test_a_run_rule_sees_the_runs_the_whole_run_regex_finds(text):
+    """run_rule (cue, then the run around it) replaced `(?<![가-힣])[가-힣]*(?:cue)[가-힣]*`: the two
+    must hand the same runs to a rule (protects the speed-up from changing what is judged)."""
+    cue = "(?:[갓났것][가-힣]|겄|내(?<=[가-힣]{2}내)(?![가-힣]))"
+    slow = sub_rule("r", re.compile(f"(?<![가-힣])[가-힣]*{cue}[가-힣]*"), lambda m: "<" + m.group(0) + ">")
+    fast = run_rule("r", re.compile(cue), lambda m: "<" + m.group(0) + ">")
+    assert _matches(fast, text) == _matches(slow, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXTS)
+def test_a_cue_rule_finds_what_its_pattern_finds(text):
+    """cue_rule tries the pattern only near a cue (a word's first syllable, an ending's last one):
+    the matches must be those of the pattern's own search."""
+    words = sorted(["가나", "나", "갓다", "가"], key=len, reverse=True)
+    pattern = re.compile(f"(?<![가-힣])({'|'.join(words)})(는)?(?![가-힣])")
+    cue = re.compile("[가나](?<![가-힣].)")
+    assert _matches(cue_rule("r", cue, pattern, lambda m: "#", starts=words), text) == \
+        _matches(sub_rule("r", pattern, lambda m: "#"), text)
+    endings = ["용", "당", "나용", "다당"]
+    pattern = re.compile(f"({'|'.join(sorted(endings, key=len, reverse=True))})(?![가-힣])")
+    cue = re.compile("[용당](?![가-힣])")
+    assert _matches(cue_rule("r", cue, pattern, lambda m: "#", back=1, starts=endings), text) == \
+        _matches(sub_rule("r", pattern, lambda m: "#"), text)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from beam_jobs.text import lexicons
 from beam_jobs.text.config import NormalizerConfig
-from beam_jobs.text.edits import Rule, sub_rule
+from beam_jobs.text.edits import Rule, cue_rule, run_rule, sub_rule
 from beam_jobs.text.hangul import (
     NO_CODA_SYLLABLES,
     VOWEL_ONLY_INITIAL,
@@ -149,7 +149,7 @@ def _next_char(text: str, end: int) -> str:
     return text[end] if end < len(text) else "."
 
 
-def _contraction_rule(config: NormalizerConfig, judge: Judge) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
+def _contraction_rule(config: NormalizerConfig, judge: Judge) -> Rule:
     rows = lexicons.load("contractions.tsv", 6, config.extra_lexicons)
     table = {form: (standard, attach, not_before, not_after) for form, standard, attach, not_before, not_after, kind
              in rows if config.expand_contractions or kind == "spelling"}
@@ -165,6 +165,7 @@ def _contraction_rule(config: NormalizerConfig, judge: Judge) -> tuple[re.Patter
     if stems:
         alternatives.append(f"(?<![가-힣])({'|'.join(map(re.escape, stems))})(?=[가-힣])")
     pattern = re.compile("|".join(alternatives))
+    cue = re.compile(f"[{''.join(sorted({re.escape(f[0]) for f in forms}))}](?<![가-힣].)")  # a word start the lexicon knows
     guards = {
         form: (re.compile(nb) if nb else None, re.compile(na) if na else None)
         for form, (_, _, nb, na) in table.items()
@@ -188,15 +189,19 @@ def _contraction_rule(config: NormalizerConfig, judge: Judge) -> tuple[re.Patter
                 return match.group(0)
         return standard + agree(standard, particle)
 
-    return pattern, replace
+    return cue_rule("contraction", cue, pattern, replace, starts=forms)
 
 
-def _ending_rule(config: NormalizerConfig) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
+def _ending_rule(config: NormalizerConfig) -> Rule:
     rows = lexicons.load("endings.tsv", 4, config.extra_lexicons)
     table = {ending: (standard, int(min_prefix or 0), re.compile(not_after) if not_after else None)
              for ending, standard, min_prefix, not_after in rows}
     endings = sorted(table, key=len, reverse=True)
     pattern = re.compile(f"({'|'.join(map(re.escape, endings))})(?![가-힣])")
+    # the ending's last syllable at a run's end (용, 당, 염 … are rare there); the ending starts up
+    # to its length before it
+    cue = re.compile(f"[{''.join(sorted({re.escape(e[-1]) for e in endings}))}](?![가-힣])")
+    back = max(map(len, endings)) - 1
 
     def replace(match: re.Match[str]) -> str:
         standard, min_prefix, not_after = table[match.group(1)]
@@ -210,7 +215,7 @@ def _ending_rule(config: NormalizerConfig) -> tuple[re.Pattern[str], Callable[[r
             return match.group(0)
         return standard
 
-    return pattern, replace
+    return cue_rule("cute_ending", cue, pattern, replace, back, endings)
 
 
 def _initialism_rule(config: NormalizerConfig) -> tuple[re.Pattern[str], Callable[[re.Match[str]], str]]:
@@ -231,8 +236,7 @@ def _extra_coda(judge: Judge, lexicon_forms: frozenset[str]) -> Callable[[re.Mat
     """Strip the last syllable's coda where the analysis reads it as an extra coda (Z_CODA); a
     contraction the lexicon lists (그닷 -> 그다지) is left to the lexicon."""
 
-    def replace(match: re.Match[str]) -> str:
-        run = match.group(0)
+    def replace(run: str) -> str:
         if len(run) > MAX_JUDGED_RUN or run in lexicon_forms:
             return run
         analysis = judge.analyze(run)
@@ -243,7 +247,7 @@ def _extra_coda(judge: Judge, lexicon_forms: frozenset[str]) -> Callable[[re.Mat
             return run
         return run[:-1] + without_final(run[-1])
 
-    return replace
+    return _by_run(replace)
 
 
 # --------------------------------------------------------------------------- typos and the copula
@@ -256,8 +260,9 @@ _DWAE_RE = re.compile("되(?=서(?![가-힣])|서[요도는]|요(?![가-힣])|�
 #: 아니 + 었 is 아니었 (아니였다 -> 아니었다: 였 is 이 + 었, and 아니 has no 이)
 _ANI_EOT_RE = re.compile("(?<=아니)였")
 _FINAL_S, _FINAL_SS, _FINAL_B, _FINAL_BS, _FINAL_N = 19, 20, 17, 18, 4
-#: ㄴ-final syllables that are verb or adjective forms far more often than a noun's contracted copula
-_VERB_N = frozenset("한는인런은운던된간온본준난탄친낸쓴큰른린픈쁜든진긴신던선단잔안")
+#: ㄴ-final syllables that are verb or adjective forms far more often than a noun's contracted copula,
+#: or a bound noun's (건데, 건지: 거 + ㄴ; 텐데: 터 + 이 + ㄴ), 아닌 or 뭔 (뭐 + ㄴ)
+_VERB_N = frozenset("한는인런은운던된간온본준난탄친낸쓴큰른린픈쁜든진긴신던선단잔안건텐닌뭔")
 
 
 def _syllables(keep: Callable[[int, int, int], bool]) -> str:
@@ -265,10 +270,14 @@ def _syllables(keep: Callable[[int, int, int], bool]) -> str:
     return "".join(chr(code) for code in range(0xAC00, 0xD7A4) if keep(*decompose(chr(code))))
 
 
-def _runs_with(cue: str) -> re.Pattern[str]:
-    """Whole Hangul runs that contain ``cue``: the only runs a rule asks the judge about (linear:
-    the lookbehind lets a match start at a run's first syllable only)."""
-    return re.compile(f"(?<![가-힣])[가-힣]*(?:{cue})[가-힣]*")
+#: the vowels a tense ㅆ follows when 았/었/였 is contracted into the stem (갔 봤 했 됐 셨 줬 …);
+#: ㅗ ㅜ ㅡ ㅣ … + ㅅ (못, 웃, 긋, 짓) is a word's own ㅅ, never a misspelt tense
+_TENSE_VOWELS = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 14, 15})
+#: syllables whose ㅅ is nearly always their own: nouns (맛 탓 곳), numerals (셋 넷), prefixes (옛 헛 첫),
+#: loanwords (티켓 로켓 핫), a verb stem with no ㅆ reading (벗다: no verb 버다); 하 + 였 is 했, never 핬
+_OWN_S = "것맛멋곳옷첫옛탓헛셋넷켓핫벗"
+_S_FINAL = _syllables(lambda i, v, f: f == _FINAL_S and v in _TENSE_VOWELS and compose(i, v, f) not in _OWN_S)
+_SS_FINAL = _syllables(lambda i, v, f: f == _FINAL_SS)
 
 
 #: the ending syllables an extra coda is added to (귀엽당: 다 + ㅇ); 요, 자, 서, 해 … are left to the
@@ -276,21 +285,54 @@ def _runs_with(cue: str) -> re.Pattern[str]:
 _ENDING_SYLLABLES = frozenset("다지네죠게래니냐어라데여까나거군걸줘봐워와져써돼")
 #: ㅁ only on 나 (하남, 말리남 -> 하나, 말리나): elsewhere a ㅁ coda is mostly 다음 or a word (그럼담)
 _CODA_CANDIDATES = _syllables(lambda i, v, f: (f in (21, 17, 19) and compose(i, v) in _ENDING_SYLLABLES
-                                               and compose(i, v, f) != "답")  # 한답: hearsay (한답니다)
+                                               and compose(i, v, f) not in "답랑것")  # 한답: hearsay (한답니다)
                               or (f == 16 and compose(i, v) == "나"))
-#: runs worth analyzing, per analysis-driven rule (the judge is asked about these only)
-_EXTRA_CODA_RUNS = re.compile(f"(?<![가-힣])[가-힣]+[{_CODA_CANDIDATES}](?![가-힣])")
-_TYPO_ENDING_RUNS = _runs_with(
-    f"[{_syllables(lambda i, v, f: f == _FINAL_S and compose(i, v, f) not in '것맛멋곳옷첫')}][가-힣]|겄|것(?=[니냐다어지])"
-    f"|[{_syllables(lambda i, v, f: f == _FINAL_SS)}][서써]")
-_SPELLING_RUNS = _runs_with("[잇밋업" + _syllables(lambda i, v, f: (v == 2 and i in (12, 13, 14) and f == 21)
-                                                   or (v == 19 and i != VOWEL_ONLY_INITIAL and not f))
-                            + "]|(?<=[가-힣]{2})내(?![가-힣])|(?<=[가-힣][는은던인])대(?![가-힣])")
+# The cues of the analysis-driven rules: the judge is asked about the Hangul runs that contain one
+# (edits.run_rule). Each starts with a character class, so the regex engine skips to it fast.
+#: a run of two syllables or more ending in a syllable with a candidate extra coda; 랑 only where it
+#: cannot be the particle 랑, which follows a vowel (몰랑, 예쁘더랑; not 해랑, 친구랑); 것 is the noun
+_L_FINAL = _syllables(lambda i, v, f: f == 8)
+_EXTRA_CODA_CUE = re.compile(f"[{_CODA_CANDIDATES}랑](?<=[가-힣].)(?<![^더{_L_FINAL}]랑)(?![가-힣])")
+#: a tense vowel + ㅅ before a syllable (먹엇다, 갓다; not 댓글, the word of comment data), 겄, 것 before an ending (먹것니, 하것더라), ㅆ
+#: before 서/써 (먹겠서)
+_TYPO_ENDING_CUE = re.compile(f"([{_S_FINAL}{_SS_FINAL}것])"
+                              f"(?:(?<=[{_S_FINAL}])[가-힣](?<!댓글)|(?<=겄)|(?<=것)(?=[니냐다어지더네구군])|(?<=[{_SS_FINAL}])[서써])")
+#: ㅢ syllables of real verbs (띄다, 씌우다, 틔다): a misspelling of them is not their ㅣ spelling
+_OWN_UI = "띄씌틔"
+#: 잇/밋 (ㅅ for ㅆ), 업 (ㅂ for ㅄ) before an ending (재미업어; not 수업을, 기업), 쟝 챵 쨩, 즤 긔 … (희 at a
+#: run's end only: 충분희; 희망, 이건희 are words); 내 at the end of a run of three, 대 after 는 은 던 인
+_SPELLING_CUE = re.compile("([잇밋업내대희" + _syllables(lambda i, v, f: (v == 2 and i in (12, 13, 14) and f == 21)
+                                                      or (v == 19 and i != VOWEL_ONLY_INITIAL and not f
+                                                          and compose(i, v) not in _OWN_UI))
+                           + "])(?:(?<![내대업희])|(?<=업)(?=[어었다고는지게네음을으냐니])|(?<=희)(?![가-힣])"
+                           "|(?<=[가-힣]{2}내)(?![가-힣])|(?<=[가-힣][는은던인]대)(?![가-힣]))")
 #: a contracted copula (회산가: 사 + ㄴ); the ㄴ of verbs and adjectives (한데, 가는, 좋은, 간지) is left out
-_COPULA_RUNS = _runs_with(f"[{_syllables(lambda i, v, f: f == _FINAL_N and compose(i, v, f) not in _VERB_N)}][가지데]")
+_COPULA_CUE = re.compile(f"[{_syllables(lambda i, v, f: f == _FINAL_N and compose(i, v, f) not in _VERB_N)}][가지데]")
 _TYPO_EP_FIXES = {"엇": "었", "앗": "았", "엿": "였", "겄": "겠", "것": "겠"}
 #: ending syllables whose ㅐ is a misspelt ㅔ (재미없내 -> 재미없네, 같은대 -> 같은데), at a run's end
 _AE_FOR_E = {"내": "네", "대": "데"}
+
+
+def per_run(fn: Callable[[str], object], limit: int = 200_000) -> Callable[[str], object]:
+    """``fn`` of a Hangul run, cached (the judge is deterministic, and a corpus repeats its words:
+    the warm path is then a dictionary lookup)."""
+    cache: dict[str, object] = {}
+
+    def cached(run: str) -> object:
+        found = cache.get(run)
+        if found is None:
+            found = fn(run)
+            if len(cache) < limit:
+                cache[run] = found
+        return found
+
+    return cached
+
+
+def _by_run(fn: Callable[[str], str]) -> Callable[[re.Match[str]], str]:
+    """A run rule's replacement that depends on the run alone, cached per run."""
+    cached = per_run(fn)
+    return lambda match: cached(match.group(0))
 
 
 def _analysis_of(judge: Judge, run: str, min_length: int) -> Analysis | None:
@@ -337,14 +379,23 @@ def _tense_before_ending(analysis: Analysis, positions: list[int]) -> bool:
     return all(i in found for i in positions)
 
 
+#: content morphemes that a tense ending cannot be part of
+_WORD_TAGS = frozenset({"NNG", "NNP", "NNB", "NR", "NP", "XR", "MAG", "MAJ", "MM", "IC"})
+
+
+def _known_words(analysis: Analysis) -> set[int]:
+    """Positions covered by a known content word of two syllables or more (뒷북 NNG, 지긋지긋 XR)."""
+    return {i for m in analysis.morphemes if m.tag in _WORD_TAGS and not m.oov and m.length >= 2
+            and len(m.form) == m.length for i in range(m.start, m.start + m.length)}
+
+
 def _typo_ending(judge: Judge) -> Callable[[re.Match[str]], str]:
     """먹엇다 -> 먹었다, 갓다 -> 갔다, 하겄다 -> 하겠다, 먹것니 -> 먹겠니: where the analysis reads a
     typo-form pre-final ending (엇 앗 엿 겄 것), the syllable that carries it gets the standard
     spelling; where it reads the ㅅ coda as a verb of its own (않앗던: 앗다), the ㅆ spelling the
     judge prefers. A ㅆ written across two syllables is joined (먹겄서 -> 먹겠어)."""
 
-    def replace(match: re.Match[str]) -> str:
-        run = match.group(0)
+    def replace(run: str) -> str:
         analysis = _analysis_of(judge, run, 2)
         if analysis is None:
             return run
@@ -360,7 +411,8 @@ def _typo_ending(judge: Judge) -> Callable[[re.Match[str]], str]:
         fixed = "".join(chars)
         if fixed != run:
             return _best(judge, run, [c for i in fixed_at[-1:] for c in _with_liaison(fixed, i)])
-        at = [i for i, syllable in enumerate(run[:-1]) if decompose(syllable)[2] == _FINAL_S and syllable not in "것맛멋곳옷첫"]
+        words = _known_words(analysis)  # 뒷북, 지긋지긋: the ㅅ is the word's own, not a tense
+        at = [i for i, syllable in enumerate(run[:-1]) if syllable in _S_FINAL and i not in words]
         candidates = [(c, [i]) for i in at for c in _with_liaison(run[:i] + _double_s(run[i]) + run[i + 1:], i)]
         if len(at) > 1:  # 잘됫음좋겟다: both
             candidates.append(("".join(_double_s(c) if i in at else c for i, c in enumerate(run)), at))
@@ -369,7 +421,7 @@ def _typo_ending(judge: Judge) -> Callable[[re.Match[str]], str]:
         # the ㅆ must make a tense ending that an ending follows (않았던: 았 + 던; 그럿짓 is not 그렀짓)
         return _best(judge, run, [c for c, where in candidates if _tense_before_ending(judge.analyze(c), where)])
 
-    return replace
+    return _by_run(replace)
 
 
 def _spelling_candidates(syllable: str, last: bool, oov: bool) -> list[str]:
@@ -384,7 +436,8 @@ def _spelling_candidates(syllable: str, last: bool, oov: bool) -> list[str]:
         out.append(compose(initial, vowel, _FINAL_BS))
     if oov and vowel == 2 and initial in (12, 13, 14) and final == 21:  # 쟝 챵 쨩 (쟈 is often a name: 토니쟈)
         out.append(compose(initial, 0, final))
-    if oov and vowel == 19 and initial != VOWEL_ONLY_INITIAL and not final:  # 즤 긔 (싑 is 쉽, not 십)
+    if (oov and vowel == 19 and initial != VOWEL_ONLY_INITIAL and not final  # 즤 긔 (싑 is 쉽, not 십)
+            and syllable not in _OWN_UI):
         out.append(compose(initial, 20, final))
     if last and syllable in _AE_FOR_E:
         out.append(_AE_FOR_E[syllable])
@@ -403,8 +456,7 @@ def _typo_spelling(judge: Judge) -> Callable[[re.Match[str]], str]:
     any fix that reads better; inside a run that already reads as valid (재미잇다: 재미 + 잇다),
     only a fix that reads better by the judge's margin (선을 잇다 stays)."""
 
-    def replace(match: re.Match[str]) -> str:
-        run = match.group(0)
+    def replace(run: str) -> str:
         analysis = _analysis_of(judge, run, 2)
         if analysis is None:
             return run
@@ -426,7 +478,7 @@ def _typo_spelling(judge: Judge) -> Callable[[re.Match[str]], str]:
                 best, best_score = fixed, after.score
         return best
 
-    return replace
+    return _by_run(replace)
 
 
 #: what follows an indirect question (무슨 영환지 모르겠다, 의산지 궁금해): a run that ends in ㄴ지 is
@@ -448,20 +500,27 @@ def _copula(judge: Judge) -> Callable[[re.Match[str]], str]:
     was contracted into its last syllable's ㄴ; 그런가, 편한데 (no copula) and 가는건데 (a bound
     noun) stay."""
 
-    def replace(match: re.Match[str]) -> str:
-        run = match.group(0)
+    def readings(run: str) -> tuple[tuple[str, bool, bool], ...]:
+        """(rewrite, whether it is an indirect question in ㄴ지, whether a particle follows it)."""
         analysis = _analysis_of(judge, run, 3)
         if analysis is None:
-            return run
-        morphemes = analysis.morphemes
+            return ()
+        morphemes, out = analysis.morphemes, []
         for noun, copula, ending in zip(morphemes, morphemes[1:], morphemes[2:], strict=False):
             end = noun.start + noun.length
             if (noun.tag in ("NNG", "NNP") and not noun.oov and noun.length >= 2 and len(noun.form) == noun.length
                     and copula.tag == "VCP" and copula.form == "이" and copula.start == end - 1
-                    and ending.form.startswith("ᆫ") and run[end - 1] == compose(*decompose(noun.form[-1])[:2], _FINAL_N)
-                    and (ending.form != "ᆫ지" or _asks(match, end + 1 < len(run)))):
-                return run[:noun.start] + noun.form + "인" + run[end:]
-        return run
+                    and ending.form.startswith("ᆫ") and run[end - 1] == compose(*decompose(noun.form[-1])[:2], _FINAL_N)):
+                out.append((run[:noun.start] + noun.form + "인" + run[end:], ending.form == "ᆫ지", end + 1 < len(run)))
+        return tuple(out)
+
+    cached = per_run(readings)
+
+    def replace(match: re.Match[str]) -> str:
+        for rewrite, question, particle_follows in cached(match.group(0)):
+            if not question or _asks(match, particle_follows):
+                return rewrite
+        return match.group(0)
 
     return replace
 
@@ -469,37 +528,46 @@ def _copula(judge: Judge) -> Callable[[re.Match[str]], str]:
 def colloquial_rules(config: NormalizerConfig, judge: Judge) -> list[tuple[str, Rule]]:
     """The colloquial rules in the order they run, as (name, rule) pairs for the normalizer."""
 
+    proposals: dict[tuple[str, int], str] = {}  # (match, minimum) -> _lengthening's proposal
+
+    def lengthen(match: re.Match[str], minimum: int) -> str:
+        key = (match.group(0), minimum)
+        found = proposals.get(key)
+        if found is None:
+            found = _lengthening(match, minimum)
+            if len(proposals) < 100_000:
+                proposals[key] = found
+        return found
+
     def lengthening(match: re.Match[str]) -> str:
-        proposed = _lengthening(match)
+        proposed = lengthen(match, _MIN_EXTENSIONS)
         if proposed == match.group(0) and judge.analyzes and _ends_run(match):
-            single = _lengthening(match, 1)  # one extension after an ending, at a run's end: 싶다아!!, 가자아
+            single = lengthen(match, 1)  # one extension after an ending, at a run's end: 싶다아!!, 가자아
             if single != proposed and _ends_in_ending(judge, match):  # Kiwi asked only about a real cut
                 proposed = single
         return judged(judge, match, proposed)
 
     rules = [("lengthening", sub_rule("lengthening", _LENGTHENING_RE, lengthening, has_hangul)),
              ("repeat_unit", _repeat_rule(config.max_unit_repeat))]
-    pattern, replace = _ending_rule(config)
-    rules.append(("cute_ending", sub_rule("cute_ending", pattern, replace)))
+    rules.append(("cute_ending", _ending_rule(config)))
     analyzes = judge.analyzes
     if config.ending_judge == "kiwi" and analyzes:
         forms = frozenset(row[0] for row in lexicons.load("contractions.tsv", 6, config.extra_lexicons))
-        rules.append(("extra_coda", sub_rule("extra_coda", _EXTRA_CODA_RUNS, _extra_coda(judge, forms))))
+        rules.append(("extra_coda", run_rule("extra_coda", _EXTRA_CODA_CUE, _extra_coda(judge, forms))))
     # after the extra codas (봤어영 -> 봤어여 -> 봤어요), before the lexicon (조아여 -> 조아요 -> 좋아요)
     rules.append(("cute_yeo", sub_rule("cute_yeo", _YEO_RE, lambda m: "요", lambda t: "여" in t)))
     # contractions before the analysis-driven rules: 여친가 is 여친 + 가, not 여치 + the copula
-    pattern, replace = _contraction_rule(config, judge)
-    rules.append(("contraction", sub_rule("contraction", pattern, replace)))
+    rules.append(("contraction", _contraction_rule(config, judge)))
     if config.typos:
         rules.append(("typo_dwaet", sub_rule("typo_dwaet", _DWAET_RE, lambda m: "됐", lambda t: "됬" in t)))
         rules.append(("typo_dwae", sub_rule("typo_dwae", _DWAE_RE, lambda m: "돼" if m.group(0) == "되" else "되",
                                             lambda t: "되" in t or "돼" in t)))
         rules.append(("typo_anieot", sub_rule("typo_anieot", _ANI_EOT_RE, lambda m: "었", lambda t: "아니였" in t)))
         if analyzes:
-            rules.append(("typo_ending", sub_rule("typo_ending", _TYPO_ENDING_RUNS, _typo_ending(judge))))
-            rules.append(("typo_spelling", sub_rule("typo_spelling", _SPELLING_RUNS, _typo_spelling(judge))))
+            rules.append(("typo_ending", run_rule("typo_ending", _TYPO_ENDING_CUE, _typo_ending(judge))))
+            rules.append(("typo_spelling", run_rule("typo_spelling", _SPELLING_CUE, _typo_spelling(judge))))
     if config.copula and analyzes:
-        rules.append(("copula", sub_rule("copula", _COPULA_RUNS, _copula(judge))))
+        rules.append(("copula", run_rule("copula", _COPULA_CUE, _copula(judge))))
     if config.initialisms == "expand":
         pattern, replace = _initialism_rule(config)
         rules.append(("initialism", sub_rule("initialism", pattern, replace, has_jamo)))

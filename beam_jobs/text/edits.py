@@ -7,7 +7,7 @@ the edits in order on the raw text gives the normalized text (:func:`replay_edit
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 
@@ -28,6 +28,29 @@ class Edit(NamedTuple):
 Rule = Callable[[str, list[Edit]], str]
 
 
+def _substitute(name: str, text: str, edits: list[Edit], matches: Iterable[re.Match[str]],
+                replace: Callable[[re.Match[str]], str]) -> str:
+    """Replace each of ``matches`` (in order, not overlapping) and record sequential edits."""
+    pieces: list[str] = []
+    last = 0
+    delta = 0  # how much earlier edits of this pass moved later offsets
+    for match in matches:
+        before = match.group(0)
+        after = replace(match)
+        if after == before:
+            continue
+        start, end = match.span()
+        pieces.append(text[last:start])
+        pieces.append(after)
+        edits.append(Edit(name, start + delta, end + delta, before, after))
+        delta += len(after) - len(before)
+        last = end
+    if not pieces:
+        return text
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
 def sub_rule(name: str, pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str],
              trigger: Callable[[str], bool] | None = None) -> Rule:
     """A rule that substitutes every match of ``pattern`` and records sequential edits.
@@ -38,24 +61,71 @@ def sub_rule(name: str, pattern: re.Pattern[str], replace: Callable[[re.Match[st
     def apply(text: str, edits: list[Edit]) -> str:
         if trigger is not None and not trigger(text):
             return text
-        pieces: list[str] = []
-        last = 0
-        delta = 0  # how much earlier edits of this pass moved later offsets
-        for match in pattern.finditer(text):
-            before = match.group(0)
-            after = replace(match)
-            if after == before:
-                continue
-            start, end = match.span()
-            pieces.append(text[last:start])
-            pieces.append(after)
-            edits.append(Edit(name, start + delta, end + delta, before, after))
-            delta += len(after) - len(before)
-            last = end
-        if not pieces:
+        first = pattern.search(text)
+        if first is None:  # most texts: no iterator, no loop
             return text
-        pieces.append(text[last:])
-        return "".join(pieces)
+        return _substitute(name, text, edits, pattern.finditer(text, first.start()), replace)
+
+    return apply
+
+
+def cue_rule(name: str, cue: re.Pattern[str], pattern: re.Pattern[str],
+             replace: Callable[[re.Match[str]], str], back: int = 0, starts: Iterable[str] = ()) -> Rule:
+    """:func:`sub_rule` for a ``pattern`` whose search is slow (a lookbehind or a long alternation
+    first, which the regex engine cannot skip to, or a first character common in Korean): it is
+    tried only near where ``cue`` — a rare character, as a class the engine skips to fast —
+    matches, at the cue's start and up to ``back`` characters before it, leftmost first. Every
+    match of ``pattern`` must start in such a window; then the matches are those of
+    ``pattern.finditer``. ``starts``: strings one of which every match starts with (a lexicon's
+    forms), checked before the regex is tried."""
+    by_first: dict[str, tuple[str, ...]] = {}
+    for form in starts:
+        by_first[form[0]] = (*by_first.get(form[0], ()), form)
+
+    def matches(text: str) -> Iterator[re.Match[str]]:
+        last = 0
+        for hit in cue.finditer(text):
+            at = hit.start()
+            for start in range(max(last, at - back), at + 1):
+                if by_first and not text.startswith(by_first.get(text[start], ()), start):
+                    continue
+                match = pattern.match(text, start)
+                if match is not None:
+                    last = match.end()
+                    yield match
+                    break
+
+    def apply(text: str, edits: list[Edit]) -> str:
+        if cue.search(text) is None:
+            return text
+        return _substitute(name, text, edits, matches(text), replace)
+
+    return apply
+
+
+_HANGUL_RUN_RE = re.compile("[가-힣]+")
+
+
+def run_rule(name: str, cue: re.Pattern[str], replace: Callable[[re.Match[str]], str]) -> Rule:
+    """A rule over whole Hangul runs (maximal 가-힣 sequences) that contain a match of ``cue``
+    (a pattern inside one run, starting with a character class): ``replace`` gets the run's match."""
+
+    def matches(text: str) -> Iterator[re.Match[str]]:
+        last = 0
+        for hit in cue.finditer(text):
+            start = hit.start()
+            if start < last:
+                continue
+            while start > last and "가" <= text[start - 1] <= "힣":
+                start -= 1
+            match = _HANGUL_RUN_RE.match(text, start)
+            last = match.end()
+            yield match
+
+    def apply(text: str, edits: list[Edit]) -> str:
+        if cue.search(text) is None:
+            return text
+        return _substitute(name, text, edits, matches(text), replace)
 
     return apply
 

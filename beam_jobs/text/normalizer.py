@@ -90,7 +90,9 @@ def _cap_jamo_run(max_run: int) -> Callable[[re.Match[str]], str]:
 
 
 def _punct_run_re(max_run: int) -> re.Pattern[str]:
-    return re.compile(f"[!?]{{{max_run + 1},}}|([!?.,~;^♥♡★☆♪♬ㆍ·])\\1{{{max_run},}}|…{{2,}}")
+    # A run of ! and ? mixed (?!?!), of one mark (....), or of ellipses. The first character is a
+    # class, so the regex engine skips to it fast; the branches then read what it was.
+    return re.compile(f"([!?.,~;^♥♡★☆♪♬ㆍ·…])(?:(?<=[!?])[!?]{{{max_run},}}|(?<=…)…+|\\1{{{max_run},}})")
 
 
 # A syllable whose coda is ㅋ (U+11BF as final) followed by ㅋ jamo: the coda is laughter.
@@ -121,6 +123,17 @@ _PHONE_RE = re.compile(r"(?<!\d)(?:01[016789]|0[2-6][0-9]?)[-. ]?\d{3,4}[-. ]?\d
 _EMOJI_RE = re.compile(
     "[\U0001f000-\U0001faff\u2600-\u27bf\u2300-\u23ff\u2b00-\u2bff\ufe0f\u200d\U0001f1e6-\U0001f1ff]+"
 )
+
+
+_URL_CUES = ("http", "www.", *(f".{tld}" for tld in ("com", "net", "org", "kr", "io", "me", "ly")))
+
+
+def _may_hold_url(text: str) -> bool:
+    """What every URL the mask knows contains (a scheme, www. or a known top-level domain)."""
+    if "." not in text:
+        return False
+    lowered = text.lower()
+    return any(cue in lowered for cue in _URL_CUES)
 
 
 def _glued_consonant(match: re.Match[str]) -> str:
@@ -223,7 +236,7 @@ class Normalizer:
         if c.mask_emails:
             add("mask_email", _EMAIL_RE, lambda m: "&email&", lambda t: "@" in t)
         if c.mask_urls:
-            add("mask_url", _URL_RE, lambda m: "&url&", lambda t: "." in t)
+            add("mask_url", _URL_RE, lambda m: "&url&", _may_hold_url)
         if c.mask_mentions:
             add("mask_mention", _MENTION_RE, lambda m: "&mention&", lambda t: "@" in t)
         if c.mask_phone_numbers:
