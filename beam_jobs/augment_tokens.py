@@ -121,7 +121,7 @@ class TokenTeacherFn(beam.DoFn):
         import pyarrow as pa
         import torch
 
-        from beam_jobs.text.entities import char_distributions, entities_from_tags
+        from beam_jobs.text.entities import char_distributions, encoded_spans, entities_from_tags
 
         config, labels = self._config, self._labels
         rows = []
@@ -142,13 +142,15 @@ class TokenTeacherFn(beam.DoFn):
             texts = [r["text"] for r in chunk]
             encoded = self._teacher_tokenizer(texts, truncation=True, max_length=config.teacher_max_length,
                                               padding=True, return_offsets_mapping=True, return_tensors="pt")
-            offsets = encoded.pop("offset_mapping").tolist()
+            offsets = encoded_spans(self._teacher_tokenizer, texts, encoded)
+            encoded.pop("offset_mapping")
             with torch.inference_mode():
                 logits = self._model(**{k: v.to(self._device) for k, v in encoded.items()
                                         if k in ("input_ids", "attention_mask")}).logits.float()
             probs = torch.softmax(logits, -1).cpu().numpy()
             student = self._student_tokenizer(texts, truncation=True, max_length=config.max_length,
                                               return_offsets_mapping=True, return_attention_mask=False)
+            student_spans = encoded_spans(self._student_tokenizer, texts, student)
             for k, row in enumerate(chunk):
                 chars = char_distributions(offsets[k], probs[k], len(row["text"]), labels)
                 tags = probs[k].argmax(-1).tolist()
@@ -157,7 +159,7 @@ class TokenTeacherFn(beam.DoFn):
                     inside = [float(probs[k][t].max()) for t, (a, b) in enumerate(offsets[k]) if a != b and s <= a < e]
                     predicted.append({"start": s, "end": e, "label": label,
                                       "confidence": sum(inside) / max(len(inside), 1)})
-                spans = student["offset_mapping"][k]
+                spans = student_spans[k]
                 out["id"].append(row["id"])
                 out["text"].append(row["text"])
                 out["split"].append(row["split"])

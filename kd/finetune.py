@@ -49,7 +49,7 @@ class FinetuneConfig:
 def entity_metrics(model, rows: list[dict], tokenizer, id2label: dict[int, str], max_length: int,
                    batch_size: int = 64) -> dict:
     """Entity-level P/R/F1 on character spans (:mod:`kd.ner`), overall and per domain."""
-    from kd.ner import entities_from_tags, entity_scores
+    from kd.ner import encoded_spans, entities_from_tags, entity_scores
 
     if not rows:
         return {"n": 0}
@@ -57,9 +57,11 @@ def entity_metrics(model, rows: list[dict], tokenizer, id2label: dict[int, str],
     predicted = []
     for start in range(0, len(rows), batch_size):
         chunk = rows[start:start + batch_size]
-        encoded = tokenizer([r["text"] for r in chunk], truncation=True, max_length=max_length, padding=True,
+        texts = [r["text"] for r in chunk]
+        encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True,
                             return_offsets_mapping=True, return_tensors="pt")
-        offsets = encoded.pop("offset_mapping").tolist()
+        offsets = encoded_spans(tokenizer, texts, encoded)
+        encoded.pop("offset_mapping")
         tags = model(**{k: v.to(device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
                      ).logits.argmax(-1).cpu().tolist()
         predicted += [entities_from_tags(o, t, id2label) for o, t in zip(offsets, tags, strict=True)]

@@ -13,6 +13,7 @@ from beam_jobs.text.entities import (  # noqa: F401 - the trainer's names for th
     Span,
     bio_labels,
     char_distributions,
+    encoded_spans,
     entities_from_tags,
     entity_scores,
     token_tags,
@@ -45,10 +46,11 @@ def token_chunks(rows: list[dict[str, Any]], tokenizer: Any, label2id: dict[str,
     padded with ``IGNORE`` to ``max_length``)."""
     from kd.data import Chunk
 
-    encoded = tokenizer([r["text"] for r in rows], truncation=True, max_length=max_length,
+    texts = [r["text"] for r in rows]
+    encoded = tokenizer(texts, truncation=True, max_length=max_length,
                         return_offsets_mapping=True, return_attention_mask=False)
     labels = np.full((len(rows), max_length), IGNORE, np.int64)
-    for i, (row, mapping) in enumerate(zip(rows, encoded["offset_mapping"], strict=True)):
+    for i, (row, mapping) in enumerate(zip(rows, encoded_spans(tokenizer, texts, encoded), strict=True)):
         tags = token_tags(mapping, row["entities"], label2id)
         labels[i, :len(tags)] = tags
     return Chunk.from_lists(encoded["input_ids"], {"token_labels": labels})

@@ -108,7 +108,7 @@ class EntityPredictor:
     @torch.inference_mode()
     def predict(self, texts: list[str], batch_size: int = 64) -> list[dict]:
         from beam_jobs.text.edits import unmap_span
-        from kd.ner import entities_from_tags
+        from kd.ner import encoded_spans, entities_from_tags
 
         results = []
         for begin in range(0, len(texts), batch_size):
@@ -117,7 +117,8 @@ class EntityPredictor:
             clean = [text for text, _ in normalized]
             encoded = self.tokenizer(clean, return_tensors="pt", padding=True, truncation=True,
                                      max_length=self.max_length, return_offsets_mapping=True)
-            offsets = encoded.pop("offset_mapping").tolist()
+            offsets = encoded_spans(self.tokenizer, clean, encoded)
+            encoded.pop("offset_mapping")
             probs = torch.softmax(self.model(**{k: v.to(self.device) for k, v in encoded.items()
                                                 if k in ("input_ids", "attention_mask")}).logits.float(), -1).cpu()
             for row, (original, (text, edits)) in enumerate(zip(texts[begin:begin + batch_size], normalized,

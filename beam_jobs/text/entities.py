@@ -28,6 +28,41 @@ def bio_labels(types: Iterable[str]) -> list[str]:
     return ["O", *(f"{prefix}-{t}" for t in sorted(set(types)) for prefix in ("B", "I"))]
 
 
+#: word-start markers a tokenizer writes into its tokens: SentencePiece / Metaspace, byte-level BPE
+WORD_START_MARKERS = "▁Ġ"
+
+
+def text_spans(text: str, offsets: Sequence[tuple[int, int]], tokens: Sequence[str] | None = None) -> list[tuple[int, int]]:
+    """Tokens' character spans of ``text`` without the whitespace a tokenizer's offsets include
+    (a SentencePiece/Unigram ``▁행크스`` is reported from the space before the word): each span
+    trimmed to the characters it writes; a token that is only a word-start marker (``▁``, given
+    ``tokens``) or only whitespace becomes empty, like a special token. Without this, a student
+    with such a tokenizer learns every word-initial token as the space's ``O`` and decodes every
+    entity one character early."""
+    spans = []
+    for i, (start, end) in enumerate(offsets):
+        if tokens is not None and start < end and not tokens[i].strip(WORD_START_MARKERS):
+            spans.append((start, start))
+            continue
+        end = min(end, len(text))
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        spans.append((start, end) if start < end else (start, start))
+    return spans
+
+
+def encoded_spans(tokenizer: Any, texts: Sequence[str], encoded: Any) -> list[list[tuple[int, int]]]:
+    """:func:`text_spans` of every row of a fast tokenizer's output (``return_offsets_mapping``)."""
+    ids = encoded["input_ids"]
+    ids = ids.tolist() if hasattr(ids, "tolist") else ids
+    mapping = encoded["offset_mapping"]
+    mapping = mapping.tolist() if hasattr(mapping, "tolist") else mapping
+    return [text_spans(text, [tuple(o) for o in offsets], tokenizer.convert_ids_to_tokens(row))
+            for text, offsets, row in zip(texts, mapping, ids, strict=True)]
+
+
 def token_tags(offsets: Sequence[tuple[int, int]], entities: Sequence[Span], label2id: dict[str, int]) -> list[int]:
     """One class id per token (``IGNORE`` for special tokens, whose offsets are (0, 0))."""
     tags = []
