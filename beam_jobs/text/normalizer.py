@@ -198,6 +198,9 @@ class Normalizer:
         self.config = config or NormalizerConfig()
         self.judge = shared_judge(self.config.lexical_judge)  # loads Kiwi on its first question only
         self._rules: list[tuple[str, Rule, str | None]] = self._build_rules()  # (name, rule, markup it needs)
+        #: the rules that run for each markup (None: generic text), in order
+        self._rules_for = {markup: [rule for _, rule, needs in self._rules if needs in (None, markup)]
+                           for markup in (None, *MARKUPS)}
         self._kiwi = None
 
     # The order matters: markup before runs (so `{laughing}` → ㅋㅋ is capped with its
@@ -271,9 +274,7 @@ class Normalizer:
         if markup is not None and markup not in MARKUPS:
             raise ValueError(f"markup: expected one of {MARKUPS} or None, found {markup!r}")
         edits: list[Edit] = []
-        for _name, rule, needs in self._rules:
-            if needs is not None and needs != markup:
-                continue
+        for rule in self._rules_for[markup]:
             text = rule(text, edits)
         if self.config.kiwi_spacing and text:
             text = self._kiwi_space(text, edits)
