@@ -86,7 +86,9 @@ def cue_rule(name: str, cue: re.Pattern[str], pattern: re.Pattern[str],
         last = 0
         for hit in cue.finditer(text):
             at = hit.start()
-            for start in range(max(last, at - back), at + 1):
+            if at < last:
+                continue
+            for start in range(max(last, at - back), at + 1) if back else (at,):
                 if by_first and not text.startswith(by_first.get(text[start], ()), start):
                     continue
                 match = pattern.match(text, start)
