@@ -306,8 +306,11 @@ _SPELLING_CUE = re.compile("([잇밋업내대희" + _syllables(lambda i, v, f: (
                                                           and compose(i, v) not in _OWN_UI))
                            + "])(?:(?<![내대업희])|(?<=업)(?=[어었다고는지게네음을으냐니])|(?<=희)(?![가-힣])"
                            "|(?<=[가-힣]{2}내)(?![가-힣])|(?<=[가-힣][는은던인]대)(?![가-힣]))")
-#: a contracted copula (회산가: 사 + ㄴ); the ㄴ of verbs and adjectives (한데, 가는, 좋은, 간지) is left out
-_COPULA_CUE = re.compile(f"[{_syllables(lambda i, v, f: f == _FINAL_N and compose(i, v, f) not in _VERB_N)}][가지데]")
+#: a contracted copula (회산가: 사 + ㄴ) after at least one syllable of its noun (the rule wants a noun of two
+#: syllables or more: 손가락, 전지현 are not asked about); the ㄴ of verbs and adjectives (한데, 가는, 좋은,
+#: 간지) is left out
+_COPULA_CUE = re.compile(f"[{_syllables(lambda i, v, f: f == _FINAL_N and compose(i, v, f) not in _VERB_N)}]"
+                         "(?<=[가-힣].)[가지데]")
 _TYPO_EP_FIXES = {"엇": "었", "앗": "았", "엿": "였", "겄": "겠", "것": "겠"}
 #: ending syllables whose ㅐ is a misspelt ㅔ (재미없내 -> 재미없네, 같은대 -> 같은데), at a run's end
 _AE_FOR_E = {"내": "네", "대": "데"}
