@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student-steps", type=int, default=1500)
     parser.add_argument("--pool", type=int, default=5000)
     parser.add_argument("--teacher-lr", default="1e-3")
+    parser.add_argument("--kd-kl", default="1.0", help="the KD regimes' --kl (the KL term's weight beside CE 1)")
     parser.add_argument("--no-mlm", action="store_true",
                         help="no masked-LM pretraining: the teacher starts from random weights of the same shape "
                              "(a short CPU pretraining on 5,000 sentences collapsed the encoder: every sentence "
@@ -99,10 +100,11 @@ def main(argv: list[str] | None = None) -> int:
 
         # (shards, student tokenizer, extra flags): the Unigram student tokenizer differs from the
         # teacher's WordPiece one in kind and size; the last regime gives the student the teacher's
+        kd = ["--kl", args.kd_kl]
         regimes = {"gold only": (tmp / "kd", tmp / "student_tok", ["--kl", "0"]),
-                   "KD + gold": (tmp / "kd", tmp / "student_tok", []),
-                   "KD + gold + BEEP! pool": (merged, tmp / "student_tok", []),
-                   "KD + gold, teacher's tokenizer": (tmp / "kd_same", tmp / "mlm", [])}
+                   "KD + gold": (tmp / "kd", tmp / "student_tok", kd),
+                   "KD + gold + BEEP! pool": (merged, tmp / "student_tok", kd),
+                   "KD + gold, teacher's tokenizer": (tmp / "kd_same", tmp / "mlm", kd)}
         rows: dict[str, list] = {name: [] for name in regimes}
         student_shape = ["--student-layers", "2", "--student-hidden", "128", "--student-heads", "2",
                          "--student-intermediate", "512"]
