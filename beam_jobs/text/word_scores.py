@@ -43,15 +43,6 @@ def _slices(words: pa.Array, keep: np.ndarray, start: int, stop: int | None = No
     return pc.utf8_slice_codeunits(kept, start, stop) if stop is not None else pc.utf8_slice_codeunits(kept, start)
 
 
-def _weighted_tally(kind: str, parts: list[tuple[pa.Array, pa.Array]]) -> pa.Table:
-    """Like :func:`_tally` for substrings of distinct words, each counted ``weight`` times."""
-    values = pa.concat_arrays([p.cast(pa.string()) for p, _ in parts])
-    weights = pa.concat_arrays([w for _, w in parts])
-    summed = pa.table({"text": values, "n": weights}).group_by("text").aggregate([("n", "sum")])
-    return pa.table({"kind": pa.repeat(pa.scalar(kind, pa.string()), summed.num_rows), "text": summed.column("text"),
-                     "n": summed.column("n_sum")}, schema=COUNTS_SCHEMA)
-
-
 def _tally(kind: str, parts: list[pa.Array]) -> pa.Table:
     values = pa.concat_arrays([p.cast(pa.string()) for p in parts]) if parts else pa.array([], pa.string())
     counted = pc.value_counts(values) if len(values) else pa.StructArray.from_arrays(
@@ -74,20 +65,11 @@ def count_substrings(sentences: Iterable[list[str]], max_left_length: int = 10,
     sizes = np.fromiter((len(s) for s in sentences), np.int64, len(sentences))
     words = pa.array([w for s in sentences for w in s], pa.string())
     length = pc.utf8_length(words).to_numpy(zero_copy_only=False).astype(np.int64)
-    # L and R depend on the word alone: cut the distinct words once, each weighted by its count
-    distinct = pc.value_counts(words) if len(words) else pa.StructArray.from_arrays(
-        [pa.array([], pa.string()), pa.array([], pa.int64())], ["values", "counts"])
-    unique, weight = distinct.field("values"), distinct.field("counts").cast(pa.int64())
-    unique_length = pc.utf8_length(unique).to_numpy(zero_copy_only=False).astype(np.int64)
-    multi_char = unique_length > 1
-
-    def cut(keep: np.ndarray, start: int, stop: int | None = None) -> tuple[pa.Array, pa.Array]:
-        return _slices(unique, keep, start, stop), weight.filter(pa.array(keep))
-
     # L: word[:i] for i = 1 .. min(max_left + 1, len) of words longer than one character (soynlp's range)
-    left = [cut(multi_char & (unique_length >= i), 0, i) for i in range(1, max_left_length + 2)]
+    multi_char = length > 1
+    left = [_slices(words, multi_char & (length >= i), 0, i) for i in range(1, max_left_length + 2)]
     # R: word[-i:] for i = 1 .. min(max_right + 1, len) - 1
-    right = [cut(multi_char & (unique_length > i), -i) for i in range(1, max_right_length + 1)]
+    right = [_slices(words, multi_char & (length > i), -i) for i in range(1, max_right_length + 1)]
     # aL / aR: each word with the first character of the next word / the last of the previous
     # one, circularly within a sentence of two words or more
     sentence = np.repeat(np.arange(len(sentences)), sizes)
@@ -106,7 +88,7 @@ def count_substrings(sentences: Iterable[list[str]], max_left_length: int = 10,
     with_previous = [join(preceding, word, " ")] + [
         join(preceding.filter(pa.array(word_length > i)), _slices(word, word_length > i, 0, i), " ")
         for i in range(1, max_left_length + 1)]
-    return pa.concat_tables([_weighted_tally("L", left), _weighted_tally("R", right), _tally("aL", with_next),
+    return pa.concat_tables([_tally("L", left), _tally("R", right), _tally("aL", with_next),
                              _tally("aR", with_previous)])
 
 
