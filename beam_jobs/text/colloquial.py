@@ -75,12 +75,12 @@ _MIN_EXTENSIONS = 2  # 지인, 누우면, 기이하다 have one; 지이인짜, �
 
 _LENGTHENING_RE = re.compile(f"([{NO_CODA_SYLLABLES}])([아어오우으이에애]+[가-힣]?)")
 
-def _lengthening(match: re.Match[str], minimum: int = _MIN_EXTENSIONS) -> str:
+def _lengthening(matched: str, minimum: int = _MIN_EXTENSIONS) -> str:
     """지이인짜 -> 진짜, 좋아아아 -> 좋아, 우와아아아 -> 우와; fewer than ``minimum`` extensions: unchanged."""
-    base, tail = match.group(1), match.group(2)
+    base, tail = matched[0], matched[1:]  # the pattern's two groups: one base syllable, the rest
     initial, vowel, final = decompose(base)
     if final:
-        return match.group(0)
+        return matched
     count = 0
     carried_final = 0
     for ch in tail:
@@ -92,7 +92,7 @@ def _lengthening(match: re.Match[str], minimum: int = _MIN_EXTENSIONS) -> str:
             carried_final = ext_final
             break
     if count < minimum:
-        return match.group(0)
+        return matched
     rest = tail[count:]
     if carried_final and initial == VOWEL_ONLY_INITIAL:
         # 오오오옹: the base is itself a bare vowel; keep the final syllable as written (오옹).
@@ -277,6 +277,7 @@ _TENSE_VOWELS = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 14, 15})
 #: loanwords (티켓 로켓 핫), a verb stem with no ㅆ reading (벗다: no verb 버다); 하 + 였 is 했, never 핬
 _OWN_S = "것맛멋곳옷첫옛탓헛셋넷켓핫벗"
 _S_FINAL = _syllables(lambda i, v, f: f == _FINAL_S and v in _TENSE_VOWELS and compose(i, v, f) not in _OWN_S)
+_S_FINAL_SET = frozenset(_S_FINAL)
 _SS_FINAL = _syllables(lambda i, v, f: f == _FINAL_SS)
 
 
@@ -316,17 +317,18 @@ _TYPO_EP_FIXES = {"엇": "었", "앗": "았", "엿": "였", "겄": "겠", "것":
 _AE_FOR_E = {"내": "네", "대": "데"}
 
 
-def per_run(fn: Callable[[str], object], limit: int = 200_000) -> Callable[[str], object]:
-    """``fn`` of a Hangul run, cached (the judge is deterministic, and a corpus repeats its words:
-    the warm path is then a dictionary lookup)."""
-    cache: dict[str, object] = {}
+def per_run(fn: Callable[..., object], limit: int = 200_000) -> Callable[..., object]:
+    """``fn`` of a Hangul run (and any further hashable arguments), cached up to ``limit``
+    entries (the judge is deterministic, and a corpus repeats its words: the warm path is then a
+    dictionary lookup)."""
+    cache: dict[tuple, object] = {}
 
-    def cached(run: str) -> object:
-        found = cache.get(run)
+    def cached(*key: object) -> object:
+        found = cache.get(key)
         if found is None:
-            found = fn(run)
+            found = fn(*key)
             if len(cache) < limit:
-                cache[run] = found
+                cache[key] = found
         return found
 
     return cached
@@ -415,7 +417,7 @@ def _typo_ending(judge: Judge) -> Callable[[re.Match[str]], str]:
         if fixed != run:
             return _best(judge, run, [c for i in fixed_at[-1:] for c in _with_liaison(fixed, i)])
         words = _known_words(analysis)  # 뒷북, 지긋지긋: the ㅅ is the word's own, not a tense
-        at = [i for i, syllable in enumerate(run[:-1]) if syllable in _S_FINAL and i not in words]
+        at = [i for i, syllable in enumerate(run[:-1]) if syllable in _S_FINAL_SET and i not in words]
         candidates = [(c, [i]) for i in at for c in _with_liaison(run[:i] + _double_s(run[i]) + run[i + 1:], i)]
         if len(at) > 1:  # 잘됫음좋겟다: both
             candidates.append(("".join(_double_s(c) if i in at else c for i, c in enumerate(run)), at))
@@ -531,21 +533,12 @@ def _copula(judge: Judge) -> Callable[[re.Match[str]], str]:
 def colloquial_rules(config: NormalizerConfig, judge: Judge) -> list[tuple[str, Rule]]:
     """The colloquial rules in the order they run, as (name, rule) pairs for the normalizer."""
 
-    proposals: dict[tuple[str, int], str] = {}  # (match, minimum) -> _lengthening's proposal
-
-    def lengthen(match: re.Match[str], minimum: int) -> str:
-        key = (match.group(0), minimum)
-        found = proposals.get(key)
-        if found is None:
-            found = _lengthening(match, minimum)
-            if len(proposals) < 100_000:
-                proposals[key] = found
-        return found
+    lengthen = per_run(_lengthening, 100_000)
 
     def lengthening(match: re.Match[str]) -> str:
-        proposed = lengthen(match, _MIN_EXTENSIONS)
+        proposed = lengthen(match.group(0), _MIN_EXTENSIONS)
         if proposed == match.group(0) and judge.analyzes and _ends_run(match):
-            single = lengthen(match, 1)  # one extension after an ending, at a run's end: 싶다아!!, 가자아
+            single = lengthen(match.group(0), 1)  # one extension after an ending, at a run's end: 싶다아!!, 가자아
             if single != proposed and _ends_in_ending(judge, match):  # Kiwi asked only about a real cut
                 proposed = single
         return judged(judge, match, proposed)

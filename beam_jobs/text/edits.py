@@ -97,12 +97,7 @@ def cue_rule(name: str, cue: re.Pattern[str], pattern: re.Pattern[str],
                     yield match
                     break
 
-    def apply(text: str, edits: list[Edit]) -> str:
-        if cue.search(text) is None:
-            return text
-        return _substitute(name, text, edits, matches(text), replace)
-
-    return apply
+    return _cued(name, cue, matches, replace)
 
 
 _HANGUL_RUN_RE = re.compile("[가-힣]+")
@@ -123,6 +118,13 @@ def run_rule(name: str, cue: re.Pattern[str], replace: Callable[[re.Match[str]],
             match = _HANGUL_RUN_RE.match(text, start)
             last = match.end()
             yield match
+
+    return _cued(name, cue, matches, replace)
+
+
+def _cued(name: str, cue: re.Pattern[str], matches: Callable[[str], Iterator[re.Match[str]]],
+          replace: Callable[[re.Match[str]], str]) -> Rule:
+    """The rule of :func:`cue_rule` / :func:`run_rule`: nothing to do without a cue."""
 
     def apply(text: str, edits: list[Edit]) -> str:
         if cue.search(text) is None:
