@@ -21,6 +21,7 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
@@ -33,8 +34,10 @@ from beam_jobs.readers import RawUtterance, ReaderOptions, Reject, parse_file
 from schemas.dataset import (
     MANIFEST_NAME,
     PART_PREFIX,
+    PART_PREFIXES,
     PART_SUFFIX,
     REJECTS_DIR,
+    SPLITS,
     STATS_NAME,
     SUCCESS_NAME,
     DatasetSpec,
@@ -349,18 +352,21 @@ class _RowGroupWriter:
 
 
 class ParquetDatasetSink(filebasedsink.FileBasedSink):
-    """Writes ``part-SSSSS-of-NNNNN.parquet`` files with an explicit schema, compression and
-    large row groups (Beam's own sink writes one row group per incoming table)."""
+    """Writes ``{prefix}-SSSSS-of-NNNNN.parquet`` files with an explicit schema, compression and
+    large row groups (Beam's own sink writes one row group per incoming table); with
+    ``skip_if_empty`` an empty collection writes no file at all."""
 
-    def __init__(self, folder: str, schema: pa.Schema, codec: str = "zstd", row_group_rows: int = 50_000) -> None:
+    def __init__(self, folder: str, schema: pa.Schema, codec: str = "zstd", row_group_rows: int = 50_000, *,
+                 prefix: str = PART_PREFIX, skip_if_empty: bool = False) -> None:
         super().__init__(
-            posixpath.join(folder, PART_PREFIX) if "://" not in folder else folder.rstrip("/") + "/" + PART_PREFIX,
+            posixpath.join(folder, prefix) if "://" not in folder else folder.rstrip("/") + "/" + prefix,
             coder=None,
             file_name_suffix=PART_SUFFIX,
             num_shards=0,
             shard_name_template="-SSSSS-of-NNNNN",
             mime_type="application/x-parquet",
             compression_type=CompressionTypes.UNCOMPRESSED,
+            skip_if_empty=skip_if_empty,
         )
         self._schema = schema
         self._codec = codec
@@ -414,7 +420,7 @@ def prepare_output(folder: str, overwrite: bool, also: tuple[str, ...] = ()) -> 
     Local paths and object stores alike (through Beam's ``FileSystems``)."""
     existing = []
     base = folder.rstrip("/")
-    for pattern in (f"{base}/{PART_PREFIX}*{PART_SUFFIX}", f"{base}/_*", f"{base}/{REJECTS_DIR}/*",
+    for pattern in (*(f"{base}/{prefix}-*{PART_SUFFIX}" for prefix in PART_PREFIXES), f"{base}/_*", f"{base}/{REJECTS_DIR}/*",
                     f"{base}/beam-temp-*/**", f"{base}/{REJECTS_DIR}/beam-temp-*/**",
                     *(f"{base}/{name}" for name in also)):
         try:
@@ -506,6 +512,20 @@ class SumStats(beam.PTransform):
         return parts | "AllStats" >> beam.Flatten() | "SumCounters" >> beam.CombinePerKey(sum)
 
 
+class SplitTablesFn(beam.DoFn):
+    """An Arrow table -> its rows of each split, tagged with the split's name."""
+
+    def __init__(self, split_column: str) -> None:
+        self._split_column = split_column
+
+    def process(self, table: pa.Table):
+        column = table.column(self._split_column)
+        for split in SPLITS:
+            rows = table.filter(pc.equal(column, split))
+            if rows.num_rows:
+                yield TaggedOutput(split, rows)
+
+
 class WriteDataset(beam.PTransform):
     """A whole dataset folder: part files, ``_rejects/``, ``_stats.json`` (counts + conservation),
     ``_manifest.json`` and, last, ``_SUCCESS``.
@@ -518,8 +538,9 @@ class WriteDataset(beam.PTransform):
 
     def __init__(self, *, folder: str, spec: DatasetSpec, provenance: Mapping[str, Any], created_by: str,
                  options: Mapping[str, Any], balances: tuple[Balance, ...], rows_counter: str = "records.out",
-                 codec: str = "zstd", row_group_rows: int = 50_000) -> None:
+                 codec: str = "zstd", row_group_rows: int = 50_000, split_column: str = "split") -> None:
         super().__init__()
+        self._split_column = split_column
         self._folder = folder.rstrip("/")
         self._spec = spec
         self._provenance = dict(provenance)
@@ -531,9 +552,17 @@ class WriteDataset(beam.PTransform):
         self._row_group_rows = row_group_rows
 
     def expand(self, inputs):
-        sink = ParquetDatasetSink(self._folder, self._spec.schema_with_metadata(self._provenance), self._codec,
-                                  self._row_group_rows)
-        written = inputs["tables"] | "WriteParts" >> beam.io.Write(sink)
+        schema = self._spec.schema_with_metadata(self._provenance)
+        if self._split_column in schema.names:  # one file set per split (Hugging Face finds them by name)
+            by_split = inputs["tables"] | "BySplit" >> beam.ParDo(SplitTablesFn(self._split_column)).with_outputs(
+                *SPLITS)
+            written = [by_split[split] | f"Write_{split}" >> beam.io.Write(ParquetDatasetSink(
+                self._folder, schema, self._codec, self._row_group_rows, prefix=split,
+                skip_if_empty=split != SPLITS[0]))  # train always: even an empty dataset has a file
+                for split in SPLITS] | "AllParts" >> beam.Flatten()
+        else:
+            written = inputs["tables"] | "WriteParts" >> beam.io.Write(
+                ParquetDatasetSink(self._folder, schema, self._codec, self._row_group_rows))
         reject_files = inputs["rejects"] | "WriteRejects" >> WriteRejects(f"{self._folder}/{REJECTS_DIR}")
         stats = inputs["stats"] | "SumCounters" >> beam.CombinePerKey(sum)
         return (inputs["tables"].pipeline

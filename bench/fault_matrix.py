@@ -293,7 +293,7 @@ def resume_other_run(work: Path) -> Outcome:
 
 def nan_teacher_rows(work: Path) -> Outcome:
     _artifacts(work)
-    path = next((work / "kd").glob("part-*.parquet"))
+    path = next((work / "kd").glob("train-*.parquet"))
     table = pq.read_table(path)
     logits = table.column("teacher_logits").to_pylist()
     for i in range(0, len(logits), 20):
@@ -312,7 +312,7 @@ def nan_teacher_rows(work: Path) -> Outcome:
 
 def labels_out_of_range(work: Path) -> Outcome:
     _artifacts(work)
-    path = next((work / "kd").glob("part-*.parquet"))
+    path = next((work / "kd").glob("train-*.parquet"))
     table = pq.read_table(path)
     labels = table.column("label").to_pylist()
     labels[0] = -5
@@ -344,7 +344,7 @@ def stray_part_file(work: Path) -> Outcome:
     import shutil
 
     _artifacts(work)
-    shutil.copy(next((work / "kd").glob("part-*.parquet")), work / "kd" / "part-00009-of-00010.parquet")
+    shutil.copy(next((work / "kd").glob("train-*.parquet")), work / "kd" / "train-00009-of-00010.parquet")
     done = run(distill_args(work, "s", "--max-steps", "2"), work)
     return judge(done, lambda: (True, "refused: " + (done.stderr.strip().splitlines() or [""])[-1][:100]),
                  expect_status=2)

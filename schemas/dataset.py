@@ -1,7 +1,10 @@
 """Dataset contracts: named, versioned pyarrow schemas, validation, manifests and metadata.
 
-A malmoi dataset is a folder of ``part-SSSSS-of-NNNNN.parquet`` files plus side-cars
-(``_manifest.json``, ``_stats.json``, ``_rejects/``, ``_SUCCESS``). This module is the
+A malmoi dataset is a folder of ``{split}-SSSSS-of-NNNNN.parquet`` files (``train-``,
+``valid-``, ``test-``: each holds one split's rows, so Hugging Face ``datasets`` finds the splits
+by name and nothing else) plus side-cars (``_manifest.json``, ``_stats.json``, ``_rejects/``,
+``_SUCCESS``); folders written before that layout hold ``part-SSSSS-of-NNNNN.parquet`` files and
+still read. This module is the
 single place that knows those names and checks that a table matches its schema. It has no
 Beam or torch import so that every stage (and users' own code) can use it.
 """
@@ -33,8 +36,15 @@ def success_marker() -> bytes:
     import datetime
 
     return dumps_json({"finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
-PART_PREFIX = "part"
+SPLITS = ("train", "valid", "test")
+PART_PREFIX = "part"  # the layout before per-split files: every split mixed in part-* files
+PART_PREFIXES = (*SPLITS, PART_PREFIX)
 PART_SUFFIX = ".parquet"
+
+
+def is_part_file(name: str) -> bool:
+    """Whether a file name is a dataset part (``train-00000-of-00002.parquet``, legacy ``part-…``)."""
+    return name.endswith(PART_SUFFIX) and any(name.startswith(prefix + "-") for prefix in PART_PREFIXES)
 
 # Keys of the Parquet key-value metadata every malmoi file carries.
 META_SCHEMA = b"malmoi.schema"
@@ -214,8 +224,7 @@ def read_manifest(folder: str) -> dict[str, Any]:
 
 def part_files(folder: str) -> list[str]:
     """The dataset's Parquet part files (full paths or URIs), sorted by name."""
-    return [path for path in storage.list_files(folder)
-            if (name := path.rsplit("/", 1)[-1]).startswith(PART_PREFIX) and name.endswith(PART_SUFFIX)]
+    return [path for path in storage.list_files(folder) if is_part_file(path.rsplit("/", 1)[-1])]
 
 
 def distinct_values(files: Iterable[str], column: str) -> list[str]:
@@ -270,17 +279,23 @@ def write_local_dataset(folder: str, table: pa.Table, spec: DatasetSpec, *, crea
                         split_column: str = "split", row_group_rows: int = 50_000) -> None:
     """Write a small dataset from one process (tests, benchmarks, in-memory tools).
 
-    Same layout and checks as the Beam jobs' output: validated table, zstd part file with
-    key-value metadata, ``_manifest.json``, ``_stats.json`` and, last, ``_SUCCESS``.
+    Same layout and checks as the Beam jobs' output: validated table, one zstd part file per
+    split with key-value metadata (``train-`` always, so even an empty dataset has its schema in
+    a file), ``_manifest.json``, ``_stats.json`` and, last, ``_SUCCESS``.
     """
     validate(table, spec, where="the table to write")
     os.makedirs(folder, exist_ok=True)
-    name = f"{PART_PREFIX}-00000-of-00001{PART_SUFFIX}"
     schema = spec.schema_with_metadata(provenance)
-    pq.write_table(table.cast(schema), os.path.join(folder, name), compression="zstd", row_group_size=row_group_rows)
     splits = pc.value_counts(table.column(split_column)).to_pylist() if table.num_rows else []
     rows_per_split = {item["values"]: item["counts"] for item in splits}
-    manifest = build_manifest(spec, created_by=created_by, rows_per_split=rows_per_split, files=[name],
+    names = []
+    for split in SPLITS:
+        if split == SPLITS[0] or rows_per_split.get(split):
+            names.append(f"{split}-00000-of-00001{PART_SUFFIX}")
+            rows = table.filter(pc.equal(table.column(split_column), split))
+            pq.write_table(rows.cast(schema), os.path.join(folder, names[-1]), compression="zstd",
+                           row_group_size=row_group_rows)
+    manifest = build_manifest(spec, created_by=created_by, rows_per_split=rows_per_split, files=names,
                               options=options or {}, provenance=provenance)
     with open(os.path.join(folder, MANIFEST_NAME), "wb") as handle:
         handle.write(dumps_json(manifest))

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from schemas.dataset import DatasetSpec
-
-SPLITS = ("train", "valid", "test")
+from schemas.dataset import SPLITS, DatasetSpec
 
 EDIT_TYPE = pa.struct(
     [

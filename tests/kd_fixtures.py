@@ -63,7 +63,8 @@ def make_kd_shards(folder: Path, tokenizer_dir: Path, *, rows: int = 96, embeddi
             "id": f"r{i}", "parent_id": f"r{i}", "origin": "original", "text": text,
             "input_ids": tokenizer(text)["input_ids"],
             "label": -1 if unlabeled_every and i % unlabeled_every == 3 else label,
-            "split": "test" if i % 8 in (0, 5) else "valid" if i % 8 in (1, 6) else "train",
+            # both classes in every split (a pair of rows shares one), unlabeled rows too
+            "split": "test" if (i // 2) % 8 in (0, 5) else "valid" if (i // 2) % 8 in (1, 6) else "train",
             "teacher_logits": logits.tolist(),
             "teacher_embedding": (rng.normal(0, 1, embedding_size) + (1 if label else -1)).astype(np.float16).tolist(),
             "teacher_label": int(logits.argmax()), "teacher_confidence": float(probs.max()),

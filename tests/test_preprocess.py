@@ -284,9 +284,19 @@ def test_outputs_open_with_pandas_and_hugging_face_datasets_and_old_datasets_sti
 
     out = tmp_path / "utterances"
     run_preprocess([ROOT / "data" / "samples"], out, *RUNNER)
-    loaded = datasets.load_dataset("parquet", data_files=str(out / "part-*.parquet"), split="train")
+    # the README's recipe, as a Hugging Face user writes it: the folder, no file pattern; the
+    # side-cars (_SUCCESS, _manifest.json, _stats.json, _rejects/) must not be read as data
+    (out / "_rejects").mkdir(exist_ok=True)
+    (out / "_rejects" / "rejects-00000-of-00001.jsonl").write_text('{"reason": "x"}\n', encoding="utf-8")
+    splits = datasets.load_dataset("parquet", data_dir=str(out))
     manifest = read_json(out / "_manifest.json")
-    assert len(loaded) == manifest["num_rows"] and {"text", "split", "meta"} <= set(loaded.column_names)
+    names = {"train": "train", "valid": "validation", "test": "test"}
+    assert {split: len(rows) for split, rows in splits.items()} == {
+        names[split]: n for split, n in manifest["rows_per_split"].items() if n}
+    assert all(set(rows.unique("split")) == {split} for split, rows in
+               ((s, splits[names[s]]) for s in manifest["rows_per_split"] if manifest["rows_per_split"][s]))
+    loaded = splits["train"]
+    assert {"text", "split", "meta"} <= set(loaded.column_names)
     assert isinstance(loaded[0]["meta"], list) and set(loaded[0]["meta"][0]) == {"key", "value"}
     assert len(pd.read_parquet(out)) == manifest["num_rows"]
 

@@ -228,11 +228,11 @@ def test_kd_shards_with_labels_or_logits_out_of_range_are_refused(tmp_path):
 
     make_tokenizer(tmp_path / "tok")
     folder = make_kd_shards(tmp_path / "kd", tmp_path / "tok")
-    table = pq.read_table(next(folder.glob("part-*.parquet")))
+    table = pq.read_table(next(folder.glob("train-*.parquet")))
     labels = table.column("label").to_pylist()
     labels[0] = -3
     bad = table.set_column(table.schema.get_field_index("label"), "label", pa.array(labels, pa.int32()))
-    pq.write_table(bad, next(folder.glob("part-*.parquet")))
+    pq.write_table(bad, next(folder.glob("train-*.parquet")))
     with pytest.raises(ProvenanceMismatchError, match=r"labels from -3 to 1, expected -1 \(unlabeled\) .. 1"):
         open_kd_dataset(str(folder))
 
@@ -252,7 +252,7 @@ def test_nan_teacher_rows_are_left_out_not_their_batches(tmp_path):
     from kd import distill
 
     folder = _tiny_kd(tmp_path)
-    path = next(folder.glob("part-*.parquet"))
+    path = next(folder.glob("train-*.parquet"))
     table = pq.read_table(path)
     logits = table.column("teacher_logits").to_pylist()
     for i in range(0, len(logits), 20):  # 5% of the rows
@@ -339,8 +339,8 @@ def test_a_stray_part_file_added_after_the_job_is_refused(tmp_path):
     from schemas import SchemaMismatchError
 
     folder = _tiny_kd(tmp_path)
-    shutil.copy(next(folder.glob("part-*.parquet")), folder / "part-00009-of-00010.parquet")
-    with pytest.raises(SchemaMismatchError, match=r"extra \['part-00009-of-00010.parquet'\]"):
+    shutil.copy(next(folder.glob("train-*.parquet")), folder / "train-00009-of-00010.parquet")
+    with pytest.raises(SchemaMismatchError, match=r"extra \['train-00009-of-00010.parquet'\]"):
         open_kd_dataset(str(folder))
 
 
@@ -348,7 +348,7 @@ def test_token_ids_beyond_the_student_vocabulary_are_refused(tmp_path, capsys):
     from kd import distill
 
     folder = _tiny_kd(tmp_path)
-    path = next(folder.glob("part-*.parquet"))
+    path = next(folder.glob("train-*.parquet"))
     table = pq.read_table(path)
     ids = table.column("input_ids").to_pylist()
     ids[0] = [2, 99_999, 3]
