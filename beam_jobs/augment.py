@@ -78,7 +78,8 @@ class AugmentConfig:
     teacher_batch_size: int = option(64, help="rows per teacher forward pass")
     embedding_pooling: str = option("mean", help="how teacher_embedding is pooled", choices=POOLINGS)
     max_chars: int = option(2000, help="longer utterances are rejected")
-    batch_size: int = option(2048, help="utterances per pipeline element (sorted by length inside for the teacher)")
+    batch_size: int = option(8192, help="utterances per pipeline element; the teacher sorts each by length, so a "
+                             "larger element pads less (8192: ~3% padding on NSMC, 2048: ~9%)")
     seed: int = option(0, help="seeds the paraphrasers (per source id)")
     device: str = option("auto", help="teacher device: auto (CUDA when present), cpu, cuda")
     teacher_signals: tuple[str, ...] = option((), help="a JSONL/Parquet file of outside teacher signals (logits, "
@@ -335,7 +336,7 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
 
         index = np.array([k[0] for k in kept])
         texts = [k[4] for k in kept]
-        encoded = self._student_tokenizer(texts, truncation=True, max_length=self._config.max_length)["input_ids"]
+        encoded = self._student_tokenizer.input_ids(texts, self._config.max_length)
         derived = outputs.derived()
 
         def matrix_column(matrix: np.ndarray, kind: pa.DataType) -> pa.ListArray:

@@ -75,7 +75,7 @@ class Teacher:
         """Logits and embeddings for ``texts``, in their order (batched by length internally)."""
         import torch
 
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        encoded = self.tokenizer.input_ids(texts, self.max_length)
         order = np.argsort([len(e) for e in encoded], kind="stable")
         logits = np.zeros((len(texts), len(self.label_names)), np.float32)
         embeddings = np.zeros((len(texts), self.embedding_size), np.float16)

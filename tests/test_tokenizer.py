@@ -72,3 +72,27 @@ def test_a_tokenizer_used_with_truncation_and_saved_again_keeps_its_hash(tmp_pat
     assert tokenizer_hash(str(tmp_path / "saved")) == tokenizer_hash(str(tmp_path / "tok"))
     # a dataset recorded with the whole-file hash malmoi used before still matches its tokenizer
     assert files_hash([tmp_path / "tok" / "tokenizer.json"]) in tokenizer_hashes(str(tmp_path / "tok"))
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "unigram"])
+def test_input_ids_fast_path_gives_the_hugging_face_calls_ids(tmp_path, kind):
+    # guards against the augment job's fast path (ids read from the Rust encodings) drifting from
+    # what the Hugging Face call gives: other special tokens, truncation at another length or side
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from kd.tokenizer import train_tokenizer
+
+    corpus = ["안녕하세요 반갑습니다", "좋은 하루 되세요ㅋㅋ", "영화 재밌다!!", "톰 행크스면 믿고 봅니당"] * 40
+    tokenizer = train_tokenizer(iter(corpus), tmp_path / "tok", kind=kind, vocab_size=120, min_frequency=1)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.text(alphabet="안녕하세요 좋은영화재밌다ㅋ!?a1 ", max_size=60), max_size=6),
+           st.integers(min_value=2, max_value=24))
+    def same(texts, max_length):
+        expected = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"] if texts else []
+        assert tokenizer.input_ids(texts, max_length) == expected
+
+    same()
+    tokenizer(corpus[:2], truncation=True, max_length=5, padding="max_length")  # the call's own state changes nothing
+    assert tokenizer.input_ids(corpus[:2], 64) == tokenizer(corpus[:2], truncation=True, max_length=64)["input_ids"]

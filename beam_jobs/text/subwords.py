@@ -15,6 +15,7 @@ Imports ``transformers`` when a tokenizer is loaded (no torch, no Beam).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -68,6 +69,29 @@ class SubwordTokenizer:
         if isinstance(texts, str):
             return self.hf(self.prepare(texts), *args, **kwargs)
         return self.hf([self.prepare(t) for t in texts], *args, **kwargs)
+
+    def input_ids(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
+        """``self(texts, truncation=True, max_length=max_length)["input_ids"]``, read straight from
+        the Rust tokenizer's encodings when there is one (the Python call builds a dictionary of
+        every field per text first: about 1% of a CPU teacher's labeling time)."""
+        backend = self._truncating_backend(max_length)
+        prepared = [self.prepare(t) for t in texts]
+        if backend is None:
+            return self.hf(prepared, truncation=True, max_length=max_length)["input_ids"]
+        return [encoding.ids for encoding in backend.encode_batch(prepared, add_special_tokens=True)]
+
+    def _truncating_backend(self, max_length: int) -> Any:
+        """A copy of the Rust tokenizer that truncates at ``max_length`` and never pads (cached)."""
+        cache = self.__dict__.setdefault("_backends", {})
+        if max_length not in cache:
+            backend = getattr(self.hf, "backend_tokenizer", None) if getattr(self.hf, "is_fast", False) else None
+            if backend is not None:
+                backend = copy.deepcopy(backend)
+                backend.no_padding()
+                side = getattr(self.hf, "truncation_side", "right")
+                backend.enable_truncation(max_length, strategy="longest_first", direction=side)
+            cache[max_length] = backend
+        return cache[max_length]
 
     def __len__(self) -> int:
         return len(self.hf)
