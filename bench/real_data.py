@@ -67,15 +67,15 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def nsmc_rows(limit: int) -> list[dict]:
+def nsmc_rows(limit: int, offset: int = 0) -> list[dict]:
     root = require_shared_data()
     with open(root / "nsmc_sample" / "nsmc_raw_sample.tsv", encoding="utf-8") as handle:
         rows = [{"id": f"nsmc-{r['id']}", "text": r["document"], "label": r["label"]}
                 for r in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if r["document"] and r["label"]]
-    return rows[:limit]
+    return rows[offset:offset + limit]
 
 
-def kor3i4k_rows(limit: int) -> list[dict]:
+def kor3i4k_rows(limit: int, offset: int = 0) -> list[dict]:
     root = require_shared_data()
     rows = []
     for name in ("fci_train_val.txt", "fci_test.txt"):
@@ -85,7 +85,7 @@ def kor3i4k_rows(limit: int) -> list[dict]:
                 if text:
                     rows.append({"id": f"3i4k-{name[:8]}-{i}", "text": text, "label": label})
     rng = np.random.default_rng(0)
-    return [rows[i] for i in rng.permutation(len(rows))[:limit]]
+    return [rows[i] for i in rng.permutation(len(rows))[offset:offset + limit]]
 
 
 def beep_pool(limit: int) -> list[dict]:
@@ -320,6 +320,12 @@ def main() -> None:
     parser.add_argument("--variants", default="kd+aug,kd,hard,ens+aug",
                         help="students to train: kd+aug, kd, hard, ens+aug (distilled from the transformer teacher "
                              "and the char n-gram baseline combined)")
+    parser.add_argument("--pool", default="beep", choices=("beep", "in-domain"),
+                        help="the unlabeled pool: BEEP! comments for both tasks, or each task's own rows beyond the "
+                             "labeled ones with their labels dropped (what a user with few labels and many "
+                             "unlabeled in-domain texts has)")
+    parser.add_argument("--pool-rows", type=int, default=None, help="unlabeled pool size (default: the mode's)")
+    parser.add_argument("--student-steps", type=int, default=None, help="student steps (default: the mode's)")
     parser.add_argument("--student-init", default=None, help="start every student from this checkpoint "
                                                              "(same tokenizer as --mlm)")
     args = parser.parse_args()
@@ -333,7 +339,8 @@ def main() -> None:
     from kd.tokenizer import dataset_texts, train_tokenizer
 
     mode = "smoke" if args.smoke else "small" if args.small else "full"
-    size = SIZES[mode]
+    size = dict(SIZES[mode])
+    size.update({k: v for k, v in (("pool", args.pool_rows), ("student_steps", args.student_steps)) if v})
     torch.manual_seed(0)
     report: dict = {"date": time.strftime("%Y-%m-%d"), "mode": mode,
                     "device": torch.cuda.get_device_name() if args.device == "cuda" else
@@ -343,12 +350,16 @@ def main() -> None:
         work = Path(tmp)
         nsmc, intents = nsmc_rows(size["train_rows"]), kor3i4k_rows(size["train_rows"])
         pool = beep_pool(size["pool"])
+        unlabeled = {"nsmc": [{"id": r["id"], "text": r["text"]} for r in nsmc_rows(size["pool"], size["train_rows"])],
+                     "3i4k": [{"id": r["id"], "text": r["text"]} for r in kor3i4k_rows(size["pool"], size["train_rows"])]}
+        report["pool"] = args.pool
         style = [r for r in stylekqc_rows("train") if r["style"] == "formal"][: size["style_rows"]]
         if args.mlm:
             shared = {"tokenizer": Path(args.mlm), "mlm": Path(args.mlm)}
             report["checkpoints"] = provided_checkpoints(args.mlm, args.student_init, mode)
         else:
-            write_jsonl(work / "all.jsonl", [{"id": r["id"], "text": r["text"]} for r in nsmc + intents + pool + style])
+            texts = nsmc + intents + pool + style + (unlabeled["nsmc"] + unlabeled["3i4k"] if args.pool == "in-domain" else [])
+            write_jsonl(work / "all.jsonl", [{"id": r["id"], "text": r["text"]} for r in texts])
             preprocess.run(["--input", str(work / "all.jsonl"), "--output", str(work / "all"), "--runner",
                             "FnApiRunner", "--split-ratios", "0.98,0.02,0.0"])
             shared = {"tokenizer": work / "tokenizer", "mlm": work / "mlm"}
@@ -368,7 +379,8 @@ def main() -> None:
         tasks = {"nsmc": ("NSMC sentiment", nsmc), "3i4k": ("3i4K intent", intents)}
         for key, (title, rows) in tasks.items():
             if key in args.only:
-                report[title] = run_task(key, rows, pool, work, shared, size, args.device,
+                task_pool = unlabeled[key] if args.pool == "in-domain" else pool
+                report[title] = run_task(key, rows, task_pool, work, shared, size, args.device,
                                          tuple(v for v in args.variants.split(",") if v))
                 print(title, json.dumps(report[title]), flush=True)
         if "stylekqc" in args.only:
