@@ -520,6 +520,9 @@ class SplitTablesFn(beam.DoFn):
 
     def process(self, table: pa.Table):
         column = table.column(self._split_column)
+        unknown = pc.unique(table.filter(pc.invert(pc.is_in(column, pa.array(SPLITS)))).column(self._split_column))
+        if len(unknown):  # validated upstream; a row that no split file would take is never dropped silently
+            raise ValueError(f"rows with split {unknown.to_pylist()[:5]}, expected one of {list(SPLITS)}")
         for split in SPLITS:
             rows = table.filter(pc.equal(column, split))
             if rows.num_rows:

@@ -44,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="no masked-LM pretraining: the teacher starts from random weights of the same shape "
                              "(a short CPU pretraining on 5,000 sentences collapsed the encoder: every sentence "
                              "got the same vector, and the teacher fine-tuned from it stayed at all-O)")
+    parser.add_argument("--regimes", default="gold,kd,pool,same",
+                        help="students to train: gold (gold tags only), kd (KD + gold), pool (KD + gold + the "
+                             "pseudo-labelled BEEP! pool), same (KD + gold with the teacher's tokenizer)")
+    parser.add_argument("--token-target", default="first", choices=("first", "mean"),
+                        help="the KD regimes' kd.distill --token-target")
     parser.add_argument("--json", default="docs/results/ner_klue.json")
     args = parser.parse_args(argv)
 
@@ -91,20 +96,24 @@ def main(argv: list[str] | None = None) -> int:
         teacher_eval = json.loads((tmp / "teacher" / "evaluation.json").read_text())["test"]
         augment.run(["--input", str(tmp / "utt"), "--output", str(tmp / "kd"), "--teacher", str(tmp / "teacher"),
                      "--student-tokenizer", str(tmp / "student_tok"), *runner])
-        augment.run(["--input", str(tmp / "pool_utt"), "--output", str(tmp / "kd_pool"), "--teacher",
-                     str(tmp / "teacher"), "--student-tokenizer", str(tmp / "student_tok"), *runner])
-        augment.run(["--input", str(tmp / "utt"), "--output", str(tmp / "kd_same"), "--teacher", str(tmp / "teacher"),
-                     "--student-tokenizer", str(tmp / "mlm"), *runner])
+        wanted = set(args.regimes.split(","))
+        if "pool" in wanted:
+            augment.run(["--input", str(tmp / "pool_utt"), "--output", str(tmp / "kd_pool"), "--teacher",
+                         str(tmp / "teacher"), "--student-tokenizer", str(tmp / "student_tok"), *runner])
+            _merge_shards([tmp / "kd", tmp / "kd_pool"], tmp / "kd_merged")
+        if "same" in wanted:
+            augment.run(["--input", str(tmp / "utt"), "--output", str(tmp / "kd_same"), "--teacher",
+                         str(tmp / "teacher"), "--student-tokenizer", str(tmp / "mlm"), *runner])
         merged = tmp / "kd_merged"
-        _merge_shards([tmp / "kd", tmp / "kd_pool"], merged)
 
         # (shards, student tokenizer, extra flags): the Unigram student tokenizer differs from the
         # teacher's WordPiece one in kind and size; the last regime gives the student the teacher's
-        kd = ["--kl", args.kd_kl]
-        regimes = {"gold only": (tmp / "kd", tmp / "student_tok", ["--kl", "0"]),
-                   "KD + gold": (tmp / "kd", tmp / "student_tok", kd),
-                   "KD + gold + BEEP! pool": (merged, tmp / "student_tok", kd),
-                   "KD + gold, teacher's tokenizer": (tmp / "kd_same", tmp / "mlm", kd)}
+        kd = ["--kl", args.kd_kl, "--token-target", args.token_target]
+        regimes = {name: regime for key, name, regime in (
+            ("gold", "gold only", (tmp / "kd", tmp / "student_tok", ["--kl", "0"])),
+            ("kd", "KD + gold", (tmp / "kd", tmp / "student_tok", kd)),
+            ("pool", "KD + gold + BEEP! pool", (merged, tmp / "student_tok", kd)),
+            ("same", "KD + gold, teacher's tokenizer", (tmp / "kd_same", tmp / "mlm", kd))) if key in wanted}
         rows: dict[str, list] = {name: [] for name in regimes}
         student_shape = ["--student-layers", "2", "--student-hidden", "128", "--student-heads", "2",
                          "--student-intermediate", "512"]
