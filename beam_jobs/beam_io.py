@@ -32,8 +32,8 @@ from apache_beam.pvalue import AsDict, AsList, TaggedOutput
 
 from beam_jobs.readers import RawUtterance, ReaderOptions, Reject, parse_file
 from schemas.dataset import (
+    ALWAYS_WRITTEN_SPLIT,
     MANIFEST_NAME,
-    PART_PREFIX,
     PART_PREFIXES,
     PART_SUFFIX,
     REJECTS_DIR,
@@ -357,7 +357,7 @@ class ParquetDatasetSink(filebasedsink.FileBasedSink):
     ``skip_if_empty`` an empty collection writes no file at all."""
 
     def __init__(self, folder: str, schema: pa.Schema, codec: str = "zstd", row_group_rows: int = 50_000, *,
-                 prefix: str = PART_PREFIX, skip_if_empty: bool = False) -> None:
+                 prefix: str, skip_if_empty: bool = False) -> None:
         super().__init__(
             posixpath.join(folder, prefix) if "://" not in folder else folder.rstrip("/") + "/" + prefix,
             coder=None,
@@ -520,13 +520,15 @@ class SplitTablesFn(beam.DoFn):
 
     def process(self, table: pa.Table):
         column = table.column(self._split_column)
-        unknown = pc.unique(table.filter(pc.invert(pc.is_in(column, pa.array(SPLITS)))).column(self._split_column))
-        if len(unknown):  # validated upstream; a row that no split file would take is never dropped silently
-            raise ValueError(f"rows with split {unknown.to_pylist()[:5]}, expected one of {list(SPLITS)}")
+        taken = 0
         for split in SPLITS:
             rows = table.filter(pc.equal(column, split))
+            taken += rows.num_rows
             if rows.num_rows:
                 yield TaggedOutput(split, rows)
+        if taken != table.num_rows:  # validated upstream; a row no split file would take is never dropped silently
+            found = sorted(set(column.to_pylist()) - set(SPLITS), key=str)[:5]
+            raise ValueError(f"rows with split {found}, expected one of {list(SPLITS)}")
 
 
 class WriteDataset(beam.PTransform):
@@ -556,16 +558,11 @@ class WriteDataset(beam.PTransform):
 
     def expand(self, inputs):
         schema = self._spec.schema_with_metadata(self._provenance)
-        if self._split_column in schema.names:  # one file set per split (Hugging Face finds them by name)
-            by_split = inputs["tables"] | "BySplit" >> beam.ParDo(SplitTablesFn(self._split_column)).with_outputs(
-                *SPLITS)
-            written = [by_split[split] | f"Write_{split}" >> beam.io.Write(ParquetDatasetSink(
-                self._folder, schema, self._codec, self._row_group_rows, prefix=split,
-                skip_if_empty=split != SPLITS[0]))  # train always: even an empty dataset has a file
-                for split in SPLITS] | "AllParts" >> beam.Flatten()
-        else:
-            written = inputs["tables"] | "WriteParts" >> beam.io.Write(
-                ParquetDatasetSink(self._folder, schema, self._codec, self._row_group_rows))
+        # one file set per split (Hugging Face finds them by name)
+        by_split = inputs["tables"] | "BySplit" >> beam.ParDo(SplitTablesFn(self._split_column)).with_outputs(*SPLITS)
+        written = [by_split[split] | f"Write_{split}" >> beam.io.Write(ParquetDatasetSink(
+            self._folder, schema, self._codec, self._row_group_rows, prefix=split,
+            skip_if_empty=split != ALWAYS_WRITTEN_SPLIT)) for split in SPLITS] | "AllParts" >> beam.Flatten()
         reject_files = inputs["rejects"] | "WriteRejects" >> WriteRejects(f"{self._folder}/{REJECTS_DIR}")
         stats = inputs["stats"] | "SumCounters" >> beam.CombinePerKey(sum)
         return (inputs["tables"].pipeline

@@ -39,6 +39,7 @@ def success_marker() -> bytes:
 SPLITS = ("train", "valid", "test")
 PART_PREFIX = "part"  # the layout before per-split files: every split mixed in part-* files
 PART_PREFIXES = (*SPLITS, PART_PREFIX)
+ALWAYS_WRITTEN_SPLIT = SPLITS[0]  # its file is written even when empty: every dataset carries its schema in a file
 PART_SUFFIX = ".parquet"
 
 
@@ -290,7 +291,7 @@ def write_local_dataset(folder: str, table: pa.Table, spec: DatasetSpec, *, crea
     rows_per_split = {item["values"]: item["counts"] for item in splits}
     names = []
     for split in SPLITS:
-        if split == SPLITS[0] or rows_per_split.get(split):
+        if split == ALWAYS_WRITTEN_SPLIT or rows_per_split.get(split):
             names.append(f"{split}-00000-of-00001{PART_SUFFIX}")
             rows = table.filter(pc.equal(table.column(split_column), split))
             pq.write_table(rows.cast(schema), os.path.join(folder, names[-1]), compression="zstd",

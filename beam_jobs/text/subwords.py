@@ -45,6 +45,7 @@ class SubwordTokenizer:
             raise ValueError(f"{folder / METADATA_FILE}: pre_split must be one of {PRE_SPLITS}, found "
                              f"{self.pre_split!r}. Fix: re-run kd.tokenizer.")
         self._words: Tokenizer | None = None
+        self._backends: dict[int, Any] = {}  # max_length -> truncating Rust tokenizer (input_ids)
         self._specials: re.Pattern[str] | None = None
         if self.pre_split == "tokens":
             specials = sorted(getattr(hf_tokenizer, "all_special_tokens", []) or [], key=len, reverse=True)
@@ -82,7 +83,7 @@ class SubwordTokenizer:
 
     def _truncating_backend(self, max_length: int) -> Any:
         """A copy of the Rust tokenizer that truncates at ``max_length`` and never pads (cached)."""
-        cache = self.__dict__.setdefault("_backends", {})
+        cache = self._backends
         if max_length not in cache:
             backend = getattr(self.hf, "backend_tokenizer", None) if getattr(self.hf, "is_fast", False) else None
             if backend is not None:
