@@ -1,5 +1,5 @@
 """The Beam shell shared by the jobs: options, input listing and parsing, counting, the Parquet
-sink, and :class:`WriteDataset` (parts + rejects + stats + conservation + manifest + ``_SUCCESS``).
+sink, a coder for Arrow tables, and :class:`WriteDataset` (parts + rejects + stats + conservation + manifest + ``_SUCCESS``).
 
 Everything here works on any Beam filesystem (local paths, ``gs://``), so the same job runs
 on the in-process runner and on Dataflow.
@@ -318,6 +318,46 @@ def count(name: str, n: int = 1) -> tuple[str, int]:
     """A stats element for the ``stats`` output, also reported as a Beam counter."""
     Metrics.counter(METRICS_NAMESPACE, name).inc(n)
     return name, n
+
+
+# --------------------------------------------------------------------------- Arrow tables between stages
+
+
+class ArrowTablesCoder(beam.coders.Coder):
+    """A list of Arrow tables as Arrow IPC streams, for combiner accumulators that cross a shuffle.
+
+    Beam's default (pickle) writes every buffer a table *references*: a zero-copy slice of a
+    larger table, or one of the chunks ``group_by`` returns, carries its whole parent buffer, so
+    16 shard slices of one batch encoded 16 times its size. IPC writes only each slice's rows.
+    """
+
+    def encode(self, tables: list[pa.Table]) -> bytes:
+        out = pa.BufferOutputStream()
+        out.write(len(tables).to_bytes(8, "little"))  # 8-byte fields keep every stream 8-aligned
+        for table in tables:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            data = sink.getvalue()
+            out.write(data.size.to_bytes(8, "little"))
+            out.write(data)
+        return out.getvalue().to_pybytes()
+
+    def decode(self, encoded: bytes) -> list[pa.Table]:
+        buffer = pa.py_buffer(encoded)
+        count_, position, tables = int.from_bytes(encoded[:8], "little"), 8, []
+        for _ in range(count_):
+            size = int.from_bytes(encoded[position:position + 8], "little")
+            position += 8
+            tables.append(pa.ipc.open_stream(buffer.slice(position, size)).read_all())
+            position += size
+        return tables
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self):
+        return list
 
 
 # --------------------------------------------------------------------------- the Parquet sink

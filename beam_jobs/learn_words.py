@@ -100,7 +100,8 @@ class CountSubstringsFn(beam.DoFn):
 
 
 class MergeCountsFn(beam.CombineFn):
-    """Sums counts tables; the accumulator is a list of tables, summed when it grows."""
+    """Sums counts tables; the accumulator is a list of tables, summed when it grows and before
+    it crosses the shuffle (``compact``), encoded as Arrow IPC (:class:`beam_io.ArrowTablesCoder`)."""
 
     def create_accumulator(self) -> list:
         return []
@@ -112,8 +113,34 @@ class MergeCountsFn(beam.CombineFn):
     def merge_accumulators(self, accumulators) -> list:
         return [merge_counts(table for accumulator in accumulators for table in accumulator)]
 
+    def compact(self, accumulator: list) -> list:
+        return [merge_counts(accumulator)] if len(accumulator) > 1 else accumulator
+
     def extract_output(self, accumulator: list):
         return merge_counts(accumulator)
+
+    def get_accumulator_coder(self):
+        return beam_io.ArrowTablesCoder()
+
+
+class CollectTablesFn(beam.CombineFn):
+    """Tables -> one list of them (the pruned shards, disjoint), encoded as Arrow IPC."""
+
+    def create_accumulator(self) -> list:
+        return []
+
+    def add_input(self, accumulator: list, table) -> list:
+        accumulator.append(table)
+        return accumulator
+
+    def merge_accumulators(self, accumulators) -> list:
+        return [table for accumulator in accumulators for table in accumulator]
+
+    def extract_output(self, accumulator: list) -> list:
+        return accumulator
+
+    def get_accumulator_coder(self):
+        return beam_io.ArrowTablesCoder()
 
 
 def write_artifact(shards: list, stats: dict[str, int], config: LearnWordsConfig) -> str:
@@ -147,7 +174,7 @@ def build(pipeline: beam.Pipeline, config: LearnWordsConfig) -> None:
         counted.shards
         | "SumCounts" >> beam.CombinePerKey(MergeCountsFn())
         | "Prune" >> beam.Map(lambda kv, m: prune(kv[1], m), config.min_count)
-        | "CollectShards" >> beam.combiners.ToList()
+        | "CollectShards" >> beam.CombineGlobally(CollectTablesFn())
     )
     reject_files = parsed[REJECTS] | "WriteRejects" >> beam_io.WriteRejects(config.rejects_folder)
     stats = (parsed[STATS], counted[STATS]) | "Stats" >> beam_io.SumStats()

@@ -70,3 +70,27 @@ def test_an_input_without_words_is_an_error_not_an_empty_scores_file(tmp_path):
     assert json.loads((tmp_path / "scores" / "_stats.json").read_text())["counts"]["sentences.counted"] == 2
     with pytest.raises(FileExistsError):  # a rerun into it must say so, and --overwrite replaces it
         learn_words.run(["--input", str(corpus), "--output", str(tmp_path / "scores"), "--runner", "FnApiRunner"])
+
+
+def test_counts_cross_the_shuffle_at_their_own_size_and_unchanged():
+    """Protects against the shuffle carrying whole parent buffers: pickling the 16 zero-copy
+    shard slices of one batch's counts (or a merged table's chunks) wrote every slice's parent
+    table in full — 16x the data, gigabytes of memory on a 170k-utterance corpus."""
+    import pyarrow as pa
+
+    from beam_jobs.beam_io import ArrowTablesCoder
+    from beam_jobs.text.word_scores import as_dict, count_substrings, merge_counts, split_by_shard
+
+    sentences = [f"{w}{i % 97} 영화{i % 13}가 정말 좋았다{i % 7}".split() for i, w in enumerate(CORPUS * 40)]
+    counts = count_substrings(sentences)
+    shards = list(split_by_shard(counts, 16).values())
+    merged = merge_counts([counts, count_substrings(sentences[:100])])
+    coder = learn_words.MergeCountsFn().get_accumulator_coder()
+    assert isinstance(coder, ArrowTablesCoder)
+    whole = len(coder.encode([counts]))
+    assert len(coder.encode(shards)) < 1.2 * whole  # pickle wrote ~16x: every slice's parent in full
+    decoded = coder.decode(coder.encode(shards + [merged, counts.slice(0, 0)]))
+    assert [t.num_rows for t in decoded] == [t.num_rows for t in shards] + [merged.num_rows, 0]
+    assert as_dict(pa.concat_tables(decoded[:len(shards)])) == as_dict(counts)
+    assert as_dict(decoded[len(shards)]) == as_dict(merged) and coder.decode(coder.encode([])) == []
+    assert isinstance(learn_words.CollectTablesFn().get_accumulator_coder(), ArrowTablesCoder)
