@@ -10,6 +10,12 @@ seconds, seconds per 100k utterances (linear time: the same at every size) and t
 memory of the job's processes (``ru_maxrss`` of the child and of its own workers). The baseline
 of each ratio is in the same run: the smallest size for time per utterance and memory, one
 worker for the two-worker speed-up.
+
+The corpus repeats ~170k distinct utterances, so at ``--min-count 5`` every substring of a
+2M-utterance corpus clears the floor and learn_words scores 9x the words (its memory then grows
+with what it keeps, not with what it reads). ``--proportional-min-count`` raises learn_words'
+``--min-count`` with the size (5 x size / smallest size), so every size keeps about the same
+substrings and memory compares like with like; each learn_words run records ``num_words``.
 """
 
 from __future__ import annotations
@@ -39,10 +45,10 @@ print("RESULT", wall, own, workers)
 """
 
 
-def run_job(job: str, corpus: Path, output: Path, workers: int) -> dict:
+def run_job(job: str, corpus: Path, output: Path, workers: int, min_count: int = 5) -> dict:
     args = ["--input", str(corpus), "--output", str(output), "--runner", "FnApiRunner"]
     if job == "learn_words":
-        args += ["--min-count", "5"]
+        args += ["--min-count", str(min_count)]
     if workers > 1:
         args += ["--direct_running_mode", "multi_processing", "--direct_num_workers", str(workers)]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -52,7 +58,11 @@ def run_job(job: str, corpus: Path, output: Path, workers: int) -> dict:
     if done.returncode != 0 or not line:
         raise SystemExit(f"{job} failed:\n{done.stderr[-3000:]}")
     _, wall, own, children = line[-1].split()
-    return {"seconds": float(wall), "peak_rss_mb": max(int(own), int(children)) / 1024}
+    result = {"seconds": float(wall), "peak_rss_mb": max(int(own), int(children)) / 1024}
+    if job == "learn_words":
+        stats = json.loads((output / "_stats.json").read_text(encoding="utf-8"))
+        result |= {"min_count": min_count, "num_words": stats["num_words"]}
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", default="preprocess,learn_words")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--proportional-min-count", action="store_true",
+                        help="learn_words --min-count 5 x size / smallest size (the same substrings kept)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     jobs = args.jobs.split(",")
@@ -72,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             write_jsonl_corpus(corpus, size, num_files=16)
             for job in jobs:
                 for n in workers:
-                    result = run_job(job, corpus, Path(tmp) / f"out_{job}_{size}_{n}", n)
+                    min_count = round(5 * size / sizes[0]) if args.proportional_min_count else 5
+                    result = run_job(job, corpus, Path(tmp) / f"out_{job}_{size}_{n}", n, min_count)
                     row = {"job": job, "utterances": size, "workers": n, **result,
                            "seconds_per_100k": result["seconds"] / size * 100_000}
                     rows.append(row)
