@@ -123,21 +123,8 @@ class MergeCountsFn(beam.CombineFn):
         return beam_io.ArrowTablesCoder()
 
 
-class CollectTablesFn(beam.CombineFn):
-    """Tables -> one list of them (the pruned shards, disjoint), encoded as Arrow IPC."""
-
-    def create_accumulator(self) -> list:
-        return []
-
-    def add_input(self, accumulator: list, table) -> list:
-        accumulator.append(table)
-        return accumulator
-
-    def merge_accumulators(self, accumulators) -> list:
-        return [table for accumulator in accumulators for table in accumulator]
-
-    def extract_output(self, accumulator: list) -> list:
-        return accumulator
+class CollectTablesFn(beam.combiners.ToListCombineFn):
+    """Beam's ``ToList`` for the pruned shards (disjoint tables), its accumulator encoded as Arrow IPC."""
 
     def get_accumulator_coder(self):
         return beam_io.ArrowTablesCoder()
