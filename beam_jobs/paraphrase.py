@@ -198,10 +198,14 @@ class EdaParaphraser:
 # --------------------------------------------------------------------------- model-based
 
 
+MLM_PRECISIONS = ("float32", "bfloat16")
+
+
 class MlmParaphraser:
     """Replace one word at a time with a masked-LM's top predictions (whole words only)."""
 
-    def __init__(self, model_dir: str, num_candidates: int = 2, top_k: int = 5, device: str = "cpu") -> None:
+    def __init__(self, model_dir: str, num_candidates: int = 2, top_k: int = 5, device: str = "cpu",
+                 precision: str = "float32") -> None:
         import torch
         from transformers import AutoModelForMaskedLM
 
@@ -213,9 +217,13 @@ class MlmParaphraser:
         if self.tokenizer.mask_token_id is None:
             raise MalmoiError(f"--mlm-model {model_dir}: its tokenizer has no mask token.",
                               "pass a masked-LM checkpoint (kd.pretrain output).")
+        if precision not in MLM_PRECISIONS:
+            raise MalmoiError(f"--mlm-precision: expected one of {', '.join(MLM_PRECISIONS)}, found {precision!r}.",
+                              "use float32 (exact) or bfloat16 (faster where the CPU or GPU has bf16 units).")
         self.device = device
         self.num_candidates = num_candidates
         self.top_k = top_k
+        self.precision = precision
 
     def __call__(self, source_id: str, text: str, seed: int = 0) -> list[str]:
         return self.many([(source_id, text)], seed)[0]
@@ -256,8 +264,10 @@ class MlmParaphraser:
             if not first:
                 continue
             picked_rows = sorted(first)
-            with self.torch.inference_mode():
-                scores = self._mask_scores(inputs, picked_rows, [first[r] for r in picked_rows])
+            device_type = self.torch.device(self.device).type
+            with self.torch.inference_mode(), self.torch.autocast(device_type, dtype=self.torch.bfloat16,
+                                                                  enabled=self.precision == "bfloat16"):
+                scores = self._mask_scores(inputs, picked_rows, [first[r] for r in picked_rows]).float()
             for k, row in enumerate(picked_rows):
                 top[chunk[row]] = scores[k].topk(self.top_k * 3).indices.tolist()
         specials = set(self.tokenizer.all_special_tokens)

@@ -216,6 +216,37 @@ def test_the_batched_mlm_paraphraser_gives_what_one_text_at_a_time_gives(models)
     assert batched == one_by_one and any(batched)
 
 
+def test_mlm_precision_bfloat16_runs_the_masked_lm_in_bf16_and_reaches_the_job(models):
+    # guards against --mlm-precision being a documented option that does nothing (the forward
+    # stays float32), against bf16 candidates that are not one-word replacements of the source,
+    # and against the job's config not reaching the paraphraser its workers build
+    from beam_jobs.augment import AugmentConfig, _Paraphrasers
+    from beam_jobs.paraphrase import MlmParaphraser
+    from schemas.options import MalmoiError
+
+    items = [(f"id-{i}", text) for i, texts in enumerate(TEXTS.values()) for text in texts]
+    seen = {}
+    for precision in ("float32", "bfloat16"):
+        paraphraser = MlmParaphraser(str(models / "mlm"), num_candidates=2, precision=precision)
+        dtypes: set = set()
+        linear = next(m for m in paraphraser.model.modules() if isinstance(m, torch.nn.Linear))
+        handle = linear.register_forward_hook(lambda _m, _i, output, seen_dtypes=dtypes: seen_dtypes.add(output.dtype))
+        seen[precision] = (paraphraser.many(items, seed=3), dtypes)
+        handle.remove()
+    assert seen["float32"][1] == {torch.float32} and seen["bfloat16"][1] == {torch.bfloat16}
+    candidates = seen["bfloat16"][0]
+    assert any(candidates)
+    for (_id, text), found in zip(items, candidates, strict=True):
+        for candidate in found:
+            before, after = text.split(), candidate.split()
+            assert len(before) == len(after) and sum(a != b for a, b in zip(before, after, strict=True)) == 1
+    with pytest.raises(MalmoiError, match="bfloat16"):
+        MlmParaphraser(str(models / "mlm"), precision="float16")
+    config = AugmentConfig(input="in", output="out", teacher="t", student_tokenizer="s", paraphrase=("mlm",),
+                           mlm_model=str(models / "mlm"), mlm_precision="bfloat16", device="cpu")
+    assert _Paraphrasers(config).paraphrasers["mlm"].precision == "bfloat16"
+
+
 def test_outside_teacher_signals_join_the_teacher_in_a_fitted_ensemble(models, tmp_path):
     # guards against outside signals (an LLM labelling run) that cannot be used, are used without
     # validation, or are mixed in with weights nobody fitted or recorded
