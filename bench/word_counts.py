@@ -8,7 +8,7 @@ the Arrow counting, extracted with ``git archive`` into a temporary folder): eac
 child process, one worker, one after the other in the same run.
 
 Same real utterances (../shared/data, normalized once, outside the timing), same batches, one
-process. Each side does what one learn_words worker does per batch and then per shard: count
+process, in ``--rounds`` interleaved rounds (the medians and every round's ratio reported). Each side does what one learn_words worker does per batch and then per shard: count
 the substrings of a batch, split the counts into 16 shards, sum each shard over all batches and
 prune it. The baseline is the previous implementation, kept here verbatim as the reference
 (``Counter`` updates per substring, ``zlib.crc32`` per key for the shard, ``Counter`` merges); the
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 import zlib
 from collections import Counter
@@ -126,23 +127,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utterances", type=int, default=170_000)
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved baseline/Arrow rounds (medians reported)")
     parser.add_argument("--job", action="store_true")
     parser.add_argument("--baseline-rev", default="61f449d")
     args = parser.parse_args(argv)
     normalize = Normalizer()
     sentences = [hangul_words(normalize(t)) for t in islice(colloquial_texts(), args.utterances)]
     batches = [sentences[i:i + args.batch_size] for i in range(0, len(sentences), args.batch_size)]
-    start = time.perf_counter()
-    old = baseline(batches, args.min_count)
-    old_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    new = arrow(batches, args.min_count)
-    new_seconds = time.perf_counter() - start
+    old_times, new_times = [], []
+    for _ in range(args.rounds):  # interleaved, so a change in the machine's speed hits both sides
+        start = time.perf_counter()
+        old = baseline(batches, args.min_count)
+        old_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        new = arrow(batches, args.min_count)
+        new_times.append(time.perf_counter() - start)
     identical = as_dict(new) == old
+    ratios = sorted(o / n for o, n in zip(old_times, new_times, strict=True))
+    old_seconds, new_seconds = statistics.median(old_times), statistics.median(new_times)
     job = job_comparison(args) if args.job else None
     report = {"date": time.strftime("%Y-%m-%d"), "machine": platform.machine(), "utterances": len(sentences),
               "batch_size": args.batch_size, "baseline_seconds": round(old_seconds, 2),
               "arrow_seconds": round(new_seconds, 2), "speedup": round(old_seconds / new_seconds, 2),
+              "rounds": args.rounds, "speedup_per_round": [round(r, 2) for r in ratios],
+              "baseline_seconds_per_round": [round(t, 2) for t in old_times],
+              "arrow_seconds_per_round": [round(t, 2) for t in new_times],
               "pruned_counts": len(old), "identical": identical, "job": job}
     print(json.dumps(report, indent=2))
     return 0 if identical else 1

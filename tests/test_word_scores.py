@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from soynlp.word import WordExtractor
 
 from beam_jobs.text.word_scores import (
@@ -44,6 +48,28 @@ def test_counts_from_parts_add_up_to_the_whole():
     for part in parts:
         summed.update(as_dict(part))
     assert summed == whole
+
+
+WORDS = st.text(alphabet="영화가정말좋다배우", min_size=1, max_size=14)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(WORDS, min_size=1, max_size=5), min_size=1, max_size=30), st.integers(1, 8))
+def test_merging_any_partition_of_the_corpus_gives_the_whole_counts(sentences, step):
+    # guards against the merge (dictionary-encoded sums per kind) losing, doubling or mixing up
+    # counts across kinds, also when merged tables are merged again (the combine's tree)
+    whole = as_dict(count_substrings(sentences))
+    parts = [count_substrings(sentences[i:i + step]) for i in range(0, len(sentences), step)]
+    assert as_dict(merge_counts(parts)) == whole
+    halves = [merge_counts(parts[:len(parts) // 2]), merge_counts(parts[len(parts) // 2:])]
+    assert as_dict(merge_counts(halves + [parts[0].slice(0, 0)])) == whole
+
+
+def test_a_kind_the_merge_does_not_know_is_an_error_not_a_drop():
+    part = count_substrings([["영화가", "좋다"]])
+    odd = pa.table({"kind": ["X"], "text": ["영"], "n": [1]}, schema=part.schema)
+    with pytest.raises(ValueError, match="'X'"):
+        merge_counts([part, odd])
 
 
 def test_a_substring_lands_in_the_same_shard_whatever_the_batch():

@@ -93,15 +93,35 @@ def count_substrings(sentences: Iterable[list[str]], max_left_length: int = 10,
 
 
 def merge_counts(tables: Iterable[pa.Table]) -> pa.Table:
-    """Sum several counts tables (per-batch or per-worker partial counts) into one."""
+    """Sum several counts tables (per-batch or per-worker partial counts) into one.
+
+    Per kind, the substrings are dictionary-encoded (one hash pass over one string key) and their
+    counts summed by index with ``np.bincount``: about twice as fast as a ``group_by`` over the
+    two keys, and the output order (first occurrence) does not depend on thread scheduling.
+    Counts are summed as float64, exact up to 2**53 per substring.
+    """
     tables = [t for t in tables if t.num_rows]
     if not tables:
         return COUNTS_SCHEMA.empty_table()
     if len(tables) == 1:
         return tables[0]
-    summed = pa.concat_tables(tables).group_by(["kind", "text"]).aggregate([("n", "sum")])
-    return pa.table({"kind": summed.column("kind"), "text": summed.column("text"), "n": summed.column("n_sum")},
-                    schema=COUNTS_SCHEMA)
+    table = pa.concat_tables(tables)
+    kind = table.column("kind")
+    merged, seen = [], 0
+    for name in KINDS:
+        part = table.filter(pc.equal(kind, name))
+        seen += part.num_rows
+        if not part.num_rows:
+            continue
+        encoded = pc.dictionary_encode(part.column("text").combine_chunks())
+        sums = np.bincount(encoded.indices.to_numpy(), weights=part.column("n").to_numpy(),
+                           minlength=len(encoded.dictionary))
+        merged.append(pa.table({"kind": pa.repeat(pa.scalar(name, pa.string()), len(sums)),
+                                "text": encoded.dictionary, "n": sums.astype(np.int64)}, schema=COUNTS_SCHEMA))
+    if seen != table.num_rows:  # a kind this module does not know would be dropped silently
+        unknown = set(pc.unique(kind).to_pylist()) - set(KINDS)
+        raise ValueError(f"counts tables hold kinds {sorted(unknown)}; expected only {KINDS}")
+    return pa.concat_tables(merged)
 
 
 def shard_ids(counts: pa.Table, shards: int) -> np.ndarray:
@@ -120,7 +140,9 @@ def shard_ids(counts: pa.Table, shards: int) -> np.ndarray:
 def split_by_shard(counts: pa.Table, shards: int) -> dict[int, pa.Table]:
     """``counts`` cut into its shards (:func:`shard_ids`)."""
     ids = shard_ids(counts, shards)
-    order = np.argsort(ids, kind="stable")  # one gather, then zero-copy slices (not a filter per shard)
+    # one gather, then zero-copy slices (not a filter per shard); a stable sort of small integers
+    # is numpy's radix sort (10x faster than on int64)
+    order = np.argsort(ids.astype(np.uint8 if shards <= 256 else np.int64), kind="stable")
     grouped, ids = counts.take(pa.array(order)), ids[order]
     present = np.unique(ids)
     starts = np.searchsorted(ids, present, "left")
