@@ -65,6 +65,33 @@ def test_merging_any_partition_of_the_corpus_gives_the_whole_counts(sentences, s
     assert as_dict(merge_counts(halves + [parts[0].slice(0, 0)])) == whole
 
 
+def reference_counts(sentences, max_left, max_right):
+    """soynlp 0.0.493's ``WordExtractor.train`` loop, unpruned, written out in plain Python."""
+    counts = Counter()
+    for words in sentences:
+        for word in words:
+            if len(word) > 1:
+                counts.update(("L", word[:i]) for i in range(1, min(max_left + 1, len(word)) + 1))
+                counts.update(("R", word[-i:]) for i in range(1, min(max_right + 1, len(word))))
+        if len(words) > 1:
+            for left, word, right in zip([words[-1], *words[:-1]], words, [*words[1:], words[0]], strict=True):
+                counts.update([("aL", f"{word} {right[0]}"), ("aR", f"{left[-1]} {word}")])
+                counts.update(("aL", f"{word[-i:]} {right[0]}") for i in range(1, min(max_right + 1, len(word))))
+                counts.update(("aR", f"{left[-1]} {word[:i]}") for i in range(1, min(max_left + 1, len(word))))
+    return dict(counts)
+
+
+ANY_WORDS = st.text(alphabet=st.sampled_from("영화가정말a1é😀ㅋ"), min_size=1, max_size=14)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(ANY_WORDS, max_size=5), max_size=12), st.integers(1, 11), st.integers(1, 8))
+def test_byte_range_counting_equals_the_plain_python_loop_on_any_characters(sentences, max_left, max_right):
+    # guards against the byte-range substrings cutting a multi-byte character (2-, 3- and 4-byte
+    # UTF-8 here), an off-by-one at either end of a word, or the circular neighbours going wrong
+    assert as_dict(count_substrings(sentences, max_left, max_right)) == reference_counts(sentences, max_left, max_right)
+
+
 def test_a_kind_the_merge_does_not_know_is_an_error_not_a_drop():
     part = count_substrings([["영화가", "좋다"]])
     odd = pa.table({"kind": ["X"], "text": ["영"], "n": [1]}, schema=part.schema)

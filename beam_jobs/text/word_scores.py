@@ -37,14 +37,22 @@ KINDS = ("L", "R", "aL", "aR")
 COUNTS_SCHEMA = pa.schema([("kind", pa.string()), ("text", pa.string()), ("n", pa.int64())])
 
 
-def _slices(words: pa.Array, keep: np.ndarray, start: int, stop: int | None = None) -> pa.Array:
-    """``word[start:stop]`` (code points) of the words where ``keep``."""
-    kept = words.filter(pa.array(keep))
-    return pc.utf8_slice_codeunits(kept, start, stop) if stop is not None else pc.utf8_slice_codeunits(kept, start)
+def _gather(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> pa.Array:
+    """Strings built from byte ranges of ``data``: row ``r`` is ``data[starts[r, k]:ends[r, k]]``
+    concatenated over ``k`` (arrays of shape (rows, parts)), in one vectorized gather."""
+    lengths = (ends - starts).ravel()
+    total = int(lengths.sum())
+    offsets = np.zeros(starts.shape[0] + 1, np.int64)
+    np.cumsum((ends - starts).sum(axis=1), out=offsets[1:])
+    placed = np.cumsum(lengths) - lengths  # where each range lands in the output
+    body = data[np.arange(total, dtype=np.int64) + np.repeat(starts.ravel() - placed, lengths)]
+    if total < 2**31:
+        return pa.StringArray.from_buffers(starts.shape[0], pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(body))
+    return pa.LargeStringArray.from_buffers(starts.shape[0], pa.py_buffer(offsets), pa.py_buffer(body)).cast(pa.string())
 
 
 def _tally(kind: str, parts: list[pa.Array]) -> pa.Table:
-    values = pa.concat_arrays([p.cast(pa.string()) for p in parts]) if parts else pa.array([], pa.string())
+    values = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
     counted = pc.value_counts(values) if len(values) else pa.StructArray.from_arrays(
         [pa.array([], pa.string()), pa.array([], pa.int64())], ["values", "counts"])
     return pa.table({"kind": pa.repeat(pa.scalar(kind, pa.string()), len(counted)), "text": counted.field("values"),
@@ -57,19 +65,42 @@ def count_substrings(sentences: Iterable[list[str]], max_left_length: int = 10,
     (:data:`COUNTS_SCHEMA`, one row per distinct substring).
 
     The same counts as ``soynlp.word.WordExtractor.train`` (0.0.493) without its pruning, so
-    partial counts from many workers add up (:func:`merge_counts`) to the whole corpus's. Every
-    substring of every word is cut and counted by Arrow's vectorized kernels, not one Python
-    dictionary update per substring as in soynlp.
+    partial counts from many workers add up (:func:`merge_counts`) to the whole corpus's. No
+    substring is cut in Python: the words' UTF-8 bytes are laid out once, every substring is a
+    byte range of them (character boundaries found from the UTF-8 lead bytes), all substrings of
+    one length are gathered by one numpy index, and Arrow's ``value_counts`` counts them. Empty
+    words are dropped (``str.split``, as soynlp uses, never makes them).
     """
-    sentences = [s for s in sentences if s]
+    sentences = [kept for kept in ([w for w in s if w] for s in sentences) if kept]
     sizes = np.fromiter((len(s) for s in sentences), np.int64, len(sentences))
     words = pa.array([w for s in sentences for w in s], pa.string())
-    length = pc.utf8_length(words).to_numpy(zero_copy_only=False).astype(np.int64)
+    offsets = np.frombuffer(words.buffers()[1], np.int32)[:len(words) + 1].astype(np.int64)
+    raw = np.frombuffer(words.buffers()[2], np.uint8)[:offsets[-1]] if len(words) else np.zeros(0, np.uint8)
+    space = len(raw)  # one space byte appended after the words: the " " of aL / aR
+    data = np.concatenate([raw, np.frombuffer(b" ", np.uint8)])
+    char_start = np.flatnonzero((raw & 0xC0) != 0x80)  # bytes that begin a code point
+    bounds = np.append(char_start, space)  # bounds[c]: the byte where character c begins
+    length = np.diff(np.searchsorted(char_start, offsets))  # code points per word
+    first_char = np.cumsum(length) - length
+    start, end = offsets[:-1], offsets[1:]
+
+    def whole(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return start[w], end[w]
+
+    def prefix(w: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:  # word[:i]
+        return start[w], bounds[first_char[w] + i]
+
+    def suffix(w: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:  # word[-i:]
+        return bounds[first_char[w] + length[w] - i], end[w]
+
+    def joined(*ranges: tuple[np.ndarray, np.ndarray]) -> pa.Array:
+        return _gather(data, np.stack([r[0] for r in ranges], 1), np.stack([r[1] for r in ranges], 1))
+
     # L: word[:i] for i = 1 .. min(max_left + 1, len) of words longer than one character (soynlp's range)
     multi_char = length > 1
-    left = [_slices(words, multi_char & (length >= i), 0, i) for i in range(1, max_left_length + 2)]
+    left = [joined(prefix(np.flatnonzero(multi_char & (length >= i)), i)) for i in range(1, max_left_length + 2)]
     # R: word[-i:] for i = 1 .. min(max_right + 1, len) - 1
-    right = [_slices(words, multi_char & (length > i), -i) for i in range(1, max_right_length + 1)]
+    right = [joined(suffix(np.flatnonzero(multi_char & (length > i)), i)) for i in range(1, max_right_length + 1)]
     # aL / aR: each word with the first character of the next word / the last of the previous
     # one, circularly within a sentence of two words or more
     sentence = np.repeat(np.arange(len(sentences)), sizes)
@@ -77,17 +108,19 @@ def count_substrings(sentences: Iterable[list[str]], max_left_length: int = 10,
     size = sizes[sentence]
     position = np.arange(len(words)) - first
     chosen = np.flatnonzero(size > 1)
-    word = words.take(pa.array(chosen))
-    word_length = length[chosen]
-    following = pc.utf8_slice_codeunits(words.take(pa.array((first + (position + 1) % np.maximum(size, 1))[chosen])), 0, 1)
-    preceding = pc.utf8_slice_codeunits(words.take(pa.array((first + (position - 1) % np.maximum(size, 1))[chosen])), -1)
-    join = pc.binary_join_element_wise
-    with_next = [join(word, following, " ")] + [
-        join(_slices(word, word_length > i, -i), following.filter(pa.array(word_length > i)), " ")
-        for i in range(1, max_right_length + 1)]
-    with_previous = [join(preceding, word, " ")] + [
-        join(preceding.filter(pa.array(word_length > i)), _slices(word, word_length > i, 0, i), " ")
-        for i in range(1, max_left_length + 1)]
+    after = (first + (position + 1) % np.maximum(size, 1))[chosen]
+    before = (first + (position - 1) % np.maximum(size, 1))[chosen]
+    following = np.stack([start[after], bounds[first_char[after] + 1]])  # first character of the next word
+    preceding = np.stack([bounds[first_char[before] + length[before] - 1], end[before]])  # last of the previous
+    blank = np.stack([np.full(len(chosen), space), np.full(len(chosen), space + 1)])
+    with_next = [joined(whole(chosen), tuple(blank), tuple(following))]
+    with_previous = [joined(tuple(preceding), tuple(blank), whole(chosen))]
+    for i in range(1, max(max_left_length, max_right_length) + 1):
+        keep = length[chosen] > i
+        if i <= max_right_length:
+            with_next.append(joined(suffix(chosen[keep], i), tuple(blank[:, keep]), tuple(following[:, keep])))
+        if i <= max_left_length:
+            with_previous.append(joined(tuple(preceding[:, keep]), tuple(blank[:, keep]), prefix(chosen[keep], i)))
     return pa.concat_tables([_tally("L", left), _tally("R", right), _tally("aL", with_next),
                              _tally("aR", with_previous)])
 
