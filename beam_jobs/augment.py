@@ -71,7 +71,7 @@ class AugmentConfig:
     num_candidates: int = option(2, help="candidates per source and method")
     filters: FilterConfig = FilterConfig()
     mlm_model: str | None = option(None, help="masked-LM checkpoint for --paraphrase mlm", metavar="DIR")
-    mlm_precision: str = option("float32", help="mlm paraphraser forward: float32, or bfloat16 autocast (about 2x "
+    mlm_precision: str = option("float32", help="mlm paraphraser forward: float32, or bfloat16 autocast (1.6-2.4x "
                                 "faster on CPUs with bf16 units; candidates may differ where scores tie)",
                                 choices=MLM_PRECISIONS)
     seq2seq_model: str | None = option(None, help="seq2seq checkpoint for --paraphrase seq2seq", metavar="DIR")

@@ -1,9 +1,10 @@
 """Benchmark: the mlm paraphraser, one forward pass per text with the vocabulary projected at
 every position (the previous implementation, kept here as the baseline) vs ``MlmParaphraser.many``
-(length-sorted batches over a whole augment batch, projection at the masked positions only),
+(batches sorted by token count over a whole augment batch, projection at the masked positions
+only, a text's spare positions run only where its first ones gave too few candidates),
 in float32 and with ``--mlm-precision bfloat16``, same model, same real texts, same process.
 
-    .venv/bin/python -m bench.mlm_paraphrase [--texts 300] [--layers 4 --hidden 256]
+    .venv/bin/python -m bench.mlm_paraphrase [--texts 2000] [--layers 4 --hidden 256] [--rounds 3]
 
 The masked LM is a BERT built from a config over a WordPiece vocabulary trained on the texts
 (real NSMC reviews, CC0). The float32 paths must return the same candidates; bf16 rounds the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import tempfile
 import time
 from itertools import islice
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--vocab", type=int, default=16000)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every side (medians reported)")
     args = parser.parse_args(argv)
 
     from transformers import BertConfig, BertForMaskedLM
@@ -88,23 +91,33 @@ def main(argv: list[str] | None = None) -> int:
                         ).save_pretrained(tmp)
         paraphraser = MlmParaphraser(tmp, num_candidates=2)
         paraphraser.many(items[:8])  # warm-up
-        start = time.perf_counter()
-        one_by_one = [one_at_a_time(paraphraser, source_id, text) for source_id, text in items]
-        single = time.perf_counter() - start
-        start = time.perf_counter()
-        batched = paraphraser.many(items)
-        many = time.perf_counter() - start
         paraphraser.precision = "bfloat16"
         paraphraser.many(items[:8])  # warm-up of the bf16 kernels
-        start = time.perf_counter()
-        bf16 = paraphraser.many(items)
-        many_bf16 = time.perf_counter() - start
+        times: dict[str, list[float]] = {"one_by_one": [], "batched": [], "batched_bf16": []}
+        for _ in range(args.rounds):  # interleaved, so a change in the machine's speed hits every side
+            start = time.perf_counter()
+            one_by_one = [one_at_a_time(paraphraser, source_id, text) for source_id, text in items]
+            times["one_by_one"].append(time.perf_counter() - start)
+            paraphraser.precision = "float32"
+            start = time.perf_counter()
+            batched = paraphraser.many(items)
+            times["batched"].append(time.perf_counter() - start)
+            paraphraser.precision = "bfloat16"
+            start = time.perf_counter()
+            bf16 = paraphraser.many(items)
+            times["batched_bf16"].append(time.perf_counter() - start)
+            paraphraser.precision = "float32"
+    single, many, many_bf16 = (statistics.median(times[k]) for k in ("one_by_one", "batched", "batched_bf16"))
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} "
               "threads", "texts": len(items), "ms_per_text_one_by_one": round(1000 * single / len(items), 2),
               "ms_per_text_batched": round(1000 * many / len(items), 2), "speedup": round(single / many, 1),
               "same_candidates": batched == one_by_one, "ms_per_text_batched_bf16": round(1000 * many_bf16 / len(items), 2),
               "speedup_bf16": round(single / many_bf16, 1),
               "bf16_identical_share": round(sum(a == b for a, b in zip(bf16, batched, strict=True)) / len(items), 3),
+              "rounds": args.rounds,
+              "speedup_per_round": [round(o / b, 1) for o, b in zip(times["one_by_one"], times["batched"], strict=True)],
+              "speedup_bf16_per_round": [round(o / b, 1) for o, b in zip(times["one_by_one"], times["batched_bf16"],
+                                                                        strict=True)],
               "cpu_flags_bf16": _bf16_flags()}
     print(json.dumps(report, indent=2))
     return 0

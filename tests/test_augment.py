@@ -216,6 +216,44 @@ def test_the_batched_mlm_paraphraser_gives_what_one_text_at_a_time_gives(models)
     assert batched == one_by_one and any(batched)
 
 
+def test_the_mlm_paraphraser_runs_only_the_positions_it_needs_and_gives_what_running_all_gives(models):
+    # guards against the round-by-round masking (positions a text never needs are never run)
+    # changing any candidate: the reference masks every drawn position of every text, one text at
+    # a time, and keeps the first distinct ones; and against the saving being imaginary
+    import torch
+
+    from beam_jobs.paraphrase import MlmParaphraser, _distinct, rng_for
+
+    paraphraser = MlmParaphraser(str(models / "mlm"), num_candidates=2, top_k=1)
+    tokenizer, model = paraphraser.tokenizer, paraphraser.model
+    items = [(f"id-{i}", text) for i, texts in enumerate(TEXTS.values()) for text in texts]
+
+    def every_position(source_id: str, text: str) -> list[str]:
+        rng, words = rng_for(source_id, "mlm", 3), text.split()
+        found = []
+        for p in rng.sample(range(len(words)), min(len(words), 4)):
+            inputs = tokenizer(" ".join(words[:p] + [tokenizer.mask_token] + words[p + 1:]), return_tensors="pt")
+            with torch.inference_mode():
+                logits = model(**inputs).logits[0]
+            where = (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]
+            tokens = [tokenizer.convert_ids_to_tokens(t) for t in logits[where].topk(3).indices.tolist()]
+            tokens = [t for t in tokens if t and not t.startswith(("##", "[", "<", "▁▁")) and t != words[p]
+                      and t not in tokenizer.all_special_tokens][:1]
+            if tokens:
+                found.append(" ".join(words[:p] + [rng.choice(tokens).lstrip("▁")] + words[p + 1:]))
+        return _distinct(text, found, 2)
+
+    rows = []
+    hook = model.base_model.embeddings.register_forward_hook(lambda _m, _i, out: rows.append(out.shape[0]))
+    try:
+        lazy = paraphraser.many(items, seed=3, batch_size=5)
+    finally:
+        hook.remove()
+    assert lazy == [every_position(source_id, text) for source_id, text in items] and any(lazy)
+    drawn = sum(min(len(text.split()), 4) for _id, text in items)
+    assert sum(rows) < drawn, (sum(rows), drawn)
+
+
 def test_mlm_precision_bfloat16_runs_the_masked_lm_in_bf16_and_reaches_the_job(models):
     # guards against --mlm-precision being a documented option that does nothing (the forward
     # stays float32), against bf16 candidates that are not one-word replacements of the source,
