@@ -74,6 +74,9 @@ class AugmentConfig:
     mlm_precision: str = option("float32", help="mlm paraphraser forward: float32, or bfloat16 autocast (1.6-2.4x "
                                 "faster on CPUs with bf16 units; candidates may differ where scores tie)",
                                 choices=MLM_PRECISIONS)
+    mlm_joint_masks: bool = option(False, help="mlm paraphraser: mask a text's words of one round together in one "
+                                   "forward row (about half the rows; each word is then predicted without the "
+                                   "other masked ones, so candidates can differ)")
     seq2seq_model: str | None = option(None, help="seq2seq checkpoint for --paraphrase seq2seq", metavar="DIR")
     seq2seq_prefix: str = option("", help="text put before each seq2seq input (e.g. 'paraphrase: ')")
     max_length: int = option(128, help="student input_ids are truncated to this")
@@ -121,7 +124,7 @@ class _Paraphrasers:
             "colloquial": lambda: ColloquialParaphraser(config.num_candidates),
             "eda": lambda: EdaParaphraser(config.num_candidates),
             "mlm": lambda: MlmParaphraser(local(config.mlm_model), config.num_candidates, device=device,
-                                          precision=config.mlm_precision),
+                                          precision=config.mlm_precision, joint_masks=config.mlm_joint_masks),
             "seq2seq": lambda: Seq2SeqParaphraser(local(config.seq2seq_model), config.num_candidates,
                                                   prefix=config.seq2seq_prefix, device=device),
         }

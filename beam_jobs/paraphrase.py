@@ -205,7 +205,7 @@ class MlmParaphraser:
     """Replace one word at a time with a masked-LM's top predictions (whole words only)."""
 
     def __init__(self, model_dir: str, num_candidates: int = 2, top_k: int = 5, device: str = "cpu",
-                 precision: str = "float32") -> None:
+                 precision: str = "float32", joint_masks: bool = False) -> None:
         import torch
         from transformers import AutoModelForMaskedLM
 
@@ -224,6 +224,7 @@ class MlmParaphraser:
         self.num_candidates = num_candidates
         self.top_k = top_k
         self.precision = precision
+        self.joint_masks = joint_masks
 
     def __call__(self, source_id: str, text: str, seed: int = 0) -> list[str]:
         return self.many([(source_id, text)], seed)[0]
@@ -239,16 +240,15 @@ class MlmParaphraser:
         hidden = encoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
         return head(hidden[rows, columns])
 
-    def _top_ids(self, masked: list[str], batch_size: int) -> list[list[int] | None]:
-        """The ``3 * top_k`` best vocabulary ids at the (first) mask of each masked text, in
-        batches of ``batch_size`` rows sorted by token count (sorting by characters padded the
-        batches to 1.8x their tokens on NSMC, by tokens to 1.2x); None where truncation cut the
-        mask off."""
+    def _top_ids(self, masked: list[str], batch_size: int) -> list[list[list[int]]]:
+        """The ``3 * top_k`` best vocabulary ids at every mask of each masked text, in order (fewer
+        where truncation cut masks off), in batches of ``batch_size`` rows sorted by token count
+        (sorting by characters padded the batches to 1.8x their tokens on NSMC, by tokens 1.2x)."""
         torch = self.torch
         ids = self.tokenizer.input_ids(masked, 128)
         mask_id = self.tokenizer.mask_token_id
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        top: list[list[int] | None] = [None] * len(masked)
+        top: list[list[list[int]]] = [[] for _ in masked]
         order = sorted((i for i in range(len(ids)) if mask_id in ids[i]), key=lambda i: len(ids[i]))
         device_type = torch.device(self.device).type
         for start in range(0, len(order), batch_size):
@@ -256,58 +256,69 @@ class MlmParaphraser:
             width = len(ids[chunk[-1]])
             input_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
             attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            rows, columns = [], []
             for row, i in enumerate(chunk):
                 input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
                 attention_mask[row, :len(ids[i])] = 1
+                at = [column for column, token in enumerate(ids[i]) if token == mask_id]
+                rows += [row] * len(at)
+                columns += at
             inputs = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
-            columns = [ids[i].index(mask_id) for i in chunk]
             with torch.inference_mode(), torch.autocast(device_type, dtype=torch.bfloat16,
                                                         enabled=self.precision == "bfloat16"):
-                scores = self._mask_scores(inputs, list(range(len(chunk))), columns).float()
-            for i, best in zip(chunk, scores.topk(self.top_k * 3, dim=-1).indices.tolist(), strict=True):
-                top[i] = best
+                scores = self._mask_scores(inputs, rows, columns).float()
+            for row, best in zip(rows, scores.topk(self.top_k * 3, dim=-1).indices.tolist(), strict=True):
+                top[chunk[row]].append(best)
         return top
 
     def many(self, items: list[tuple[str, str]], seed: int = 0, batch_size: int = 128) -> list[list[str]]:
-        """Candidates for many (source id, text) pairs, in length-sorted batches of ``batch_size``
-        forward passes over a whole augment batch (one pass per text was ~0.3 s a row).
+        """Candidates for many (source id, text) pairs, in batches of ``batch_size`` forward
+        passes over a whole augment batch (one pass per text was ~0.3 s a row).
 
         Each text draws ``2 * num_candidates`` word positions from its own random stream and takes
         them in order until it has ``num_candidates`` distinct candidates. The masked LM runs in
         rounds: first on the ``num_candidates`` first positions of every text, then on the next
         positions of only the texts still short (a prediction equal to the word, or a duplicate),
         so the positions a text never needs are never run — the candidates are exactly those of
-        running every position, in about half the forward passes."""
+        running every position, in about half the forward passes. With ``joint_masks`` the
+        positions of one round are masked together in one row (half the rows again; each word is
+        then predicted without the others of its round, so candidates can differ)."""
         specials = set(self.tokenizer.all_special_tokens)
+        mask = self.tokenizer.mask_token
         plans = []
         for source_id, text in items:
             rng = rng_for(source_id, "mlm", seed)
             words = text.split()
-            positions = rng.sample(range(len(words)), min(len(words), self.num_candidates * 2)) if words else []
+            # a text that already holds the mask token cannot say which mask is the one to predict
+            usable = words and mask not in text
+            positions = rng.sample(range(len(words)), min(len(words), self.num_candidates * 2)) if usable else []
             plans.append((rng, words, positions))
         candidates: list[list[str]] = [[] for _ in items]
         done = [0] * len(items)  # positions of each text run so far
         pending = [i for i, plan in enumerate(plans) if plan[2]]
         while pending:
-            requests = []
+            requests: list[tuple[int, list[int]]] = []  # (text, the positions' indices masked in one row)
             for i in pending:
                 need = self.num_candidates - len(_distinct(items[i][1], candidates[i], self.num_candidates))
-                requests += [(i, k) for k in range(done[i], min(done[i] + need, len(plans[i][2])))]
-                done[i] = min(done[i] + need, len(plans[i][2]))
+                ks = list(range(done[i], min(done[i] + need, len(plans[i][2]))))
+                done[i] += len(ks)
+                requests += [(i, ks)] if self.joint_masks else [(i, [k]) for k in ks]
             masked = []
-            for i, k in requests:
-                words, p = plans[i][1], plans[i][2][k]
-                masked.append(" ".join(words[:p] + [self.tokenizer.mask_token] + words[p + 1:]))
-            for (i, k), top in zip(requests, self._top_ids(masked, batch_size), strict=True):
-                if top is None:
-                    continue
+            for i, ks in requests:
+                words, chosen = plans[i][1], {plans[i][2][k] for k in ks}
+                masked.append(" ".join(mask if j in chosen else w for j, w in enumerate(words)))
+            for (i, ks), tops in zip(requests, self._top_ids(masked, batch_size), strict=True):
                 rng, words, positions = plans[i]
-                p = positions[k]
-                choices = [c for c in self.tokenizer.convert_ids_to_tokens(top) if c
-                           and not c.startswith(("##", "[", "<", "▁▁")) and c != words[p] and c not in specials]
-                if choices:
-                    replacement = rng.choice(choices[: self.top_k]).lstrip("▁")
-                    candidates[i].append(" ".join(words[:p] + [replacement] + words[p + 1:]))
+                by_position = sorted(positions[k] for k in ks)  # the masks, in the row's order
+                for k in ks:
+                    p = positions[k]
+                    if by_position.index(p) >= len(tops):  # truncation cut this mask off
+                        continue
+                    choices = [c for c in self.tokenizer.convert_ids_to_tokens(tops[by_position.index(p)]) if c
+                               and not c.startswith(("##", "[", "<", "▁▁")) and c != words[p] and c not in specials]
+                    if choices:
+                        replacement = rng.choice(choices[: self.top_k]).lstrip("▁")
+                        candidates[i].append(" ".join(words[:p] + [replacement] + words[p + 1:]))
             pending = [i for i in pending if done[i] < len(plans[i][2])
                        and len(_distinct(items[i][1], candidates[i], self.num_candidates)) < self.num_candidates]
         return [_distinct(text, found, self.num_candidates) for (_id, text), found in zip(items, candidates, strict=True)]

@@ -9,7 +9,9 @@ in float32 and with ``--mlm-precision bfloat16``, same model, same real texts, s
 The masked LM is a BERT built from a config over a WordPiece vocabulary trained on the texts
 (real NSMC reviews, CC0). The float32 paths must return the same candidates; bf16 rounds the
 scores, so where two predictions nearly tie it can pick the other: reported is the share of texts
-whose candidates are identical to float32's. Reported: milliseconds per text of each and the ratios.
+whose candidates are identical to float32's, and the same for ``--mlm-joint-masks`` (a round's words
+masked together in one row, in float32 and bf16), whose predictions see fewer words.
+Reported: milliseconds per text of each and the ratios.
 """
 
 from __future__ import annotations
@@ -93,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         paraphraser.many(items[:8])  # warm-up
         paraphraser.precision = "bfloat16"
         paraphraser.many(items[:8])  # warm-up of the bf16 kernels
-        times: dict[str, list[float]] = {"one_by_one": [], "batched": [], "batched_bf16": []}
+        times: dict[str, list[float]] = {k: [] for k in ("one_by_one", "batched", "batched_bf16", "joint_float32",
+                                                           "joint_bfloat16")}
+        joint: dict[str, list] = {}
         for _ in range(args.rounds):  # interleaved, so a change in the machine's speed hits every side
             start = time.perf_counter()
             one_by_one = [one_at_a_time(paraphraser, source_id, text) for source_id, text in items]
@@ -106,7 +110,13 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             bf16 = paraphraser.many(items)
             times["batched_bf16"].append(time.perf_counter() - start)
-            paraphraser.precision = "float32"
+            paraphraser.joint_masks = True
+            for precision in ("float32", "bfloat16"):
+                paraphraser.precision = precision
+                start = time.perf_counter()
+                joint[precision] = paraphraser.many(items)
+                times[f"joint_{precision}"].append(time.perf_counter() - start)
+            paraphraser.precision, paraphraser.joint_masks = "float32", False
     single, many, many_bf16 = (statistics.median(times[k]) for k in ("one_by_one", "batched", "batched_bf16"))
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} "
               "threads", "texts": len(items), "ms_per_text_one_by_one": round(1000 * single / len(items), 2),
@@ -118,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
               "speedup_per_round": [round(o / b, 1) for o, b in zip(times["one_by_one"], times["batched"], strict=True)],
               "speedup_bf16_per_round": [round(o / b, 1) for o, b in zip(times["one_by_one"], times["batched_bf16"],
                                                                         strict=True)],
+              **{f"ms_per_text_joint_masks_{p}": round(1000 * statistics.median(times[f"joint_{p}"]) / len(items), 2)
+                 for p in ("float32", "bfloat16")},
+              **{f"speedup_joint_masks_{p}": round(single / statistics.median(times[f"joint_{p}"]), 1)
+                 for p in ("float32", "bfloat16")},
+              **{f"joint_masks_{p}_identical_share": round(sum(a == b for a, b in zip(joint[p], batched, strict=True))
+                                                           / len(items), 3) for p in ("float32", "bfloat16")},
               "cpu_flags_bf16": _bf16_flags()}
     print(json.dumps(report, indent=2))
     return 0

@@ -285,6 +285,59 @@ def test_mlm_precision_bfloat16_runs_the_masked_lm_in_bf16_and_reaches_the_job(m
     assert _Paraphrasers(config).paraphrasers["mlm"].precision == "bfloat16"
 
 
+def test_mlm_joint_masks_runs_a_round_of_masks_in_one_row_and_reaches_the_job(models):
+    # guards against --mlm-joint-masks doing nothing (as many forward rows as without it), against
+    # a joint-mask prediction landing on the wrong word (every candidate must replace exactly one
+    # drawn word), against a text that already holds the mask token being paraphrased at the wrong
+    # mask, and against the job's config not reaching the paraphraser its workers build
+    from beam_jobs.augment import AugmentConfig, _Paraphrasers
+    from beam_jobs.paraphrase import MlmParaphraser, rng_for
+
+    items = [(f"id-{i}", text) for i, texts in enumerate(TEXTS.values()) for text in texts]
+    found, rows = {}, {}
+    for joint in (False, True):
+        paraphraser = MlmParaphraser(str(models / "mlm"), num_candidates=2, joint_masks=joint)
+        shapes: list = []
+        hook = paraphraser.model.base_model.embeddings.register_forward_hook(
+            lambda _m, _i, out, seen=shapes: seen.append(out.shape[0]))
+        found[joint] = paraphraser.many(items, seed=3)
+        hook.remove()
+        rows[joint] = sum(shapes)
+    assert rows[True] < rows[False] and any(found[True])
+    for (source_id, text), candidates in zip(items, found[True], strict=True):
+        words = text.split()
+        drawn = set(rng_for(source_id, "mlm", 3).sample(range(len(words)), min(len(words), 4)))
+        for candidate in candidates:
+            changed = [j for j, (a, b) in enumerate(zip(words, candidate.split(), strict=True)) if a != b]
+            assert len(changed) == 1 and changed[0] in drawn, (text, candidate)
+    # the first round by hand: the first two drawn words masked together, each prediction read at
+    # its own mask; texts that needed a second round are left out
+    tokenizer, model, mask = paraphraser.tokenizer, paraphraser.model, paraphraser.tokenizer.mask_token
+    compared = 0
+    for (source_id, text), candidates in zip(items, found[True], strict=True):
+        rng, words = rng_for(source_id, "mlm", 3), text.split()
+        first = rng.sample(range(len(words)), min(len(words), 4))[:2]
+        inputs = tokenizer(" ".join(mask if j in first else w for j, w in enumerate(words)), return_tensors="pt")
+        with torch.inference_mode():
+            logits = model(**inputs).logits[0]
+        at = (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero()[:, 0].tolist()
+        expected = []
+        for p in first:
+            tokens = [tokenizer.convert_ids_to_tokens(t) for t in logits[at[sorted(first).index(p)]].topk(15).indices.tolist()]
+            tokens = [t for t in tokens if t and not t.startswith(("##", "[", "<", "▁▁")) and t != words[p]
+                      and t not in tokenizer.all_special_tokens][:5]
+            if tokens:
+                expected.append(" ".join(words[:p] + [rng.choice(tokens).lstrip("▁")] + words[p + 1:]))
+        if len(set(expected)) == 2 == len(candidates):
+            assert candidates == expected, text
+            compared += 1
+    assert compared >= len(items) // 2, compared
+    assert paraphraser.many([("m", f"이 영화 {mask} 진짜 재밌어요")]) == [[]]
+    config = AugmentConfig(input="in", output="out", teacher="t", student_tokenizer="s", paraphrase=("mlm",),
+                           mlm_model=str(models / "mlm"), mlm_joint_masks=True, device="cpu")
+    assert _Paraphrasers(config).paraphrasers["mlm"].joint_masks is True
+
+
 def test_outside_teacher_signals_join_the_teacher_in_a_fitted_ensemble(models, tmp_path):
     # guards against outside signals (an LLM labelling run) that cannot be used, are used without
     # validation, or are mixed in with weights nobody fitted or recorded
