@@ -1,8 +1,9 @@
-"""Word scores. Protects against: partial counts that do not add up to soynlp's own, so combined scores would not
-be soynlp's."""
+"""Word scores. Protects against: partial counts that do not add up to soynlp's own, and a scorer that does not
+give soynlp's scores for them, so combined scores would not be soynlp's."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import pyarrow as pa
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from soynlp.word import WordExtractor
 
 from beam_jobs.text.word_scores import (
+    KINDS,
     as_dict,
     count_substrings,
     merge_counts,
@@ -116,3 +118,37 @@ def test_scores_prefer_real_words():
     assert scores["영화"] > max(scores["영화가"], scores["영화는"], scores["영화를"])
     assert scores["배우"] > max(scores["배우가"], scores["배우는"])
     assert "정말" in scores and all(len(word) >= 2 for word in scores)  # single syllables are never words
+
+
+def soynlp_scores(counts, min_count, max_left_length, max_right_length, min_cohesion_forward):
+    """The scores as soynlp 0.0.493's ``WordExtractor.extract`` gives them (how learn_words scored before)."""
+    extractor = WordExtractor(max_left_length=max_left_length, max_right_length=max_right_length,
+                              min_frequency=min_count, min_cohesion_forward=min_cohesion_forward, verbose_points=0)
+    tables = {kind: {} for kind in KINDS}
+    for (kind, text), n in as_dict(prune(counts, min_count)).items():
+        tables[kind][text] = n
+    extractor.L, extractor.R, extractor._aL, extractor._aR = tables["L"], tables["R"], tables["aL"], tables["aR"]
+    return {word: float(s.cohesion_forward * math.exp(s.right_branching_entropy))
+            for word, s in extractor.extract().items() if len(word) >= 2 and s.cohesion_forward > 0}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(WORDS, min_size=1, max_size=5), min_size=1, max_size=30), st.integers(1, 4),
+       st.integers(1, 11), st.integers(1, 8), st.sampled_from([0.0, 0.05, 0.3]))
+def test_the_column_scorer_gives_soynlps_scores(sentences, min_count, max_left, max_right, min_cohesion):
+    # guards against the vectorized scorer drifting from soynlp's extract: a word soynlp keeps and
+    # it drops (or the reverse), or a different cohesion / branching entropy, at any thresholds
+    counts = count_substrings(sentences, 10, 6)
+    expected = soynlp_scores(counts, min_count, max_left, max_right, min_cohesion)
+    found = scores_from_counts(counts, min_count=min_count, max_left_length=max_left, max_right_length=max_right,
+                               min_cohesion_forward=min_cohesion)
+    assert set(found) == set(expected)
+    assert all(math.isclose(found[w], expected[w], rel_tol=1e-12) for w in expected)
+
+
+def test_the_column_scorer_gives_soynlps_scores_on_real_sentences():
+    counts = count_substrings([s.split() for s in SENTENCES] + [["영화는", "좋았다"], ["배우가", "정말", "좋다"]])
+    expected = soynlp_scores(counts, 2, 10, 6, 0.05)
+    found = scores_from_counts(counts, min_count=2)
+    assert set(found) == set(expected) and len(found) > 10
+    assert all(math.isclose(found[w], expected[w], rel_tol=1e-12) for w in expected)
