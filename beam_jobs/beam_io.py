@@ -329,6 +329,8 @@ class ArrowTablesCoder(beam.coders.Coder):
     Beam's default (pickle) writes every buffer a table *references*: a zero-copy slice of a
     larger table, or one of the chunks ``group_by`` returns, carries its whole parent buffer, so
     16 shard slices of one batch encoded 16 times its size. IPC writes only each slice's rows.
+    (LZ4 compression shrank learn_words' accumulators 1.8x but made no measurable difference to
+    the job, one worker or two, so the streams stay uncompressed.)
     """
 
     def encode(self, tables: list[pa.Table]) -> bytes:
@@ -352,6 +354,11 @@ class ArrowTablesCoder(beam.coders.Coder):
             tables.append(pa.ipc.open_stream(buffer.slice(position, size)).read_all())
             position += size
         return tables
+
+    def estimate_size(self, tables: list[pa.Table]) -> int:
+        """The tables' own size, for Beam's byte-count metrics: the default encodes the value a
+        second time just to measure it (half of learn_words' encoding work)."""
+        return sum(table.nbytes for table in tables)
 
     def is_deterministic(self) -> bool:
         return False

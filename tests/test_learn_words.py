@@ -94,3 +94,6 @@ def test_counts_cross_the_shuffle_at_their_own_size_and_unchanged():
     assert as_dict(pa.concat_tables(decoded[:len(shards)])) == as_dict(counts)
     assert as_dict(decoded[len(shards)]) == as_dict(merged) and coder.decode(coder.encode([])) == []
     assert isinstance(learn_words.CollectTablesFn().get_accumulator_coder(), ArrowTablesCoder)
+    # Beam's byte metrics measure every element: the estimate must be the slices' own size (no
+    # parent buffers) and must not encode the value a second time
+    assert coder.estimate_size(shards) == sum(t.nbytes for t in shards) < 1.2 * counts.nbytes

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -152,3 +153,11 @@ def test_the_column_scorer_gives_soynlps_scores_on_real_sentences():
     found = scores_from_counts(counts, min_count=2)
     assert set(found) == set(expected) and len(found) > 10
     assert all(math.isclose(found[w], expected[w], rel_tol=1e-12) for w in expected)
+
+
+def test_scores_do_not_depend_on_the_order_the_counts_were_merged_in():
+    # guards against the artifact's bytes (and the provenance digest downstream) changing with the
+    # number of workers: merging in another order reorders the rows, and float sums follow rows
+    counts = count_substrings([s.split() for s in SENTENCES] + [["영화는", "좋았다"], ["배우가", "정말", "좋다"]])
+    shuffled = counts.take(pa.array(np.random.default_rng(0).permutation(counts.num_rows)))
+    assert scores_from_counts(shuffled, min_count=2) == scores_from_counts(counts, min_count=2)

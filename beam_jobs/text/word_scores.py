@@ -236,10 +236,13 @@ def scores_from_counts(counts: pa.Table, *, min_count: int = 5, max_left_length:
     across_text = across.column("text").combine_chunks()
     across_length = pc.utf8_length(across_text).to_numpy(zero_copy_only=False)
     across_keep = np.flatnonzero((across_length >= 3) & (across_length <= max_left_length + 1))
-    roots = pa.concat_arrays([
-        pc.utf8_slice_codeunits(text.take(pa.array(extended)), 0, -1),
-        pc.utf8_slice_codeunits(pc.replace_substring(across_text.take(pa.array(across_keep)), " ", ""), 0, -1)])
+    extensions = pa.concat_arrays([text.take(pa.array(extended)), across_text.take(pa.array(across_keep))])
     frequency = np.concatenate([n[extended], across.column("n").to_numpy().astype(np.float64)[across_keep]])
+    # summed in the extensions' sorted order, not the counts' (which depends on how many workers
+    # merged them): the same corpus gives the same bytes whatever the parallelism
+    order = pc.sort_indices(extensions)
+    extensions, frequency = extensions.take(order), frequency[order.to_numpy()]
+    roots = pc.utf8_slice_codeunits(pc.replace_substring(extensions, " ", ""), 0, -1)  # soynlp's parse_left
     entropy_of = np.zeros(0)
     encoded = pc.dictionary_encode(roots)
     if len(roots):
