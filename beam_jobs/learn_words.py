@@ -1,7 +1,8 @@
 """``python -m beam_jobs.learn_words``: learn soynlp word scores from a corpus, at corpus scale.
 
 read -> parse -> normalize -> count L/R substrings per batch (Arrow kernels) -> combine the
-counts per shard across workers -> prune -> score with soynlp -> OUTPUT/ holding
+counts per shard across workers -> prune (keeping the rows the scorer reads) -> score as soynlp
+does (forward cohesion x exp(right branching entropy), Arrow/numpy) -> OUTPUT/ holding
 ``word_scores.json``, ``_stats.json`` (counts and their conservation), ``_rejects/`` and, last,
 ``_SUCCESS`` — the layout of every malmoi job. An input that yields no sentence or no word is an
 error, not an empty scores file. The preprocess job applies it with ``--tokenizer soynlp
@@ -33,6 +34,7 @@ from beam_jobs.text.word_scores import (
     merge_counts,
     prune,
     scores_from_counts,
+    scoring_counts,
     split_by_shard,
 )
 from schemas.dataset import REJECTS_DIR, STATS_NAME, SUCCESS_NAME, dumps_json, success_marker
@@ -160,7 +162,8 @@ def build(pipeline: beam.Pipeline, config: LearnWordsConfig) -> None:
     shards = (
         counted.shards
         | "SumCounts" >> beam.CombinePerKey(MergeCountsFn())
-        | "Prune" >> beam.Map(lambda kv, m: prune(kv[1], m), config.min_count)
+        | "Prune" >> beam.Map(lambda kv, c: scoring_counts(prune(kv[1], c.min_count), c.max_left_length,
+                                                          c.max_right_length), config)
         | "CollectShards" >> beam.CombineGlobally(CollectTablesFn())
     )
     reject_files = parsed[REJECTS] | "WriteRejects" >> beam_io.WriteRejects(config.rejects_folder)

@@ -20,6 +20,7 @@ from beam_jobs.text.word_scores import (
     merge_counts,
     prune,
     scores_from_counts,
+    scoring_counts,
     shard_ids,
 )
 
@@ -145,6 +146,10 @@ def test_the_column_scorer_gives_soynlps_scores(sentences, min_count, max_left, 
                                min_cohesion_forward=min_cohesion)
     assert set(found) == set(expected)
     assert all(math.isclose(found[w], expected[w], rel_tol=1e-12) for w in expected)
+    # learn_words collects only the rows the scorer reads: the same scores from them
+    kept = scoring_counts(prune(counts, min_count), max_left, max_right)
+    assert scores_from_counts(kept, min_count=min_count, max_left_length=max_left, max_right_length=max_right,
+                              min_cohesion_forward=min_cohesion) == found
 
 
 def test_the_column_scorer_gives_soynlps_scores_on_real_sentences():

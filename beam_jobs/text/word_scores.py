@@ -26,7 +26,7 @@ from beam_jobs.text.pieces import hangul_words
 
 __all__ = ["ARTIFACT_FORMAT", "COUNTS_SCHEMA", "SCORES_NAME", "artifact_bytes", "as_dict", "count_substrings",
            "hangul_words", "load_scores", "make_soynlp_splitter", "merge_counts", "prune", "scores_from_counts",
-           "shard_ids", "split_by_shard"]
+           "scoring_counts", "shard_ids", "split_by_shard"]
 
 ARTIFACT_FORMAT = "malmoi.word_scores"
 ARTIFACT_VERSION = 1
@@ -188,6 +188,18 @@ def prune(counts: pa.Table, min_count: int) -> pa.Table:
     is_lr = pc.is_in(counts.column("kind"), pa.array(["L", "R"]))
     floor = pc.if_else(is_lr, min_count, 2)
     return counts.filter(pc.greater_equal(counts.column("n"), floor))
+
+
+def scoring_counts(counts: pa.Table, max_left_length: int = 10, max_right_length: int = 6) -> pa.Table:
+    """Only the rows :func:`scores_from_counts` reads: ``L``, ``aL``, and the ``R`` substrings
+    longer than ``max_left_length`` (up to ``max_right_length``: the only ones that can add a word).
+    ``aR`` and the other ``R`` rows feed soynlp's left-side scores, which the artifact does not keep;
+    dropping them before the shards are collected in one process halves what that process holds."""
+    kind = counts.column("kind")
+    length = pc.utf8_length(counts.column("text"))
+    long_right = pc.and_(pc.equal(kind, "R"), pc.and_(pc.greater(length, max_left_length),
+                                                      pc.less_equal(length, max_right_length)))
+    return counts.filter(pc.or_(pc.is_in(kind, pa.array(["L", "aL"])), long_right))
 
 
 def as_dict(counts: pa.Table) -> dict[tuple[str, str], int]:
