@@ -14,9 +14,9 @@ from schemas.dataset import STATS_NAME, part_files, read_manifest
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("folder")
-    parser.add_argument("--rows", type=int, default=5, help="how many rows to show")
+    parser = argparse.ArgumentParser(prog="python -m schemas.inspect", description=__doc__)
+    parser.add_argument("folder", help="a malmoi dataset folder (local, gs:// or s3://)")
+    parser.add_argument("--rows", type=int, default=5, help="how many rows to show (default: 5)")
     args = parser.parse_args(argv)
     manifest = read_manifest(args.folder)
     print(f"{args.folder}: schema {manifest['schema']} v{manifest['schema_version']}, "

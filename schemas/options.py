@@ -158,7 +158,7 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
                 flag = flag or "--" + field.name.replace("_", "-")
                 kwargs["action"] = "store_true"
             kwargs["default"] = bool(value) if value is not MISSING else False
-            parser.add_argument(flag, **kwargs)
+            parser.add_argument(flag, **_literal_help(kwargs))
             continue
         flag = flag or "--" + field.name.replace("_", "-")
         kwargs.setdefault("metavar", None if "choices" in kwargs else flag.lstrip("-").upper().replace("-", "_"))
@@ -173,7 +173,13 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
             kwargs["required"] = True
         elif value not in (None, "", ()) and not dataclasses.is_dataclass(value):
             kwargs["help"] += f" (default: {_describe(value)})"
-        parser.add_argument(flag, **kwargs)
+        parser.add_argument(flag, **_literal_help(kwargs))
+
+
+def _literal_help(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with its help text escaped for argparse, which %-formats help strings: a help
+    that says "~3% padding" made ``--help`` itself fail ("unsupported format character")."""
+    return {**kwargs, "help": kwargs["help"].replace("%", "%%")}
 
 
 def from_args(cls: type, args: argparse.Namespace, *, default: Any = None, prefix: str = "") -> Any:
