@@ -312,9 +312,10 @@ class MlmParaphraser:
                 by_position = sorted(positions[k] for k in ks)  # the masks, in the row's order
                 for k in ks:
                     p = positions[k]
-                    if by_position.index(p) >= len(tops):  # truncation cut this mask off
+                    slot = by_position.index(p)
+                    if slot >= len(tops):  # truncation cut this mask off
                         continue
-                    choices = [c for c in self.tokenizer.convert_ids_to_tokens(tops[by_position.index(p)]) if c
+                    choices = [c for c in self.tokenizer.convert_ids_to_tokens(tops[slot]) if c
                                and not c.startswith(("##", "[", "<", "▁▁")) and c != words[p] and c not in specials]
                     if choices:
                         replacement = rng.choice(choices[: self.top_k]).lstrip("▁")

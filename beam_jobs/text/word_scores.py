@@ -255,19 +255,15 @@ def scores_from_counts(counts: pa.Table, *, min_count: int = 5, max_left_length:
     order = pc.sort_indices(extensions)
     extensions, frequency = extensions.take(order), frequency[order.to_numpy()]
     roots = pc.utf8_slice_codeunits(pc.replace_substring(extensions, " ", ""), 0, -1)  # soynlp's parse_left
-    entropy_of = np.zeros(0)
     encoded = pc.dictionary_encode(roots)
-    if len(roots):
-        index = encoded.indices.to_numpy()
-        total = np.bincount(index, weights=frequency, minlength=len(encoded.dictionary))
-        p = frequency / total[index]
-        entropy_of = -np.bincount(index, weights=p * np.log(p), minlength=len(encoded.dictionary))
+    index = encoded.indices.to_numpy()
+    total = np.bincount(index, weights=frequency, minlength=len(encoded.dictionary))
+    p = frequency / total[index]
+    entropy_of = -np.bincount(index, weights=p * np.log(p), minlength=len(encoded.dictionary))
     words = text.take(pa.array(keep))
+    at = pc.index_in(words, value_set=encoded.dictionary)  # null: a word with no right extension
     entropy = np.zeros(len(keep))
-    if len(entropy_of) and len(keep):
-        at = pc.index_in(words, value_set=encoded.dictionary)
-        found = np.flatnonzero(pc.is_valid(at).to_numpy(zero_copy_only=False))
-        entropy[found] = entropy_of[at.filter(pc.is_valid(at)).to_numpy()]
+    entropy[np.flatnonzero(pc.is_valid(at).to_numpy(zero_copy_only=False))] = entropy_of[pc.drop_null(at).to_numpy()]
     return dict(zip(words.to_pylist(), (cohesion[keep] * np.exp(entropy)).tolist(), strict=True))
 
 
