@@ -1,8 +1,9 @@
 """``python -m beam_jobs.learn_words``: learn soynlp word scores from a corpus, at corpus scale.
 
 read -> parse -> normalize -> count L/R substrings per batch (Arrow kernels) -> combine the
-counts per shard across workers -> prune (keeping the rows the scorer reads) -> score as soynlp
-does (forward cohesion x exp(right branching entropy), Arrow/numpy) -> OUTPUT/ holding
+counts per shard (first character) across workers -> prune and score each shard on its own as
+soynlp does (forward cohesion x exp(right branching entropy), Arrow/numpy) -> collect the scores
+(not the counts: no process ever holds the whole corpus's counts) -> OUTPUT/ holding
 ``word_scores.json``, ``_stats.json`` (counts and their conservation), ``_rejects/`` and, last,
 ``_SUCCESS`` — the layout of every malmoi job. An input that yields no sentence or no word is an
 error, not an empty scores file. The preprocess job applies it with ``--tokenizer soynlp
@@ -26,15 +27,12 @@ from beam_jobs.preprocess import inputs_option, normalizer_option
 from beam_jobs.readers import RawUtterance, ReaderOptions
 from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
 from beam_jobs.text.word_scores import (
-    COUNTS_SCHEMA,
     SCORES_NAME,
     artifact_bytes,
     count_substrings,
     hangul_words,
     merge_counts,
-    prune,
     scores_from_counts,
-    scoring_counts,
     split_by_shard,
 )
 from schemas.dataset import REJECTS_DIR, STATS_NAME, SUCCESS_NAME, dumps_json, success_marker
@@ -42,6 +40,8 @@ from schemas.options import MalmoiError, cli_main, option
 
 LOG = logging.getLogger(__name__)
 NUM_SHARDS = 16
+#: one shard's scores, as they travel to the writer
+SCORES_SCHEMA = pa.schema([("word", pa.string()), ("score", pa.float64())])
 #: every utterance read is counted or rejected; every file read or rejected
 BALANCES = (
     Balance(("records_in", "records.in"), (("records_counted", "sentences.counted"),
@@ -126,20 +126,38 @@ class MergeCountsFn(beam.CombineFn):
 
 
 class CollectTablesFn(beam.combiners.ToListCombineFn):
-    """Beam's ``ToList`` for the pruned shards (disjoint tables), its accumulator encoded as Arrow IPC."""
+    """Beam's ``ToList`` for the shards' scores (disjoint tables), its accumulator encoded as Arrow IPC."""
 
     def get_accumulator_coder(self):
         return beam_io.ArrowTablesCoder()
 
 
-def write_artifact(shards: list, stats: dict[str, int], config: LearnWordsConfig) -> str:
-    """Score the combined counts and write OUTPUT/: ``_stats.json``, then (when there is anything
-    to score) ``word_scores.json`` and, last, ``_SUCCESS``."""
-    counts = pa.concat_tables(shards) if shards else COUNTS_SCHEMA.empty_table()  # shards are disjoint
-    summary = beam_io.conservation(stats, BALANCES)
+def score_shard(counts: pa.Table, config: LearnWordsConfig) -> pa.Table:
+    """One shard's combined counts -> its words' scores (:data:`SCORES_SCHEMA`). A shard holds
+    every count its words' scores read (:func:`~beam_jobs.text.word_scores.shard_ids`), so the
+    shards' scores together are the whole corpus's."""
     scores = scores_from_counts(counts, min_count=config.min_count, max_left_length=config.max_left_length,
                                 max_right_length=config.max_right_length,
-                                min_cohesion_forward=config.min_cohesion_forward) if counts.num_rows else {}
+                                min_cohesion_forward=config.min_cohesion_forward)
+    return pa.table({"word": list(scores), "score": list(scores.values())}, schema=SCORES_SCHEMA)
+
+
+def gather_scores(tables: list[pa.Table]) -> dict[str, float]:
+    """The shards' scores as one ``{word: score}``; a word scored in two shards is a sharding
+    defect, raised rather than merged."""
+    table = pa.concat_tables(tables) if tables else SCORES_SCHEMA.empty_table()
+    scores = dict(zip(table.column("word").to_pylist(), table.column("score").to_pylist(), strict=True))
+    if len(scores) != table.num_rows:
+        raise ValueError(f"{table.num_rows - len(scores)} words were scored in more than one shard; "
+                         "expected every word in exactly one (the shard of its first character)")
+    return scores
+
+
+def write_artifact(shard_scores: list[pa.Table], stats: dict[str, int], config: LearnWordsConfig) -> str:
+    """Gather the shards' scores and write OUTPUT/: ``_stats.json``, then (when any word was
+    scored) ``word_scores.json`` and, last, ``_SUCCESS``."""
+    summary = beam_io.conservation(stats, BALANCES)
+    scores = gather_scores(shard_scores)
     stats_doc = {"counts": dict(sorted(stats.items())), "conservation": summary, "num_words": len(scores)}
     beam_io.write_bytes(f"{config.folder}/{STATS_NAME}", dumps_json(stats_doc))
     if not scores:
@@ -159,17 +177,16 @@ def build(pipeline: beam.Pipeline, config: LearnWordsConfig) -> None:
     parsed = pipeline | "ReadCorpus" >> beam_io.ReadCorpus(config.inputs, config.reader, config.batch_size)
     counted = parsed.utterances | "CountSubstrings" >> beam.ParDo(CountSubstringsFn(config)).with_outputs(
         STATS, main="shards")
-    shards = (
+    shard_scores = (
         counted.shards
         | "SumCounts" >> beam.CombinePerKey(MergeCountsFn())
-        | "Prune" >> beam.Map(lambda kv, c: scoring_counts(prune(kv[1], c.min_count), c.max_left_length,
-                                                          c.max_right_length), config)
-        | "CollectShards" >> beam.CombineGlobally(CollectTablesFn())
+        | "ScoreShards" >> beam.Map(lambda kv, c: score_shard(kv[1], c), config)
+        | "CollectScores" >> beam.CombineGlobally(CollectTablesFn())
     )
     reject_files = parsed[REJECTS] | "WriteRejects" >> beam_io.WriteRejects(config.rejects_folder)
     stats = (parsed[STATS], counted[STATS]) | "Stats" >> beam_io.SumStats()
-    _ = shards | "ScoreAndWrite" >> beam.Map(
-        lambda shards_, stats_, _files: write_artifact(shards_, dict(stats_), config),
+    _ = shard_scores | "Write" >> beam.Map(
+        lambda scores_, stats_, _files: write_artifact(scores_, dict(stats_), config),
         AsDict(stats), AsList(reject_files))
 
 

@@ -7,7 +7,8 @@ each with its own id) are written to 16 JSONL files in a temporary folder; each 
 in a fresh child process (the in-process FnApiRunner with one worker, and with
 ``--direct_running_mode multi_processing --direct_num_workers 2``). Reported per run: wall
 seconds, seconds per 100k utterances (linear time: the same at every size) and the peak resident
-memory of the job's processes (``ru_maxrss`` of the child and of its own workers). The baseline
+memory of the job's processes (``ru_maxrss`` of the child and of its own workers); for learn_words
+also a digest of the scores in ``word_scores.json`` (the same whatever the worker count). The baseline
 of each ratio is in the same run: the smallest size for time per utterance and memory, one
 worker for the two-worker speed-up.
 
@@ -21,6 +22,7 @@ substrings and memory compares like with like; each learn_words run records ``nu
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -61,7 +63,9 @@ def run_job(job: str, corpus: Path, output: Path, workers: int, min_count: int =
     result = {"seconds": float(wall), "peak_rss_mb": max(int(own), int(children)) / 1024}
     if job == "learn_words":
         stats = json.loads((output / "_stats.json").read_text(encoding="utf-8"))
-        result |= {"min_count": min_count, "num_words": stats["num_words"]}
+        scores = json.loads((output / "word_scores.json").read_text(encoding="utf-8"))["scores"]
+        digest = hashlib.sha256(json.dumps(scores, sort_keys=True).encode()).hexdigest()[:16]
+        result |= {"min_count": min_count, "num_words": stats["num_words"], "scores_sha256": digest}
     return result
 
 

@@ -100,8 +100,8 @@ def test_learn_words_translates_for_dataflow(bucket, monkeypatch, tmp_path):
 
     monkeypatch.chdir(tmp_path)
     proto = translate(learn_words.run, ["--input", f"{bucket}/df/samples", "--output", f"{bucket}/df/words"], bucket)
-    assert {"ReadCorpus", "CountSubstrings", "SumCounts", "Prune", "CollectShards", "WriteRejects",
-            "ScoreAndWrite"} <= top_level_steps(proto)
+    assert {"ReadCorpus", "CountSubstrings", "SumCounts", "ScoreShards", "CollectScores", "WriteRejects",
+            "Write"} <= top_level_steps(proto)
     assert assert_every_dofn_unpickles(proto) >= 4
     assert not list(Path(tmp_path).iterdir())
 

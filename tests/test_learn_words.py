@@ -25,6 +25,14 @@ def test_job_writes_scores_and_preprocess_applies_them(tmp_path):
     artifact = json.loads((scores_path / "word_scores.json").read_text(encoding="utf-8"))
     assert artifact["format"] == "malmoi.word_scores" and "영화" in artifact["scores"]
     assert artifact["normalizer_hash"]
+    # the shards, scored apart on two workers, give the scores of the whole corpus's counts
+    from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
+    from beam_jobs.text.word_scores import count_substrings, hangul_words, scores_from_counts
+
+    normalizer = Normalizer(NormalizerConfig())
+    whole = scores_from_counts(count_substrings([hangul_words(normalizer.normalize(t)[0]) for t in CORPUS]),
+                               min_count=3)
+    assert artifact["scores"] == whole and len(whole) > 5
 
     out = tmp_path / "utterances"
     run_preprocess([corpus], out, "--runner", "FnApiRunner", "--tokenizer", "soynlp",

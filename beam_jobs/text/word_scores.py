@@ -26,7 +26,7 @@ from beam_jobs.text.pieces import hangul_words
 
 __all__ = ["ARTIFACT_FORMAT", "COUNTS_SCHEMA", "SCORES_NAME", "artifact_bytes", "as_dict", "count_substrings",
            "hangul_words", "load_scores", "make_soynlp_splitter", "merge_counts", "prune", "scores_from_counts",
-           "scoring_counts", "shard_ids", "split_by_shard"]
+           "shard_ids", "split_by_shard"]
 
 ARTIFACT_FORMAT = "malmoi.word_scores"
 ARTIFACT_VERSION = 1
@@ -158,15 +158,23 @@ def merge_counts(tables: Iterable[pa.Table]) -> pa.Table:
 
 
 def shard_ids(counts: pa.Table, shards: int) -> np.ndarray:
-    """A stable shard per row (the same substring lands in the same shard on every worker and
-    run): the UTF-8 bytes of its first character, summed, modulo ``shards``."""
+    """A stable shard per row, decided by the substring's **first character** only (its UTF-8
+    bytes, summed, modulo ``shards``): the same substring lands in the same shard on every worker
+    and run, and everything a word's score reads — its own ``L`` count, that of its first
+    character, its ``L`` / ``aL`` right extensions and its ``R`` entry — shares that first
+    character, so each shard scores on its own (:func:`scores_from_counts` per shard)."""
     text = counts.column("text").combine_chunks()
     offsets = np.frombuffer(text.buffers()[1], np.int32)[text.offset:text.offset + len(text) + 1]
     data = np.frombuffer(text.buffers()[2], np.uint8) if len(text) else np.zeros(1, np.uint8)
     starts, ends = offsets[:-1], offsets[1:]
+    lead = data[np.minimum(starts, len(data) - 1)]
+    # bytes in the first character, from its UTF-8 lead byte (an empty string counts none)
+    width = np.where(lead < 0xC0, 1, np.where(lead < 0xE0, 2, np.where(lead < 0xF0, 3, 4)))
+    width = np.minimum(width, ends - starts)
     total = np.zeros(len(text), np.int64)
-    for k in range(3):  # a Hangul syllable is 3 bytes; shorter strings reuse their last byte
-        total += data[np.minimum(starts + k, np.maximum(ends - 1, starts))]
+    for k in range(4):
+        inside = k < width
+        total += np.where(inside, data[np.minimum(starts + k, len(data) - 1)], 0)
     return (total % shards).astype(np.int64)
 
 
@@ -188,18 +196,6 @@ def prune(counts: pa.Table, min_count: int) -> pa.Table:
     is_lr = pc.is_in(counts.column("kind"), pa.array(["L", "R"]))
     floor = pc.if_else(is_lr, min_count, 2)
     return counts.filter(pc.greater_equal(counts.column("n"), floor))
-
-
-def scoring_counts(counts: pa.Table, max_left_length: int = 10, max_right_length: int = 6) -> pa.Table:
-    """Only the rows :func:`scores_from_counts` reads: ``L``, ``aL``, and the ``R`` substrings
-    longer than ``max_left_length`` (up to ``max_right_length``: the only ones that can add a word).
-    ``aR`` and the other ``R`` rows feed soynlp's left-side scores, which the artifact does not keep;
-    dropping them before the shards are collected in one process halves what that process holds."""
-    kind = counts.column("kind")
-    length = pc.utf8_length(counts.column("text"))
-    long_right = pc.and_(pc.equal(kind, "R"), pc.and_(pc.greater(length, max_left_length),
-                                                      pc.less_equal(length, max_right_length)))
-    return counts.filter(pc.or_(pc.is_in(kind, pa.array(["L", "aL"])), long_right))
 
 
 def as_dict(counts: pa.Table) -> dict[tuple[str, str], int]:
