@@ -1,6 +1,6 @@
 """``python -m beam_jobs.learn_words``: learn soynlp word scores from a corpus, at corpus scale.
 
-read -> parse -> normalize -> count L/R substrings per batch (Arrow kernels) -> combine the
+read -> parse -> normalize -> count the L/R substrings the scores read, per batch (Arrow kernels) -> combine the
 counts per shard (first character) across workers -> prune and score each shard on its own as
 soynlp does (forward cohesion x exp(right branching entropy), Arrow/numpy) -> collect the scores
 (not the counts: no process ever holds the whole corpus's counts) -> OUTPUT/ holding
@@ -92,7 +92,8 @@ class CountSubstringsFn(beam.DoFn):
         sentences = [hangul_words(normalize(raw.text, raw.markup)[0]) for raw in batch]
         yield TaggedOutput(STATS, beam_io.count("sentences.counted", len(batch)))
         yield TaggedOutput(STATS, beam_io.count("sentences.with_words", sum(1 for s in sentences if s)))
-        counts = count_substrings(sentences, self._config.max_left_length, self._config.max_right_length)
+        counts = count_substrings(sentences, self._config.max_left_length, self._config.max_right_length,
+                                  scored_only=True)
         if not counts.num_rows:
             return
         # One element per shard and batch, not per substring: Beam's per-element cost would

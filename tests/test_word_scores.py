@@ -146,6 +146,14 @@ def test_the_column_scorer_gives_soynlps_scores(sentences, min_count, max_left, 
                                min_cohesion_forward=min_cohesion)
     assert set(found) == set(expected)
     assert all(math.isclose(found[w], expected[w], rel_tol=1e-12) for w in expected)
+    # learn_words counts only the rows the scorer reads: a subset of the full counts, same scores
+    scored = count_substrings(sentences, max_left, max_right, scored_only=True)
+    full = as_dict(count_substrings(sentences, max_left, max_right))
+    assert as_dict(scored).items() <= full.items() and "aR" not in scored.column("kind").to_pylist()
+    assert scores_from_counts(scored, min_count=min_count, max_left_length=max_left, max_right_length=max_right,
+                              min_cohesion_forward=min_cohesion) == scores_from_counts(
+        count_substrings(sentences, max_left, max_right), min_count=min_count, max_left_length=max_left,
+        max_right_length=max_right, min_cohesion_forward=min_cohesion)
 
 
 #: 1-, 2-, 3- and 4-byte UTF-8 characters, so a shard must be decided by the first character's bytes

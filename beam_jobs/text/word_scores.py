@@ -60,9 +60,14 @@ def _tally(kind: str, parts: list[pa.Array]) -> pa.Table:
 
 
 def count_substrings(sentences: Iterable[list[str]], max_left_length: int = 10,
-                     max_right_length: int = 6) -> pa.Table:
+                     max_right_length: int = 6, *, scored_only: bool = False) -> pa.Table:
     """soynlp's L / R / aL / aR counts for ``sentences`` (each a list of words), as a table
     (:data:`COUNTS_SCHEMA`, one row per distinct substring).
+
+    ``scored_only`` counts only the rows :func:`scores_from_counts` reads at these lengths: ``L``,
+    ``aL`` and the ``R`` substrings longer than ``max_left_length`` (none at the defaults). ``aR``
+    and the other ``R`` rows feed soynlp's left-side scores, which the artifact does not keep;
+    leaving them out halves what is counted, merged and shuffled, with the same scores.
 
     The same counts as ``soynlp.word.WordExtractor.train`` (0.0.493) without its pruning, so
     partial counts from many workers add up (:func:`merge_counts`) to the whole corpus's. No
@@ -100,7 +105,8 @@ def count_substrings(sentences: Iterable[list[str]], max_left_length: int = 10,
     multi_char = length > 1
     left = [joined(prefix(np.flatnonzero(multi_char & (length >= i)), i)) for i in range(1, max_left_length + 2)]
     # R: word[-i:] for i = 1 .. min(max_right + 1, len) - 1
-    right = [joined(suffix(np.flatnonzero(multi_char & (length > i)), i)) for i in range(1, max_right_length + 1)]
+    right = [joined(suffix(np.flatnonzero(multi_char & (length > i)), i))
+             for i in range((max_left_length + 1) if scored_only else 1, max_right_length + 1)]
     # aL / aR: each word with the first character of the next word / the last of the previous
     # one, circularly within a sentence of two words or more
     sentence = np.repeat(np.arange(len(sentences)), sizes)
@@ -114,12 +120,12 @@ def count_substrings(sentences: Iterable[list[str]], max_left_length: int = 10,
     preceding = np.stack([bounds[first_char[before] + length[before] - 1], end[before]])  # last of the previous
     blank = np.stack([np.full(len(chosen), space), np.full(len(chosen), space + 1)])
     with_next = [joined(whole(chosen), tuple(blank), tuple(following))]
-    with_previous = [joined(tuple(preceding), tuple(blank), whole(chosen))]
+    with_previous = [] if scored_only else [joined(tuple(preceding), tuple(blank), whole(chosen))]
     for i in range(1, max(max_left_length, max_right_length) + 1):
         keep = length[chosen] > i
         if i <= max_right_length:
             with_next.append(joined(suffix(chosen[keep], i), tuple(blank[:, keep]), tuple(following[:, keep])))
-        if i <= max_left_length:
+        if i <= max_left_length and not scored_only:
             with_previous.append(joined(tuple(preceding[:, keep]), tuple(blank[:, keep]), prefix(chosen[keep], i)))
     return pa.concat_tables([_tally("L", left), _tally("R", right), _tally("aL", with_next),
                              _tally("aR", with_previous)])
