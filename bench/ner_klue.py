@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                              "got the same vector, and the teacher fine-tuned from it stayed at all-O)")
     parser.add_argument("--regimes", default="gold,kd,pool,same",
                         help="students to train: gold (gold tags only), kd (KD + gold), pool (KD + gold + the "
-                             "pseudo-labelled BEEP! pool), same (KD + gold with the teacher's tokenizer)")
+                             "pseudo-labelled BEEP! pool), same (KD + gold with the teacher's tokenizer), "
+                             "kdmean (KD + gold with --token-target mean, beside kd's --token-target)")
     parser.add_argument("--token-target", default="first", choices=("first", "mean"),
                         help="the KD regimes' kd.distill --token-target")
     parser.add_argument("--json", default="docs/results/ner_klue.json")
@@ -113,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             ("gold", "gold only", (tmp / "kd", tmp / "student_tok", ["--kl", "0"])),
             ("kd", "KD + gold", (tmp / "kd", tmp / "student_tok", kd)),
             ("pool", "KD + gold + BEEP! pool", (merged, tmp / "student_tok", kd)),
-            ("same", "KD + gold, teacher's tokenizer", (tmp / "kd_same", tmp / "mlm", kd))) if key in wanted}
+            ("same", "KD + gold, teacher's tokenizer", (tmp / "kd_same", tmp / "mlm", kd)),
+            ("kdmean", "KD + gold, mean target", (tmp / "kd", tmp / "student_tok",
+                                                  ["--kl", args.kd_kl, "--token-target", "mean"]))) if key in wanted}
         rows: dict[str, list] = {name: [] for name in regimes}
         student_shape = ["--student-layers", "2", "--student-hidden", "128", "--student-heads", "2",
                          "--student-intermediate", "512"]
