@@ -114,6 +114,16 @@ def test_a_substring_lands_in_the_same_shard_whatever_the_batch():
     assert len(set(shard_of.values())) > 4  # and the shards are actually spread
 
 
+def test_shards_of_empty_strings_and_empty_tables():
+    # guards against a crash on a counts table with no string bytes at all (no data buffer)
+    empty = pa.table({"kind": ["L"] * 0, "text": pa.array([], pa.string()), "n": pa.array([], pa.int64())})
+    assert shard_ids(empty, 16).tolist() == [] and split_by_shard(empty, 16) == {}
+    blank = pa.table({"kind": ["L", "L"], "text": ["", ""], "n": [1, 1]})
+    assert shard_ids(blank, 16).tolist() == [0, 0]
+    mixed = pa.table({"kind": ["L"] * 3, "text": ["ab", "ac", "a"], "n": [1, 1, 1]})
+    assert len(set(shard_ids(mixed, 16).tolist())) == 1  # the first character alone decides
+
+
 def test_scores_prefer_real_words():
     scores = scores_from_counts(count_substrings([s.split() for s in SENTENCES]), min_count=2)
     # a noun scores above the noun + particle it also appears as (cohesion and branching entropy)

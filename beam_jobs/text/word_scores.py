@@ -171,7 +171,8 @@ def shard_ids(counts: pa.Table, shards: int) -> np.ndarray:
     character, so each shard scores on its own (:func:`scores_from_counts` per shard)."""
     text = counts.column("text").combine_chunks()
     offsets = np.frombuffer(text.buffers()[1], np.int32)[text.offset:text.offset + len(text) + 1]
-    data = np.frombuffer(text.buffers()[2], np.uint8) if len(text) else np.zeros(1, np.uint8)
+    body = text.buffers()[2]
+    data = np.frombuffer(body, np.uint8) if body is not None and body.size else np.zeros(1, np.uint8)
     starts, ends = offsets[:-1], offsets[1:]
     lead = data[np.minimum(starts, len(data) - 1)]
     # bytes in the first character, from its UTF-8 lead byte (an empty string counts none)
