@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--regimes", default="gold,kd,pool,same",
                         help="students to train: gold (gold tags only), kd (KD + gold), pool (KD + gold + the "
                              "pseudo-labelled BEEP! pool), same (KD + gold with the teacher's tokenizer), "
-                             "kdmean (KD + gold with --token-target mean, beside kd's --token-target)")
+                             "kdmean (KD + gold with --token-target mean, beside kd's --token-target), nsmcpool "
+                             "(KD + gold + --pool NSMC reviews, in-domain for the colloquial half, pseudo-labelled; "
+                             "reviews sharing text with KLUE-NER dev are left out)")
     parser.add_argument("--token-target", default="first", choices=("first", "mean"),
                         help="the KD regimes' kd.distill --token-target")
     parser.add_argument("--json", default="docs/results/ner_klue.json")
@@ -102,6 +104,15 @@ def main(argv: list[str] | None = None) -> int:
             augment.run(["--input", str(tmp / "pool_utt"), "--output", str(tmp / "kd_pool"), "--teacher",
                          str(tmp / "teacher"), "--student-tokenizer", str(tmp / "student_tok"), *runner])
             _merge_shards([tmp / "kd", tmp / "kd_pool"], tmp / "kd_merged")
+        if "nsmcpool" in wanted:
+            reviews, left_out = _nsmc_pool(root, tmp / "utt", args.pool)
+            report["nsmc_pool"] = {"rows": len(reviews), "left_out_sharing_klue_text": left_out}
+            (tmp / "nsmc_pool").mkdir()
+            (tmp / "nsmc_pool" / "reviews.txt").write_text("\n".join(reviews) + "\n", encoding="utf-8")
+            preprocess.run(["--input", str(tmp / "nsmc_pool"), "--output", str(tmp / "nsmc_pool_utt"), *runner])
+            augment.run(["--input", str(tmp / "nsmc_pool_utt"), "--output", str(tmp / "kd_nsmc_pool"), "--teacher",
+                         str(tmp / "teacher"), "--student-tokenizer", str(tmp / "student_tok"), *runner])
+            _merge_shards([tmp / "kd", tmp / "kd_nsmc_pool"], tmp / "kd_nsmc_merged")
         if "same" in wanted:
             augment.run(["--input", str(tmp / "utt"), "--output", str(tmp / "kd_same"), "--teacher",
                          str(tmp / "teacher"), "--student-tokenizer", str(tmp / "mlm"), *runner])
@@ -116,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             ("pool", "KD + gold + BEEP! pool", (merged, tmp / "student_tok", kd)),
             ("same", "KD + gold, teacher's tokenizer", (tmp / "kd_same", tmp / "mlm", kd)),
             ("kdmean", "KD + gold, mean target", (tmp / "kd", tmp / "student_tok",
-                                                  ["--kl", args.kd_kl, "--token-target", "mean"]))) if key in wanted}
+                                                  ["--kl", args.kd_kl, "--token-target", "mean"])),
+            ("nsmcpool", "KD + gold + NSMC pool", (tmp / "kd_nsmc_merged", tmp / "student_tok", kd)))
+            if key in wanted}
         rows: dict[str, list] = {name: [] for name in regimes}
         student_shape = ["--student-layers", "2", "--student-hidden", "128", "--student-heads", "2",
                          "--student-intermediate", "512"]
@@ -149,6 +162,37 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
+
+
+def _nsmc_pool(root: Path, klue_utterances: Path, size: int) -> tuple[list[str], int]:
+    """The first ``size`` NSMC reviews that share no text with a KLUE-NER dev sentence (KLUE's
+    colloquial half was drawn from NSMC): compared on their Hangul, Latin letters and digits, a
+    review is left out when it contains a KLUE sentence or is contained in one. Returns the
+    reviews and how many were left out."""
+    import csv
+    import re
+
+    from kd.tokenizer import dataset_texts
+
+    def key(text: str) -> str:
+        return re.sub(r"[^가-힣0-9A-Za-z]", "", text)
+
+    klue = [k for k in (key(t) for t in dataset_texts(str(klue_utterances), split=None)) if len(k) >= 6]
+    klue_set = set(klue)
+    kept, left_out = [], 0
+    with open(root / "nsmc_sample" / "nsmc_raw_sample.tsv", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+            review = (row["document"] or "").strip()
+            k = key(review)
+            if len(k) < 6:
+                continue
+            if k in klue_set or any(k in sentence or sentence in k for sentence in klue):
+                left_out += 1
+                continue
+            kept.append(review)
+            if len(kept) == size:
+                break
+    return kept, left_out
 
 
 def _merge_shards(folders: list[Path], out: Path) -> None:
