@@ -97,12 +97,15 @@ def main(argv: list[str] | None = None) -> int:
                               "--patience", "9", "--learning-rate", args.teacher_lr, *SMALL]) == 0
         report["teacher_seconds"] = time.perf_counter() - started
         teacher_eval = json.loads((tmp / "teacher" / "evaluation.json").read_text())["test"]
-        augment.run(["--input", str(tmp / "utt"), "--output", str(tmp / "kd"), "--teacher", str(tmp / "teacher"),
-                     "--student-tokenizer", str(tmp / "student_tok"), *runner])
+
+        def teacher_shards(utterances: str, out: str, tokenizer: str = "student_tok") -> None:
+            augment.run(["--input", str(tmp / utterances), "--output", str(tmp / out), "--teacher",
+                         str(tmp / "teacher"), "--student-tokenizer", str(tmp / tokenizer), *runner])
+
+        teacher_shards("utt", "kd")
         wanted = set(args.regimes.split(","))
         if "pool" in wanted:
-            augment.run(["--input", str(tmp / "pool_utt"), "--output", str(tmp / "kd_pool"), "--teacher",
-                         str(tmp / "teacher"), "--student-tokenizer", str(tmp / "student_tok"), *runner])
+            teacher_shards("pool_utt", "kd_pool")
             _merge_shards([tmp / "kd", tmp / "kd_pool"], tmp / "kd_merged")
         if "nsmcpool" in wanted:
             reviews, left_out = _nsmc_pool(root, tmp / "utt", args.pool)
@@ -110,12 +113,10 @@ def main(argv: list[str] | None = None) -> int:
             (tmp / "nsmc_pool").mkdir()
             (tmp / "nsmc_pool" / "reviews.txt").write_text("\n".join(reviews) + "\n", encoding="utf-8")
             preprocess.run(["--input", str(tmp / "nsmc_pool"), "--output", str(tmp / "nsmc_pool_utt"), *runner])
-            augment.run(["--input", str(tmp / "nsmc_pool_utt"), "--output", str(tmp / "kd_nsmc_pool"), "--teacher",
-                         str(tmp / "teacher"), "--student-tokenizer", str(tmp / "student_tok"), *runner])
+            teacher_shards("nsmc_pool_utt", "kd_nsmc_pool")
             _merge_shards([tmp / "kd", tmp / "kd_nsmc_pool"], tmp / "kd_nsmc_merged")
         if "same" in wanted:
-            augment.run(["--input", str(tmp / "utt"), "--output", str(tmp / "kd_same"), "--teacher",
-                         str(tmp / "teacher"), "--student-tokenizer", str(tmp / "mlm"), *runner])
+            teacher_shards("utt", "kd_same", tokenizer="mlm")
         merged = tmp / "kd_merged"
 
         # (shards, student tokenizer, extra flags): the Unigram student tokenizer differs from the
@@ -178,7 +179,6 @@ def _nsmc_pool(root: Path, klue_utterances: Path, size: int) -> tuple[list[str],
         return re.sub(r"[^가-힣0-9A-Za-z]", "", text)
 
     klue = [k for k in (key(t) for t in dataset_texts(str(klue_utterances), split=None)) if len(k) >= 6]
-    klue_set = set(klue)
     kept, left_out = [], 0
     with open(root / "nsmc_sample" / "nsmc_raw_sample.tsv", encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
@@ -186,7 +186,7 @@ def _nsmc_pool(root: Path, klue_utterances: Path, size: int) -> tuple[list[str],
             k = key(review)
             if len(k) < 6:
                 continue
-            if k in klue_set or any(k in sentence or sentence in k for sentence in klue):
+            if any(k in sentence or sentence in k for sentence in klue):
                 left_out += 1
                 continue
             kept.append(review)
