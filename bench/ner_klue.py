@@ -9,7 +9,8 @@ teacher is a small BERT pretrained from scratch on the texts (masked LM) and fin
 ``kd.finetune --task token-classification``; ``augment`` writes kd_token shards. Students
 (same shape), each from scratch: gold tags only (``--kl 0``), KD + gold, KD + gold + the BEEP!
 comments as a pseudo-labelled pool (``--pool`` comments through preprocess and augment), and KD +
-gold with the teacher's own tokenizer (the same-tokenizer reference for the character alignment).
+gold with the teacher's own tokenizer (the same-tokenizer reference for the character alignment);
+optional regimes add an in-domain NSMC pool and thin either pool with ``--unlabeled-share``.
 Reported: entity F1 (exact span and type) on the test split, overall and for the colloquial
 (``nsmc``) and formal (``wikitree``) halves, teacher vs students, non-embedding parameters and
 batch-1 CPU latency. From-scratch models on a 2-core CPU are far below a pretrained Korean
@@ -49,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                              "pseudo-labelled BEEP! pool), same (KD + gold with the teacher's tokenizer), "
                              "kdmean (KD + gold with --token-target mean, beside kd's --token-target), nsmcpool "
                              "(KD + gold + --pool NSMC reviews, in-domain for the colloquial half, pseudo-labelled; "
-                             "reviews sharing text with KLUE-NER dev are left out)")
+                             "reviews sharing text with KLUE-NER dev are left out), poolshare and nsmcshare "
+                             "(the two pools with kd.distill --unlabeled-share --pool-share: the pool rows thinned "
+                             "afresh each epoch to that share of its rows)")
+    parser.add_argument("--pool-share", default="0.25", help="the *share regimes' kd.distill --unlabeled-share")
     parser.add_argument("--token-target", default="first", choices=("first", "mean"),
                         help="the KD regimes' kd.distill --token-target")
     parser.add_argument("--json", default="docs/results/ner_klue.json")
@@ -97,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                               "--patience", "9", "--learning-rate", args.teacher_lr, *SMALL]) == 0
         report["teacher_seconds"] = time.perf_counter() - started
         teacher_eval = json.loads((tmp / "teacher" / "evaluation.json").read_text())["test"]
+        report["teacher"] = {"test": {k: teacher_eval[k] for k in ("f1", "precision", "recall", "n", "by_domain")}}
 
         def teacher_shards(utterances: str, out: str, tokenizer: str = "student_tok") -> None:
             augment.run(["--input", str(tmp / utterances), "--output", str(tmp / out), "--teacher",
@@ -104,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
 
         teacher_shards("utt", "kd")
         wanted = set(args.regimes.split(","))
-        if "pool" in wanted:
+        if wanted & {"pool", "poolshare"}:
             teacher_shards("pool_utt", "kd_pool")
             _merge_shards([tmp / "kd", tmp / "kd_pool"], tmp / "kd_merged")
-        if "nsmcpool" in wanted:
+        if wanted & {"nsmcpool", "nsmcshare"}:
             reviews, left_out = _nsmc_pool(root, tmp / "utt", args.pool)
             report["nsmc_pool"] = {"rows": len(reviews), "left_out_sharing_klue_text": left_out}
             (tmp / "nsmc_pool").mkdir()
@@ -129,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
             ("same", "KD + gold, teacher's tokenizer", (tmp / "kd_same", tmp / "mlm", kd)),
             ("kdmean", "KD + gold, mean target", (tmp / "kd", tmp / "student_tok",
                                                   ["--kl", args.kd_kl, "--token-target", "mean"])),
-            ("nsmcpool", "KD + gold + NSMC pool", (tmp / "kd_nsmc_merged", tmp / "student_tok", kd)))
+            ("nsmcpool", "KD + gold + NSMC pool", (tmp / "kd_nsmc_merged", tmp / "student_tok", kd)),
+            ("poolshare", f"KD + gold + BEEP! pool at share {args.pool_share}",
+             (merged, tmp / "student_tok", [*kd, "--unlabeled-share", args.pool_share])),
+            ("nsmcshare", f"KD + gold + NSMC pool at share {args.pool_share}",
+             (tmp / "kd_nsmc_merged", tmp / "student_tok", [*kd, "--unlabeled-share", args.pool_share])))
             if key in wanted}
         rows: dict[str, list] = {name: [] for name in regimes}
         student_shape = ["--student-layers", "2", "--student-hidden", "128", "--student-heads", "2",
@@ -147,15 +156,19 @@ def main(argv: list[str] | None = None) -> int:
                                    "by_domain": _by_domain(out, tmp / ("kd_same" if tokenizer == tmp / "mlm" else "kd"), tmp / "utt"),
                                    "teacher_f1_same_rows": result["test"]["teacher"]["f1"],
                                    "non_embedding_parameters": result["parameters"]["non_embedding"],
-                                   "cpu": result["cpu"]})
+                                   "train_rows": result["training"]["train_rows"], "cpu": result["cpu"]})
+                if args.json:  # partial results survive a run stopped part-way
+                    report["students_so_far"] = rows
+                    Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
+                                               encoding="utf-8")
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         teacher_model = AutoModelForTokenClassification.from_pretrained(tmp / "teacher")
         teacher_speed = cpu_speed(teacher_model, AutoTokenizer.from_pretrained(tmp / "teacher"),
                                   [t for t in texts[:64]])
-        report["teacher"] = {"test": {k: teacher_eval[k] for k in ("f1", "precision", "recall", "n", "by_domain")},
-                             "non_embedding_parameters": count_parameters(teacher_model)["non_embedding"],
+        report["teacher"] = {**report["teacher"], "non_embedding_parameters": count_parameters(teacher_model)["non_embedding"],
                              "cpu": teacher_speed}
+        report.pop("students_so_far", None)
         report["students"] = {name: {"runs": runs, "f1_mean": statistics.fmean(r["f1"] for r in runs),
                                      "f1_std": statistics.pstdev([r["f1"] for r in runs]) if len(runs) > 1 else 0.0}
                               for name, runs in rows.items()}

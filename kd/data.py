@@ -262,17 +262,56 @@ def row_group_tables(files: tuple[str, ...], columns: list[str], split: str | No
             yield table
 
 
+def unlabeled_keep_probability(labeled: int, unlabeled: int, share: float) -> float:
+    """The chance that an epoch keeps an unlabeled row, so that unlabeled rows make up (in
+    expectation) at most ``share`` of the epoch's rows; every labeled row is always kept. A
+    pseudo-labelled pool many times the gold set's size would otherwise crowd the gold rows out of
+    a step budget. ``share`` 1 keeps every row, 0 none of the unlabeled ones."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"unlabeled share: expected a fraction in [0, 1], found {share!r}")
+    if share >= 1.0 or unlabeled == 0:
+        return 1.0
+    return min(1.0, share / (1.0 - share) * labeled / unlabeled)
+
+
+def has_label(table: pa.Table) -> Any:
+    """Rows of a kd-shard table with a gold class (``label`` ≥ 0)."""
+    return pc.greater_equal(table.column("label"), 0)
+
+
+def count_labeled(opened: OpenedDataset, split: str | None, column: str,
+                  is_labeled: Callable[[pa.Table], Any]) -> tuple[int, int]:
+    """``(labeled, unlabeled)`` rows of ``split``, reading only ``split`` and ``column``."""
+    labeled = total = 0
+    for table in row_group_tables(opened.files, ["split", column], split, None, 0):
+        total += table.num_rows
+        labeled += int(pc.sum(pc.cast(is_labeled(table), pa.int64())).as_py() or 0)
+    return labeled, total - labeled
+
+
+def sample_unlabeled(is_labeled: Callable[[pa.Table], Any], probability: float, seed: int | None,
+                     epoch: int) -> list[Callable[[pa.Table], Any]]:
+    """A ``keep`` mask for :func:`row_group_tables`: every labeled row, and each unlabeled one
+    with ``probability`` — a fresh draw per epoch, the same for a given ``(seed, epoch)`` (so a
+    resumed run and every rank see the same rows). No mask at all when everything is kept."""
+    if probability >= 1.0:
+        return []
+    rng = np.random.default_rng([0 if seed is None else seed, epoch, 2])  # not BucketBatches' stream
+    return [lambda t: pc.or_(is_labeled(t), pa.array(rng.random(t.num_rows) < probability))]
+
+
 def kd_chunks(opened: OpenedDataset, split: str | None, seed: int | None, epoch: int,
               columns: Mapping[str, Any] = KD_COLUMNS, originals_only: bool = False,
-              labeled_only: bool = False) -> Iterator[Chunk]:
+              labeled_only: bool = False, unlabeled_keep: float = 1.0) -> Iterator[Chunk]:
     """One chunk per row group of kd shards, filtered to ``split``; only ``columns`` are read
     (leave ``teacher_embedding`` out when no embedding loss is on: it is most of the bytes).
-    ``originals_only`` drops the paraphrase rows, ``labeled_only`` the rows without a gold label."""
+    ``originals_only`` drops the paraphrase rows, ``labeled_only`` the rows without a gold label;
+    ``unlabeled_keep`` keeps each of those with that chance per epoch (:func:`sample_unlabeled`)."""
     columns = dict(columns)
-    if labeled_only:
+    if labeled_only or unlabeled_keep < 1.0:
         columns.setdefault("label", np.int64)
     keep = ([lambda t: pc.equal(t.column("origin"), "original")] if originals_only else []) + (
-        [lambda t: pc.greater_equal(t.column("label"), 0)] if labeled_only else [])
+        [has_label] if labeled_only else sample_unlabeled(has_label, unlabeled_keep, seed, epoch))
     for table in row_group_tables(opened.files, ["input_ids", "split", "origin", *columns], split, seed, epoch, keep):
         yield _finite_rows(table_to_chunk(table, columns), opened)
 

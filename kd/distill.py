@@ -28,7 +28,15 @@ from kd.common import (
     weights_hash,
     write_json,
 )
-from kd.data import BucketBatches, check_token_ids, kd_chunks, open_kd_dataset
+from kd.data import (
+    BucketBatches,
+    check_token_ids,
+    count_labeled,
+    has_label,
+    kd_chunks,
+    open_kd_dataset,
+    unlabeled_keep_probability,
+)
 from kd.evaluate import classification_metrics, cpu_speed, kd_split_metrics, predict_kd_split, split_texts
 from kd.loop import BestSoFar, LoopConfig, interrupted, report_interruption, train
 from kd.models import (
@@ -41,7 +49,7 @@ from kd.models import (
 )
 from kd.objectives import DistillObjective, DistillWeights
 from kd.report import plot_metrics, write_report
-from schemas.options import MalmoiError, config_command, option
+from schemas.options import MalmoiError, config_command, fraction, option
 
 LOG = logging.getLogger(__name__)
 
@@ -81,6 +89,11 @@ class DistillConfig:
     originals_only: bool = option(False, help="ignore the paraphrase rows of the shards")
     labeled_only: bool = option(False, help="train on rows with a gold label only (on by itself when the hard-label "
                                 "CE is the only loss: unlabeled rows would fill batches and teach nothing)")
+    unlabeled_share: float = option(1.0, help="the largest share of each epoch's training rows that rows without a "
+                                    "gold label (a pseudo-labelled pool) may take, in expectation: every gold row is "
+                                    "kept and a fresh seeded random part of the others each epoch, so a large pool "
+                                    "does not crowd the gold rows out of the step budget (1: all rows; 0: like "
+                                    "--labeled-only)", parse=fraction)
     token_target: str = option("first", help="kd_token shards: a student token's target is the teacher's "
                                "distribution at its first character, or the mean over its characters",
                                choices=("first", "mean"))
@@ -90,6 +103,21 @@ class DistillConfig:
                                      flag="--no-cpu-speed")
     baseline: bool = option(True, help="score a char 1-3-gram TF-IDF + LR baseline on the same rows for report.md",
                             flag="--no-baseline")
+
+
+def train_rows(opened, config: DistillConfig, column: str, is_labeled, labeled_only: bool) -> dict[str, Any]:
+    """The train split's labeled and unlabeled rows and the chance an epoch keeps an unlabeled one
+    (:func:`kd.data.unlabeled_keep_probability` of ``--unlabeled-share``), logged and reported."""
+    if not 0.0 <= config.unlabeled_share <= 1.0:
+        raise MalmoiError(f"--unlabeled-share: expected a fraction in [0, 1], found {config.unlabeled_share!r}.",
+                          "pass e.g. 0.25 (at most a quarter of each epoch's rows without a gold label), or 1.")
+    labeled, unlabeled = count_labeled(opened, config.train_split, column, is_labeled)
+    keep = 0.0 if labeled_only else unlabeled_keep_probability(labeled, unlabeled, config.unlabeled_share)
+    if unlabeled and 0.0 < keep < 1.0:
+        LOG.info("%s: %d of %d train rows have no gold label; each epoch keeps about %d of them (--unlabeled-share "
+                 "%g)", config.data, unlabeled, labeled + unlabeled, round(keep * unlabeled), config.unlabeled_share)
+    return {"labeled": labeled, "unlabeled": unlabeled, "unlabeled_keep": keep,
+            "unlabeled_share": config.unlabeled_share}
 
 
 def stuck_at_majority(history: list[dict], num_labels: int, patience: int = 3) -> str | None:
@@ -137,7 +165,13 @@ def run_tokens(config: DistillConfig) -> dict[str, Any]:
     from transformers import AutoModelForTokenClassification, BertConfig, BertForTokenClassification
 
     from kd.data import open_dataset, provenance_problems
-    from kd.ner import TokenDistillObjective, kd_token_chunks, predict_token_split, token_split_metrics
+    from kd.ner import (
+        TokenDistillObjective,
+        has_entities,
+        kd_token_chunks,
+        predict_token_split,
+        token_split_metrics,
+    )
     from schemas.kd_token import KD_TOKEN, KD_TOKEN_PROVENANCE_KEYS
 
     device = pick_device(config.loop.device)
@@ -170,8 +204,10 @@ def run_tokens(config: DistillConfig) -> dict[str, Any]:
             id2label=id2label, label2id=label2id))
     loop, w = config.loop, config.weights
     labeled_only = config.labeled_only or (w.ce > 0 and not w.kl)
+    rows = train_rows(opened, config, "entities", has_entities, labeled_only)
     batches = BucketBatches(lambda epoch: kd_token_chunks(opened, config.train_split, loop.seed, epoch,
-                                                          how=config.token_target, labeled_only=labeled_only),
+                                                          how=config.token_target, labeled_only=labeled_only,
+                                                          unlabeled_keep=rows["unlabeled_keep"]),
                             batch_size=loop.batch_size, buckets=loop.buckets, pad_id=pad_id, seed=loop.seed,
                             rank=dist.rank, world_size=dist.world_size)
     output = Path(loop.output)
@@ -206,7 +242,8 @@ def run_tokens(config: DistillConfig) -> dict[str, Any]:
     speed = cpu_speed(model, tokenizer, split_texts(opened, config.test_split)) \
         if config.measure_cpu_speed else None
     plot_metrics(output / "metrics.jsonl", output / "metrics.png", f"distill -> {output.name}")
-    result = {"training": {**summary, "labeled_only": labeled_only, "token_target": config.token_target},
+    result = {"training": {**summary, "labeled_only": labeled_only, "token_target": config.token_target,
+                           "train_rows": rows},
               "test": evaluation, "parameters": parameters, "cpu": speed, "label_names": labels,
               "task": "token-classification"}
     write_json(output / "evaluation.json", result)
@@ -242,8 +279,9 @@ def run(config: DistillConfig) -> dict[str, Any]:
     labeled_only = config.labeled_only or (w.ce > 0 and not (w.kl or w.mse or w.cosine))
     if labeled_only and not config.labeled_only:
         LOG.info("labeled rows only: the hard-label CE is the only loss on (--kl 0, no embedding loss)")
+    rows = train_rows(opened, config, "label", has_label, labeled_only)
     batches = BucketBatches(lambda epoch: kd_chunks(opened, config.train_split, loop.seed, epoch, columns,
-                                                    config.originals_only, labeled_only),
+                                                    config.originals_only, labeled_only, rows["unlabeled_keep"]),
                             batch_size=loop.batch_size, buckets=loop.buckets, pad_id=pad_id, seed=loop.seed,
                             rank=dist.rank, world_size=dist.world_size)
 
@@ -302,7 +340,7 @@ def run(config: DistillConfig) -> dict[str, Any]:
     write_report(output / "report.md", title=f"Student {output.name}", summary=summary, evaluation=evaluation,
                  parameters=parameters, speed=speed, plot=str(plot) if plot else None)
     result = {"training": {**summary, "rows_skipped": dict(opened.skipped), "warnings": warned,
-                           "labeled_only": labeled_only}, "test": evaluation,
+                           "labeled_only": labeled_only, "train_rows": rows}, "test": evaluation,
               "parameters": parameters, "cpu": speed, "label_names": label_names}
     write_json(output / "evaluation.json", result)
     return result

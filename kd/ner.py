@@ -83,21 +83,27 @@ def silent_tagger(history: list[dict], patience: int = 3) -> str | None:
             "or a pretrained --init.")
 
 
+def has_entities(table):
+    """Rows of a ``kd_token`` table with gold entities (an empty list counts: a sentence with none)."""
+    import pyarrow.compute as pc
+
+    return pc.is_valid(table.column("entities"))
+
+
 def kd_token_chunks(opened, split: str | None, seed: int | None, epoch: int, *, how: str = "first",
-                    labeled_only: bool = False):
+                    labeled_only: bool = False, unlabeled_keep: float = 1.0):
     """Chunks of ``kd_token`` shards for a student: ``input_ids``, per-token teacher targets
     (``token_targets``: :func:`token_targets` of the stored per-character distributions, float16)
     and gold classes (``token_labels``: from the gold entities, ``IGNORE`` where a row has none),
-    one chunk per row group."""
-    import pyarrow.compute as pc
-
-    from kd.data import Chunk, row_group_tables
+    one chunk per row group. ``labeled_only`` drops the rows without gold entities;
+    ``unlabeled_keep`` keeps each of those with that chance per epoch (:func:`kd.data.sample_unlabeled`)."""
+    from kd.data import Chunk, row_group_tables, sample_unlabeled
 
     labels = list(opened.provenance["label_names"])
     label2id = {name: i for i, name in enumerate(labels)}
     width = len(labels)
     columns = ["input_ids", "token_starts", "token_ends", "entities", "split", "text", "teacher_char_probs"]
-    keep = [lambda t: pc.is_valid(t.column("entities"))] if labeled_only else []
+    keep = [has_entities] if labeled_only else sample_unlabeled(has_entities, unlabeled_keep, seed, epoch)
     for table in row_group_tables(opened.files, columns, split, seed, epoch, keep):
         rows = table.to_pylist()
         longest = max(len(r["input_ids"]) for r in rows)

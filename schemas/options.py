@@ -65,6 +65,17 @@ def int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 8,16,32; found {text!r}") from error
 
 
+def fraction(text: str) -> float:
+    """``"0.25"`` -> ``0.25``; a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1] such as 0.25; found {text!r}") from error
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1] such as 0.25; found {text!r}")
+    return value
+
+
 def str_tuple(text: str) -> tuple[str, ...]:
     """``"train,valid"`` -> ``("train", "valid")``."""
     return tuple(part.strip() for part in text.split(",") if part.strip())

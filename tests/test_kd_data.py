@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kd.data import (
     BucketBatches,
@@ -14,6 +16,7 @@ from kd.data import (
     collate_kd,
     kd_chunks,
     open_kd_dataset,
+    unlabeled_keep_probability,
 )
 from schemas import SchemaMismatchError
 from tests.kd_fixtures import LABELS, make_kd_shards, make_tokenizer
@@ -98,3 +101,40 @@ def test_iterable_dataset_with_dataloader_and_collate(shards):
     assert batch["teacher_logits"].shape == (16, 2) and set(batch["label"].tolist()) <= {-1, 0, 1}
     total = sum(len(b["label"]) for b in loader)
     assert total == dataset.opened.manifest["rows_per_split"]["train"]
+
+
+@given(st.integers(0, 10**6), st.integers(0, 10**6), st.floats(0, 1))
+def test_the_unlabeled_share_is_a_ceiling_and_gold_rows_are_never_thinned(labeled, unlabeled, share):
+    # guards against a pool that still crowds out the gold rows, or a share that drops more
+    # unlabeled rows than it needs to
+    keep = unlabeled_keep_probability(labeled, unlabeled, share)
+    assert 0.0 <= keep <= 1.0
+    kept = keep * unlabeled
+    if labeled + kept:
+        assert kept / (labeled + kept) <= share + 1e-9 or keep == 1.0
+    if keep < 1.0 and labeled + kept:  # thinned: exactly to the share, not below it
+        assert abs(kept / (labeled + kept) - share) < 1e-6
+    assert unlabeled_keep_probability(labeled, unlabeled, 1.0) == 1.0
+
+
+def test_unlabeled_rows_are_sampled_afresh_per_epoch_and_reproducibly(shards):
+    # guards against a sampled pool that differs between a run and its resume (or between ranks),
+    # never changes across epochs, or loses gold rows
+    opened = open_kd_dataset(str(shards / "kd"))
+
+    def rows(epoch, keep):
+        chunks = list(kd_chunks(opened, "train", 3, epoch, {"label": np.int64, "teacher_logits": np.float32},
+                                unlabeled_keep=keep))
+        return [(int(label), tuple(logits)) for c in chunks for label, logits
+                in zip(c.columns["label"], c.columns["teacher_logits"].tolist(), strict=True)]
+
+    every = rows(0, 1.0)
+    gold = {r for r in every if r[0] >= 0}
+    pool = {r for r in every if r[0] < 0}
+    assert gold and len(pool) >= 20
+    first, again, other = set(rows(1, 0.5)), set(rows(1, 0.5)), set(rows(2, 0.5))
+    assert first == again  # the same (seed, epoch): the same rows
+    assert gold <= first and gold <= other  # every gold row, every epoch
+    assert first - gold != other - gold  # a fresh draw of the pool each epoch
+    assert 0 < len(first - gold) < len(pool)
+    assert {r for r in rows(1, 0.0) if r[0] < 0} == set()

@@ -256,7 +256,7 @@ def test_a_time_budget_fits_the_schedule_to_the_budget(artifacts, tmp_path):
     assert lr_at(schedule_position(10, 60.0, config), config) == 0.0
     out = tmp_path / "fit"
     assert distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output", str(out),
-                         "--max-steps", "1000000", "--max-minutes", "0.03", "--log-every", "1", "--no-cpu-speed",
+                         "--max-steps", "1000000", "--max-minutes", "0.06", "--log-every", "1", "--no-cpu-speed",
                          *TINY]) == 0
     lrs = [r["lr"] for r in read_metrics(out / "metrics.jsonl") if "lr" in r]
     assert len(lrs) > 3 and lrs[-1] < 0.15 * 3e-3 and max(lrs) > 0.5 * 3e-3
@@ -359,6 +359,26 @@ def test_ce_only_trains_on_labeled_rows_only(artifacts, tmp_path):
     assert distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output", str(out),
                          "--max-steps", "3", "--kl", "0", "--no-cpu-speed", *TINY]) == 0
     assert json.loads((out / "evaluation.json").read_text())["training"]["labeled_only"] is True
+
+
+def test_unlabeled_share_thins_the_pool_rows_of_every_epoch(artifacts, tmp_path):
+    # guards against --unlabeled-share being parsed and reported but not reaching the batches: with
+    # share 0 an epoch holds only the gold rows, so the same steps run through more epochs
+    from kd.data import count_labeled, has_label
+
+    labeled, unlabeled = count_labeled(open_kd_dataset(str(artifacts / "kd")), "train", "label", has_label)
+    assert labeled and unlabeled
+    epochs = {}
+    for share in ("1", "0"):
+        out = tmp_path / f"share{share}"
+        assert distill.main(["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--output",
+                             str(out), "--max-steps", "40", "--log-every", "40", "--unlabeled-share", share,
+                             "--no-cpu-speed", "--no-baseline", *TINY]) == 0
+        rows = json.loads((out / "evaluation.json").read_text())["training"]["train_rows"]
+        assert (rows["labeled"], rows["unlabeled"], rows["unlabeled_keep"]) == (labeled, unlabeled, float(share))
+        epochs[share] = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["epoch"]
+    # 40 batches of 8: about 40 * 8 / (labeled + unlabeled) epochs with every row, more with gold rows only
+    assert epochs["0"] > epochs["1"], epochs
 
 
 def test_evaluate_groups_seeds_explicitly_and_shows_the_cheap_baseline(artifacts, tmp_path):

@@ -160,6 +160,16 @@ def test_token_signals_per_character_distill_into_a_student_with_another_tokeniz
     assert np.allclose(probs.sum(1), 1.0, atol=1e-2)
     pool = frame[frame["entities"].isna()]
     assert pool["teacher_entities"].map(len).sum() > 0  # pseudo-labels for the unannotated rows
+    from kd.data import open_dataset
+    from kd.ner import kd_token_chunks
+    from schemas.kd_token import KD_TOKEN
+
+    opened = open_dataset(str(shards), KD_TOKEN)
+    train = frame[frame["split"] == "train"]
+    gold_rows = int(train["entities"].notna().sum())
+    assert gold_rows < len(train)  # some pool rows train
+    assert sum(len(c) for c in kd_token_chunks(opened, "train", 0, 0)) == len(train)
+    assert sum(len(c) for c in kd_token_chunks(opened, "train", 0, 0, unlabeled_keep=0.0)) == gold_rows
 
     out = tmp_path / "student"
     assert distill.main(["--data", str(shards), "--tokenizer", str(ner_teacher / "student_tok"), "--output", str(out),
@@ -169,6 +179,8 @@ def test_token_signals_per_character_distill_into_a_student_with_another_tokeniz
                          "--no-cpu-speed"]) == 0
     evaluation = json.loads((out / "evaluation.json").read_text())
     assert evaluation["task"] == "token-classification" and evaluation["test"]["n"] > 0
+    assert evaluation["training"]["train_rows"] == {"labeled": gold_rows, "unlabeled": len(train) - gold_rows,
+                                                    "unlabeled_keep": 1.0, "unlabeled_share": 1.0}
     assert evaluation["test"]["student"]["f1"] > 0.5, evaluation["test"]
     assert AutoModelForTokenClassification.from_pretrained(out).config.num_labels == width
 
