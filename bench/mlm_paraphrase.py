@@ -11,7 +11,9 @@ The masked LM is a BERT built from a config over a WordPiece vocabulary trained 
 scores, so where two predictions nearly tie it can pick the other: reported is the share of texts
 whose candidates are identical to float32's, and the same for ``--mlm-joint-masks`` (a round's words
 masked together in one row, in float32 and bf16), whose predictions see fewer words.
-Reported: milliseconds per text of each and the ratios.
+Reported: milliseconds per text of each and the ratios, and a ceiling: the matrix-product FLOPs
+the exact batched path spends (torch's profiler) at this CPU's peak matrix-product rate, the
+best time any batching of these forward passes could reach.
 """
 
 from __future__ import annotations
@@ -58,6 +60,30 @@ def one_at_a_time(paraphraser, source_id: str, text: str, seed: int = 0) -> list
             replacement = rng.choice(choices).lstrip("▁")
             candidates.append(" ".join(words[:p] + [replacement] + words[p + 1:]))
     return _distinct(text, candidates, self.num_candidates)
+
+
+def counted_flops(run) -> float:
+    """The floating-point operations ``run()`` spends in matrix products, as torch's profiler
+    counts them (``with_flops``: mm/addmm/bmm/matmul; fused attention kernels are not counted, so
+    this is a lower bound — at ~20 tokens a text attention is ~1% of a BERT layer's products)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as profiler:
+        run()
+    return float(sum(event.flops for event in profiler.key_averages() if event.flops))
+
+
+def peak_matmul_flops(dtype: torch.dtype = torch.float32, size: int = 1024, repeats: int = 20) -> float:
+    """This CPU's best matrix-product rate in ``dtype`` (FLOP/s of a square ``size`` product, best of
+    ``repeats``, all of torch's threads): the roofline no batching of small models can pass."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
 
 
 def _bf16_flags() -> list[str]:
@@ -117,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
                 joint[precision] = paraphraser.many(items)
                 times[f"joint_{precision}"].append(time.perf_counter() - start)
             paraphraser.precision, paraphraser.joint_masks = "float32", False
+        # the exact path's compute: what the forward passes of the batched float32 path must do,
+        # against the fastest this CPU multiplies matrices — the best time any batching could reach
+        flops = counted_flops(lambda: paraphraser.many(items))
+        peak = {str(dtype).removeprefix("torch."): peak_matmul_flops(dtype) for dtype in (torch.float32, torch.bfloat16)}
     single, many, many_bf16 = (statistics.median(times[k]) for k in ("one_by_one", "batched", "batched_bf16"))
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} "
               "threads", "texts": len(items), "ms_per_text_one_by_one": round(1000 * single / len(items), 2),
@@ -134,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
                  for p in ("float32", "bfloat16")},
               **{f"joint_masks_{p}_identical_share": round(sum(a == b for a, b in zip(joint[p], batched, strict=True))
                                                            / len(items), 3) for p in ("float32", "bfloat16")},
+              "matmul_gflop_per_text_batched": round(flops / len(items) / 1e9, 4),
+              "achieved_gflops_batched_float32": round(flops / many / 1e9, 1),
+              "peak_matmul_gflops": {k: round(v / 1e9, 1) for k, v in peak.items()},
+              # the one-text-at-a-time time over the batched path's products at the CPU's peak rate:
+              # no exact float32 batching can beat this ratio on this machine
+              "ceiling_speedup_exact_float32": round(single / (flops / peak["float32"]), 1),
+              "ceiling_speedup_bfloat16": round(single / (flops / peak["bfloat16"]), 1),
               "cpu_flags_bf16": _bf16_flags()}
     print(json.dumps(report, indent=2))
     return 0
