@@ -329,16 +329,29 @@ class ArrowTablesCoder(beam.coders.Coder):
     Beam's default (pickle) writes every buffer a table *references*: a zero-copy slice of a
     larger table, or one of the chunks ``group_by`` returns, carries its whole parent buffer, so
     16 shard slices of one batch encoded 16 times its size. IPC writes only each slice's rows.
-    (LZ4 compression shrank learn_words' accumulators 1.8x but made no measurable difference to
-    the job, one worker or two, so the streams stay uncompressed.)
+
+    The streams' buffers are zstd-compressed (level 1, ``compression=None`` for none; a stream
+    says its own codec, so either kind decodes): with several local workers every accumulator
+    crosses the runner's gRPC data plane twice and the runner decodes and re-encodes it in
+    between, which for learn_words' partial counts (31 MB a worker at 200k utterances, 12 MB
+    compressed) was most of the time between counting and scoring (docs/benchmarks.md).
     """
+
+    def __init__(self, compression: str | None = "zstd", level: int | None = 1) -> None:
+        self.compression, self.level = compression, level
+
+    def _write_options(self) -> pa.ipc.IpcWriteOptions:
+        """Built per call: Arrow's options do not pickle, and the coder travels to every worker."""
+        usable = self.compression is not None and pa.Codec.is_available(self.compression)
+        return pa.ipc.IpcWriteOptions(compression=pa.Codec(self.compression, self.level) if usable else None)
 
     def encode(self, tables: list[pa.Table]) -> bytes:
         out = pa.BufferOutputStream()
         out.write(len(tables).to_bytes(8, "little"))  # 8-byte fields keep every stream 8-aligned
+        options = self._write_options()
         for table in tables:
             sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, table.schema) as writer:
+            with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
                 writer.write_table(table)
             data = sink.getvalue()
             out.write(data.size.to_bytes(8, "little"))
@@ -365,6 +378,12 @@ class ArrowTablesCoder(beam.coders.Coder):
 
     def to_type_hint(self):
         return list
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and (other.compression, other.level) == (self.compression, self.level)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.compression, self.level))
 
 
 # --------------------------------------------------------------------------- the Parquet sink
