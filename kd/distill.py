@@ -113,6 +113,13 @@ def train_rows(opened, config: DistillConfig, column: str, is_labeled, labeled_o
                           "pass e.g. 0.25 (at most a quarter of each epoch's rows without a gold label), or 1.")
     labeled, unlabeled = count_labeled(opened, config.train_split, column, is_labeled)
     keep = 0.0 if labeled_only else unlabeled_keep_probability(labeled, unlabeled, config.unlabeled_share)
+    if unlabeled and not labeled and keep == 0.0:
+        why = ("--unlabeled-share " + f"{config.unlabeled_share:g}" if not labeled_only else
+               "--labeled-only" if config.labeled_only else "the hard-label CE as the only loss")
+        raise MalmoiError(f"{config.data}: none of the {unlabeled} train rows has a gold label, and {why} keeps "
+                          "only rows that have one: nothing would be trained on.",
+                          "train on the teacher's signals alone (--unlabeled-share 1 with --kl > 0), or add "
+                          "labeled rows to the train split.")
     if unlabeled and 0.0 < keep < 1.0:
         LOG.info("%s: %d of %d train rows have no gold label; each epoch keeps about %d of them (--unlabeled-share "
                  "%g)", config.data, unlabeled, labeled + unlabeled, round(keep * unlabeled), config.unlabeled_share)

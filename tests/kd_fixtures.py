@@ -62,7 +62,8 @@ def make_kd_shards(folder: Path, tokenizer_dir: Path, *, rows: int = 96, embeddi
         records.append({
             "id": f"r{i}", "parent_id": f"r{i}", "origin": "original", "text": text,
             "input_ids": tokenizer(text)["input_ids"],
-            "label": -1 if unlabeled_every and i % unlabeled_every == 3 else label,
+            # every unlabeled_every-th row has no gold label (1: none has; 0: all have)
+            "label": -1 if unlabeled_every and i % unlabeled_every == min(3, unlabeled_every - 1) else label,
             # both classes in every split (a pair of rows shares one), unlabeled rows too
             "split": "test" if (i // 2) % 8 in (0, 5) else "valid" if (i // 2) % 8 in (1, 6) else "train",
             "teacher_logits": logits.tolist(),

@@ -381,6 +381,20 @@ def test_unlabeled_share_thins_the_pool_rows_of_every_epoch(artifacts, tmp_path)
     assert epochs["0"] > epochs["1"], epochs
 
 
+def test_a_filter_that_keeps_no_train_row_says_why(artifacts, tmp_path, capsys):
+    # guards against --unlabeled-share (or --labeled-only) on shards without any gold label
+    # dropping every row and failing later with a generic "no batches", or training on nothing
+    shards = make_kd_shards(tmp_path / "kd", artifacts / "tok", rows=64, teacher_dir=artifacts / "teacher",
+                            unlabeled_every=1)  # a pseudo-labelled corpus: no gold label at all
+    base = ["--data", str(shards), "--tokenizer", str(artifacts / "tok"), "--max-steps", "2", "--no-cpu-speed",
+            "--no-baseline", *TINY]
+    for flags in (["--unlabeled-share", "0.5"], ["--labeled-only"]):
+        assert distill.main([*base, "--output", str(tmp_path / flags[0]), *flags]) == 2
+        err = capsys.readouterr().err
+        assert "has a gold label" in err and flags[0] in err, err
+    assert distill.main([*base, "--output", str(tmp_path / "all")]) == 0  # share 1: the teacher's signals alone
+
+
 def test_evaluate_groups_seeds_explicitly_and_shows_the_cheap_baseline(artifacts, tmp_path):
     # guards against several --model dirs averaged as if they were seeds, a latency that leaves out
     # normalizing and tokenizing, and a report without the baseline a student must beat
