@@ -5,7 +5,9 @@
 For each size, real utterances from ../shared/data (about 170k distinct, cycled beyond that,
 each with its own id) are written to 16 JSONL files in a temporary folder; each job then runs
 in a fresh child process (the in-process FnApiRunner with one worker, and with
-``--direct_running_mode multi_processing --direct_num_workers 2``). Reported per run: wall
+``--direct_running_mode multi_processing --direct_num_workers 2``; ``--workers 1,1mp,2`` adds one
+worker *process*, which separates what multi-processing costs from what parallelism gains;
+``--rounds N`` repeats them interleaved and reports medians). Reported per run: wall
 seconds, seconds per 100k utterances (linear time: the same at every size) and the peak resident
 memory of the job's processes (``ru_maxrss`` of the child and of its own workers); for learn_words
 also a digest of the scores in ``word_scores.json`` (the same whatever the worker count). The baseline

@@ -114,7 +114,7 @@ def train_rows(opened, config: DistillConfig, column: str, is_labeled, labeled_o
     labeled, unlabeled = count_labeled(opened, config.train_split, column, is_labeled)
     keep = 0.0 if labeled_only else unlabeled_keep_probability(labeled, unlabeled, config.unlabeled_share)
     if unlabeled and not labeled and keep == 0.0:
-        why = ("--unlabeled-share " + f"{config.unlabeled_share:g}" if not labeled_only else
+        why = (f"--unlabeled-share {config.unlabeled_share:g}" if not labeled_only else
                "--labeled-only" if config.labeled_only else "the hard-label CE as the only loss")
         raise MalmoiError(f"{config.data}: none of the {unlabeled} train rows has a gold label, and {why} keeps "
                           "only rows that have one: nothing would be trained on.",
