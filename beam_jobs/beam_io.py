@@ -379,12 +379,6 @@ class ArrowTablesCoder(beam.coders.Coder):
     def to_type_hint(self):
         return list
 
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and (other.compression, other.level) == (self.compression, self.level)
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.compression, self.level))
-
 
 # --------------------------------------------------------------------------- the Parquet sink
 

@@ -96,13 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             corpus = Path(tmp) / f"corpus_{size}"
             write_jsonl_corpus(corpus, size, num_files=16)
+            min_count = round(5 * size / sizes[0]) if args.proportional_min_count else 5
             for job in jobs:
                 # rounds interleave the worker counts (1, 2, 1, 2, ...), so a slow spell of the
                 # machine hits both; the row keeps every round's seconds and reports the median
                 runs: dict[str, list[dict]] = {n: [] for n in workers}
                 for _ in range(args.rounds):
                     for n in workers:
-                        min_count = round(5 * size / sizes[0]) if args.proportional_min_count else 5
                         out = Path(tmp) / f"out_{job}_{size}_{n}"
                         subprocess.run(["rm", "-rf", str(out)], check=False)
                         runs[n].append(run_job(job, corpus, out, n, min_count))
