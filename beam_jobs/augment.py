@@ -10,6 +10,11 @@ teacher agrees with itself: same argmax, KL below ``--max-kl``, embedding cosine
 ``--min-cosine``, at most ``--max-per-source``; they inherit ``split``, ``label`` and
 ``parent_id`` from their source, so nothing derived from a test item reaches training.
 
+``--teacher`` repeated (and ``--teacher-signals`` files) make an ensemble: every row's logits become
+``log_softmax(Σ w_i · log p_i)`` over the members, the weights fitted on the valid split's gold
+labels before the pipeline and written into the provenance; the first teacher gives the embeddings
+and vets the paraphrases.
+
 The teacher and paraphrase models are loaded once per worker process; on Dataflow GPU workers
 the teacher runs on CUDA with bf16 (``--dataflow_service_options=worker_accelerator=…``).
 """
@@ -61,7 +66,10 @@ class AugmentConfig:
 
     input: str = option(help="utterances dataset (beam_jobs.preprocess output)", metavar="DIR", required=True)
     output: str = option(help="kd dataset folder to write", metavar="DIR", required=True)
-    teacher: str = option(help="sequence-classifier checkpoint dir (with its tokenizer)", metavar="DIR", required=True)
+    teacher: tuple[str, ...] = option(help="teacher checkpoint dir (with its tokenizer): a sequence or token "
+                                      "classifier; repeat for an ensemble, combined in log-probability space with "
+                                      "weights fitted on the valid split (the first one also gives embeddings and "
+                                      "vets paraphrases)", metavar="DIR", repeat=True, required=True)
     student_tokenizer: str = option(help="tokenizer dir the student will use (kd.tokenizer output)", metavar="DIR",
                                     required=True)
     paraphrase: tuple[str, ...] = option((), help="paraphrase method; repeat for several", repeat=True,
@@ -152,12 +160,12 @@ class TeacherHandler(ModelHandler):
         self._share_across_processes = share
 
     def load_model(self):
-        from beam_jobs.teacher import Teacher
+        from beam_jobs.teacher import Teacher, TeacherEnsemble
 
         config = self._config
-        return Teacher(storage.local_folder(config.teacher), device=config.device,
-                       batch_size=config.teacher_batch_size, max_length=config.teacher_max_length,
-                       pooling=config.embedding_pooling)
+        return TeacherEnsemble([Teacher(storage.local_folder(path), device=config.device,
+                                        batch_size=config.teacher_batch_size, max_length=config.teacher_max_length,
+                                        pooling=config.embedding_pooling) for path in config.teacher])
 
     def run_inference(self, batch, model, inference_args=None):
         return [(prepared, model.run(prepared["texts"])) for prepared in batch]
@@ -270,21 +278,26 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
             self._signals = [load_signals(path, names, self._config.signals_key) for path in self._config.teacher_signals]
 
     def _ensemble_logits(self, sources: list[dict[str, Any]], outputs) -> tuple[np.ndarray, int]:
-        """The originals' logits combined with the outside members (log-probabilities, fitted
-        weights; a member without a row for an utterance is left out of that row) and how many
-        rows missed a member."""
+        """Every row's logits combined over the ensemble (log-probabilities, fitted weights): the
+        checkpoint teachers on every row, the outside members on the originals (a paraphrase has
+        no outside signal; a member without a row for an utterance is left out of that row), the
+        weights of the members present scaled back to sum to the member count. Also returns how
+        many originals missed an outside member."""
         from beam_jobs.teacher_signals import combine, log_softmax
 
         weights = np.asarray(self._ensemble["weights"])
+        checkpoints = [outputs.logits, *outputs.member_logits]
         stored, missing = outputs.logits.copy(), 0
-        for i, row in enumerate(sources):
-            key = row[self._config.signals_key]
-            members, used = [log_softmax(outputs.logits[i].astype(np.float64))], [weights[0]]
-            for w, signals in zip(weights[1:], self._signals, strict=True):
-                if key in signals.log_probs:
-                    members.append(signals.log_probs[key])
-                    used.append(w)
-            missing += len(members) < len(weights)
+        for i in range(len(outputs.logits)):
+            members = [log_softmax(m[i].astype(np.float64)) for m in checkpoints]
+            used = list(weights[:len(checkpoints)])
+            if i < len(sources):
+                key = sources[i][self._config.signals_key]
+                for w, signals in zip(weights[len(checkpoints):], self._signals, strict=True):
+                    if key in signals.log_probs:
+                        members.append(signals.log_probs[key])
+                        used.append(w)
+                missing += len(members) < len(weights)
             stored[i] = combine(members, np.asarray(used) * len(weights) / max(sum(used), 1e-12))
         return stored, missing
 
@@ -294,11 +307,13 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
         sources, candidates = prepared["sources"], prepared["candidates"]
         self._progress.add(len(sources) + len(candidates))
         finite = np.isfinite(outputs.logits).all(axis=1) & np.isfinite(outputs.embeddings.astype(np.float32)).all(axis=1)
+        for member in outputs.member_logits:
+            finite &= np.isfinite(member).all(axis=1)
         kept: list[tuple[int, str, dict[str, Any], str, str]] = []  # (output row, id, parent, origin, text)
         usable = [False] * len(sources)
         for i, row in enumerate(sources):
             if not finite[i]:
-                yield from self._reject(row, "nan_logits", "the teacher returned NaN/inf logits or embedding")
+                yield from self._reject(row, "nan_logits", "a teacher returned NaN/inf logits or embedding")
                 continue
             usable[i] = True
             kept.append((i, row["id"], row, "original", row["text"]))
@@ -330,7 +345,7 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
                 kept.append((ok[position], paraphrase_id(parent["id"], method, text), parent,
                              f"paraphrase:{method}", text))
         if kept:
-            if self._ensemble:  # originals carry the ensemble; paraphrases (no outside signal) the checkpoint's
+            if self._ensemble:  # the filters above used the first teacher; the rows carry the ensemble
                 stored, missing = self._ensemble_logits(sources, outputs)
                 if missing:
                     yield TaggedOutput(STATS, count("teacher_signals.missing_member", missing))
@@ -384,8 +399,6 @@ class CountTableRowsFn(beam.DoFn):
 
 def check_setup(config: AugmentConfig) -> dict[str, Any]:
     """Everything that can be checked before the pipeline starts; returns the provenance."""
-    from transformers import AutoConfig
-
     manifest = read_manifest(config.input)
     if manifest.get("schema") != UTTERANCES.name:
         raise AugmentError(f"--input {config.input}: holds '{manifest.get('schema')}', expected an utterances "
@@ -397,14 +410,15 @@ def check_setup(config: AugmentConfig) -> dict[str, Any]:
         raise AugmentError("--paraphrase mlm needs --mlm-model DIR (a masked-LM checkpoint)")
     if "seq2seq" in config.paraphrase and not config.seq2seq_model:
         raise AugmentError("--paraphrase seq2seq needs --seq2seq-model DIR (a seq2seq checkpoint)")
-    try:
-        teacher_dir = storage.local_folder(config.teacher)
-        teacher_config = AutoConfig.from_pretrained(teacher_dir, trust_remote_code=False)
-        teacher_hash = weights_hash(teacher_dir)
-    except (OSError, ValueError) as error:
-        raise AugmentError(f"--teacher {config.teacher!r}: cannot read it ({error}). Fix: pass a local "
-                           "save_pretrained directory of a sequence classifier.") from error
+    teachers = [_read_teacher(path) for path in config.teacher]
+    _, teacher_config, teacher_hash = teachers[0]
     label_names = [teacher_config.id2label[i] for i in range(teacher_config.num_labels)]
+    for path, (_, other, _) in zip(config.teacher[1:], teachers[1:], strict=True):
+        names = [other.id2label[i] for i in range(other.num_labels)]
+        if sorted(names) != sorted(label_names):
+            raise AugmentError(f"--teacher {path}: its labels {names} differ from the first teacher's {label_names}; "
+                               "an ensemble's members must predict the same labels. Fix: fine-tune every teacher on "
+                               "the same task.")
     data_labels = distinct_values(part_files(config.input), "label")
     missing = [name for name in data_labels if name not in label_names]
     if missing:
@@ -417,21 +431,37 @@ def check_setup(config: AugmentConfig) -> dict[str, Any]:
     except FileNotFoundError as error:
         raise AugmentError(str(error)) from error
     source = manifest.get("provenance", {})
-    ensemble = fit_ensemble(config, teacher_dir, label_names) if config.teacher_signals else None
-    return {**({"ensemble": ensemble} if ensemble else {}), "teacher_id": config.teacher, "teacher_weights_hash": teacher_hash, "label_names": label_names,
+    several = config.teacher_signals or len(config.teacher) > 1
+    ensemble = fit_ensemble(config, [t[0] for t in teachers], [t[2] for t in teachers], label_names) if several else None
+    return {**({"ensemble": ensemble} if ensemble else {}), "teacher_id": config.teacher[0],
+            "teacher_weights_hash": teacher_hash, "label_names": label_names,
             "embedding_size": int(teacher_config.hidden_size), "student_tokenizer_hash": student_hash,
             "normalizer_hash": source.get("normalizer_hash"), "normalizer_config": source.get("normalizer_config"),
             "embedding_pooling": config.embedding_pooling, "source_dataset": config.input,
             "paraphrase": list(config.paraphrase), "filters": asdict(config.filters)}
 
 
-def fit_ensemble(config: AugmentConfig, teacher_dir: str, label_names: list[str], limit: int = 20_000) -> dict:
-    """Validate every --teacher-signals file and fit the members' weights on the gold labels of
-    the input's valid split (up to ``limit`` rows; equal weights when it has none): the checkpoint
-    teacher runs on those rows here, before the pipeline."""
+def _read_teacher(path: str) -> tuple[str, Any, str]:
+    """A ``--teacher``'s local folder, config and weights hash (an error that names it if unreadable)."""
+    from transformers import AutoConfig
+
+    try:
+        folder = storage.local_folder(path)
+        return folder, AutoConfig.from_pretrained(folder, trust_remote_code=False), weights_hash(folder)
+    except (OSError, ValueError) as error:
+        raise AugmentError(f"--teacher {path!r}: cannot read it ({error}). Fix: pass a local "
+                           "save_pretrained directory of a sequence classifier.") from error
+
+
+def fit_ensemble(config: AugmentConfig, teacher_dirs: list[str], hashes: list[str], label_names: list[str],
+                 limit: int = 20_000) -> dict:
+    """Validate every --teacher-signals file and fit the weights of all members (the checkpoint
+    teachers, then the signal files) on the gold labels of the input's valid split (up to
+    ``limit`` rows; equal weights when it has none): the checkpoints run on those rows here,
+    before the pipeline."""
     import pyarrow.compute as pc
 
-    from beam_jobs.teacher import Teacher
+    from beam_jobs.teacher import Teacher, TeacherEnsemble
     from beam_jobs.teacher_signals import fit_weights, load_signals, log_softmax
 
     signals = [load_signals(path, label_names, config.signals_key) for path in config.teacher_signals]
@@ -443,14 +473,17 @@ def fit_ensemble(config: AugmentConfig, teacher_dir: str, label_names: list[str]
         if len(rows) >= limit:
             break
     rows = [r for r in rows[:limit] if all(r[config.signals_key] in s.log_probs for s in signals)]
-    weights = np.ones(1 + len(signals))
+    weights = np.ones(len(teacher_dirs) + len(signals))
     if rows:
-        teacher = Teacher(teacher_dir, device=config.device, batch_size=config.teacher_batch_size,
-                          max_length=config.teacher_max_length, pooling=config.embedding_pooling)
-        members = [log_softmax(teacher.run([r["text"] for r in rows]).logits.astype(np.float64))]
+        teachers = TeacherEnsemble([Teacher(folder, device=config.device, batch_size=config.teacher_batch_size,
+                                            max_length=config.teacher_max_length, pooling=config.embedding_pooling)
+                                    for folder in teacher_dirs])
+        outputs = teachers.run([r["text"] for r in rows])
+        members = [log_softmax(m.astype(np.float64)) for m in (outputs.logits, *outputs.member_logits)]
         members += [np.stack([s.log_probs[r[config.signals_key]] for r in rows]) for s in signals]
         weights = fit_weights(members, np.array([label_names.index(r["label"]) for r in rows]))
-    return {"members": [{"teacher": config.teacher}] + [s.describe() for s in signals],
+    checkpoints = [{"teacher": path, "weights_hash": h} for path, h in zip(config.teacher, hashes, strict=True)]
+    return {"members": checkpoints + [s.describe() for s in signals],
             "weights": [float(w) for w in weights], "fitted_on_valid_rows": len(rows),
             "combined": "log_softmax(sum of weight * log-probabilities)"}
 
@@ -485,7 +518,12 @@ def run(argv: list[str] | None = None, test_pipeline: beam.Pipeline | None = Non
     config = replace(config, input=config.input.rstrip("/"), output=config.output.rstrip("/"))
     from beam_jobs import augment_tokens
 
-    token_teacher = augment_tokens.is_token_teacher(config.teacher)
+    kinds = [augment_tokens.is_token_teacher(path) for path in config.teacher]
+    if len(set(kinds)) > 1:
+        raise AugmentError(f"--teacher: {[p for p, k in zip(config.teacher, kinds, strict=True) if k]} tag tokens, "
+                           f"{[p for p, k in zip(config.teacher, kinds, strict=True) if not k]} do not; an ensemble's "
+                           "members must do the same task. Fix: pass only token classifiers or only sentence ones.")
+    token_teacher = kinds[0]
     provenance = augment_tokens.check_setup(config) if token_teacher else check_setup(config)
     beam_io.prepare_output(config.output, config.overwrite)
     builder = augment_tokens.build if token_teacher else build

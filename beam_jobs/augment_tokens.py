@@ -7,6 +7,12 @@ Per utterance: the teacher's class distribution per character of ``text``
 student tokenizer's ``input_ids`` with each token's character span, and the gold entities when the
 row has them. No gold entities needed: on a spoken corpus this writes entity pseudo-labels for
 every utterance.
+
+``--teacher`` repeated makes an ensemble, whatever each member's tokenizer: the members' per-character
+distributions are combined as ``softmax(Σ w_i · log p_i)`` (:func:`combine_chars`), the weights
+fitted before the pipeline on the gold character tags of the valid split (:func:`fit_token_ensemble`),
+and entities decoded on the first teacher's tokens; members, weights and what they were fitted on go
+into the provenance (``ensemble``).
 """
 
 from __future__ import annotations
@@ -46,9 +52,20 @@ def is_token_teacher(teacher_dir: str) -> bool:
     return any(a.endswith("ForTokenClassification") for a in (config.architectures or []))
 
 
-def check_setup(config: Any) -> dict[str, Any]:
+def _bio_labels(path: str) -> tuple[str, list[str]]:
+    """A token teacher's local folder and its BIO labels (an error naming it when they are not BIO)."""
     from transformers import AutoConfig
 
+    folder = storage.local_folder(path)
+    teacher_config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    labels = [teacher_config.id2label[i] for i in range(teacher_config.num_labels)]
+    if "O" not in labels or any(not (name == "O" or name[:2] in ("B-", "I-")) for name in labels):
+        raise MalmoiError(f"--teacher {path}: its labels {labels[:8]} are not BIO tags (O, B-T, I-T).",
+                          "fine-tune it with kd.finetune --task token-classification.")
+    return folder, labels
+
+
+def check_setup(config: Any) -> dict[str, Any]:
     manifest = read_manifest(config.input)
     if manifest.get("schema") != "utterances":
         raise MalmoiError(f"--input {config.input}: holds '{manifest.get('schema')}', expected an utterances dataset.",
@@ -57,17 +74,154 @@ def check_setup(config: Any) -> dict[str, Any]:
         raise MalmoiError("--paraphrase, --teacher-signals and --share-teacher are for sentence-label teachers; this "
                           "teacher tags tokens (loaded once per worker process).",
                           "drop them for a token-classification teacher.")
-    teacher_dir = storage.local_folder(config.teacher)
-    teacher_config = AutoConfig.from_pretrained(teacher_dir, trust_remote_code=False)
-    labels = [teacher_config.id2label[i] for i in range(teacher_config.num_labels)]
-    if "O" not in labels or any(not (name == "O" or name[:2] in ("B-", "I-")) for name in labels):
-        raise MalmoiError(f"--teacher {config.teacher}: its labels {labels[:8]} are not BIO tags (O, B-T, I-T).",
-                          "fine-tune it with kd.finetune --task token-classification.")
+    teachers = [_bio_labels(path) for path in config.teacher]
+    labels = teachers[0][1]
+    for path, (_, other) in zip(config.teacher[1:], teachers[1:], strict=True):
+        if sorted(other) != sorted(labels):
+            raise MalmoiError(f"--teacher {path}: its tags {other} differ from the first teacher's {labels}; an "
+                              "ensemble's members must tag the same entity types.",
+                              "fine-tune every teacher on the same data.")
+    hashes = [weights_hash(folder) for folder, _ in teachers]
     source = manifest.get("provenance", {})
-    return {"label_names": labels, "teacher_id": config.teacher, "teacher_weights_hash": weights_hash(teacher_dir),
-            "student_tokenizer_hash": tokenizer_hash(storage.local_folder(config.student_tokenizer)),
-            "normalizer_hash": source.get("normalizer_hash"), "normalizer_config": source.get("normalizer_config"),
-            "char_rule": CHAR_RULE, "source_dataset": config.input, "task": "token-classification"}
+    provenance = {"label_names": labels, "teacher_id": config.teacher[0], "teacher_weights_hash": hashes[0],
+                  "student_tokenizer_hash": tokenizer_hash(storage.local_folder(config.student_tokenizer)),
+                  "normalizer_hash": source.get("normalizer_hash"), "normalizer_config": source.get("normalizer_config"),
+                  "char_rule": CHAR_RULE, "source_dataset": config.input, "task": "token-classification"}
+    if len(teachers) > 1:
+        provenance["ensemble"] = fit_token_ensemble(config, [folder for folder, _ in teachers], hashes, labels)
+    return provenance
+
+
+class TokenTagger:
+    """One token-classification checkpoint: each text's per-character class distribution
+    (:func:`char_distributions`, columns in ``labels`` order, whatever the checkpoint's own order)
+    and its tokens' character spans."""
+
+    def __init__(self, folder: str, labels: list[str], device: str, batch_size: int, max_length: int) -> None:
+        import torch
+        from transformers import AutoModelForTokenClassification
+
+        from beam_jobs.text.subwords import load_subword_tokenizer
+
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self._device = torch.device(device)
+        self._model = AutoModelForTokenClassification.from_pretrained(folder, trust_remote_code=False
+                                                                      ).to(self._device).eval()
+        own = [self._model.config.id2label[i] for i in range(self._model.config.num_labels)]
+        self._columns = [own.index(name) for name in labels]
+        self._labels, self._batch_size, self._max_length = labels, batch_size, max_length
+        self.tokenizer = load_subword_tokenizer(folder)
+        require_offsets("teacher", self.tokenizer)
+
+    def run(self, texts: list[str]) -> list[tuple[list[tuple[int, int]], np.ndarray]]:
+        """(token spans, (len(text), C) float32 probabilities) per text, in order."""
+        import torch
+
+        from beam_jobs.text.entities import char_distributions, encoded_spans
+
+        out: list[Any] = [None] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self._batch_size):
+            index = order[start:start + self._batch_size]
+            chunk = [texts[i] for i in index]
+            encoded = self.tokenizer(chunk, truncation=True, max_length=self._max_length, padding=True,
+                                     return_offsets_mapping=True, return_tensors="pt")
+            offsets = encoded_spans(self.tokenizer, chunk, encoded)
+            with torch.inference_mode():
+                logits = self._model(**{k: v.to(self._device) for k, v in encoded.items()
+                                        if k in ("input_ids", "attention_mask")}).logits.float()
+            probs = torch.softmax(logits, -1).cpu().numpy()[:, :, self._columns]
+            for k, i in enumerate(index):
+                out[i] = (offsets[k], char_distributions(offsets[k], probs[k], len(texts[i]), self._labels))
+        return out
+
+
+def require_offsets(name: str, tokenizer: Any) -> None:
+    if not getattr(tokenizer, "is_fast", False):
+        raise MalmoiError(f"the {name} tokenizer gives no character offsets (not a fast tokenizer).",
+                          "use a tokenizer.json tokenizer (kd.tokenizer writes one).")
+
+
+def combine_chars(members: list[np.ndarray], weights: Any) -> np.ndarray:
+    """Per-character distributions of several teachers as one: ``softmax(Σ w_i · log p_i)``
+    (probabilities floored at 1e-6 so one confident member cannot zero a class); one member is
+    returned as it is."""
+    if len(members) == 1:
+        return members[0]
+    from beam_jobs.teacher_signals import combine
+
+    logs = [np.log(np.clip(m.astype(np.float64), 1e-6, None)) for m in members]
+    return np.exp(combine(logs, np.asarray(weights, np.float64))).astype(np.float32)
+
+
+def predicted_entities(offsets: list[tuple[int, int]], chars: np.ndarray, labels: list[str]) -> list[dict[str, Any]]:
+    """Entities decoded on the first teacher's tokens from the (combined) per-character
+    distribution at each token's first character (for one teacher, exactly its token argmax),
+    with the mean top probability of their tokens as confidence."""
+    from beam_jobs.text.entities import entities_from_tags
+
+    firsts = [chars[a] if a < b else None for a, b in offsets]
+    tags = [int(p.argmax()) if p is not None else 0 for p in firsts]
+    found = []
+    for s, e, label in entities_from_tags(offsets, tags, dict(enumerate(labels))):
+        inside = [float(p.max()) for p, (a, b) in zip(firsts, offsets, strict=True) if p is not None and s <= a < e]
+        found.append({"start": s, "end": e, "label": label, "confidence": sum(inside) / max(len(inside), 1)})
+    return found
+
+
+def gold_char_tags(text: str, entities: list[dict[str, Any]], labels: list[str]) -> np.ndarray:
+    """One class id per character: ``B-T`` where an entity begins, ``I-T`` inside it, ``O``
+    elsewhere; -1 for whitespace (every teacher calls it ``O``: nothing to fit there)."""
+    index = {name: i for i, name in enumerate(labels)}
+    tags = np.full(len(text), index["O"], np.int64)
+    for entity in entities:
+        start, end, label = int(entity["start"]), int(entity["end"]), entity["label"]
+        if f"B-{label}" in index and 0 <= start < end <= len(text):
+            tags[start] = index[f"B-{label}"]
+            tags[start + 1:end] = index[f"I-{label}"]
+    tags[[i for i, ch in enumerate(text) if ch.isspace()]] = -1
+    return tags
+
+
+def fit_token_ensemble(config: Any, folders: list[str], hashes: list[str], labels: list[str],
+                       limit: int = 5_000) -> dict[str, Any]:
+    """The members' weights, fitted on the characters of the input's valid rows with gold
+    entities (up to ``limit`` rows; whitespace left out): negative log-likelihood of the gold
+    character tags under :func:`combine_chars` (:func:`beam_jobs.teacher_signals.fit_weights`).
+    Equal weights when the valid split has no gold entities."""
+    import pyarrow.compute as pc
+
+    from beam_jobs.teacher_signals import fit_weights
+    from schemas import UTTERANCES
+
+    rows: list[dict[str, Any]] = []
+    for path in part_files(config.input):
+        table = storage.read_table(path)
+        validate(table, UTTERANCES, where=f"'{path}'")
+        if "entities" not in table.column_names:
+            continue
+        table = table.filter(pc.and_(pc.equal(table.column("split"), "valid"), pc.is_valid(table.column("entities"))))
+        rows += table.select(["text", "entities"]).to_pylist()
+        if len(rows) >= limit:
+            break
+    rows = [r for r in rows[:limit] if r["text"]]
+    weights = np.ones(len(folders))
+    characters = 0
+    if rows:
+        texts = [r["text"] for r in rows]
+        gold = np.concatenate([gold_char_tags(r["text"], r["entities"], labels) for r in rows])
+        keep = gold >= 0
+        members = []
+        for folder in folders:
+            tagger = TokenTagger(folder, labels, config.device, config.teacher_batch_size, config.teacher_max_length)
+            chars = np.concatenate([c for _, c in tagger.run(texts)])[keep]
+            members.append(np.log(np.clip(chars.astype(np.float64), 1e-6, None)))
+        characters = int(keep.sum())
+        weights = fit_weights(members, gold[keep])
+    return {"members": [{"teacher": path, "weights_hash": h} for path, h in zip(config.teacher, hashes, strict=True)],
+            "weights": [float(w) for w in weights], "fitted_on_valid_rows": len(rows),
+            "fitted_on_valid_characters": characters,
+            "combined": "softmax(sum of weight * log per-character probabilities), decoded on the first teacher's tokens"}
 
 
 class ReadEntityRowsFn(beam.DoFn):
@@ -92,36 +246,27 @@ class ReadEntityRowsFn(beam.DoFn):
 
 
 class TokenTeacherFn(beam.DoFn):
-    """A batch of utterances -> one kd_token table (teacher per character, student tokens)."""
+    """A batch of utterances -> one kd_token table (the teacher, or the teachers' fitted
+    combination, per character; the student's tokens)."""
 
-    def __init__(self, config: Any, labels: list[str]) -> None:
+    def __init__(self, config: Any, labels: list[str], weights: list[float] | None = None) -> None:
         self._config, self._labels = config, labels
+        self._weights = weights or [1.0] * len(config.teacher)
         self._progress = beam_io.Progress("augment.token_teacher", "rows")
 
     def setup(self) -> None:
-        import torch
-        from transformers import AutoModelForTokenClassification
-
         from beam_jobs.text.subwords import load_subword_tokenizer
 
         config = self._config
-        teacher_dir = storage.local_folder(config.teacher)
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
-        self._device = torch.device(device)
-        self._model = AutoModelForTokenClassification.from_pretrained(teacher_dir, trust_remote_code=False
-                                                                      ).to(self._device).eval()
-        self._teacher_tokenizer = load_subword_tokenizer(teacher_dir)
+        self._taggers = [TokenTagger(storage.local_folder(path), self._labels, config.device,
+                                     config.teacher_batch_size, config.teacher_max_length) for path in config.teacher]
         self._student_tokenizer = load_subword_tokenizer(storage.local_folder(config.student_tokenizer))
-        for name, tokenizer in (("teacher", self._teacher_tokenizer), ("student", self._student_tokenizer)):
-            if not getattr(tokenizer, "is_fast", False):
-                raise MalmoiError(f"the {name} tokenizer gives no character offsets (not a fast tokenizer).",
-                                  "use a tokenizer.json tokenizer (kd.tokenizer writes one).")
+        require_offsets("student", self._student_tokenizer)
 
     def process(self, batch: list[dict[str, Any]]):
         import pyarrow as pa
-        import torch
 
-        from beam_jobs.text.entities import char_distributions, encoded_spans, entities_from_tags
+        from beam_jobs.text.entities import encoded_spans
 
         config, labels = self._config, self._labels
         rows = []
@@ -134,43 +279,28 @@ class TokenTeacherFn(beam.DoFn):
         self._progress.add(len(rows))
         if not rows:
             return
-        id2label = dict(enumerate(labels))
+        texts = [r["text"] for r in rows]
+        members = [tagger.run(texts) for tagger in self._taggers]
+        student = self._student_tokenizer(texts, truncation=True, max_length=config.max_length,
+                                          return_offsets_mapping=True, return_attention_mask=False)
+        student_spans = encoded_spans(self._student_tokenizer, texts, student)
         out: dict[str, list] = {name: [] for name in KD_TOKEN.schema.names}
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]["text"]))
-        for start in range(0, len(order), config.teacher_batch_size):
-            chunk = [rows[i] for i in order[start:start + config.teacher_batch_size]]
-            texts = [r["text"] for r in chunk]
-            encoded = self._teacher_tokenizer(texts, truncation=True, max_length=config.teacher_max_length,
-                                              padding=True, return_offsets_mapping=True, return_tensors="pt")
-            offsets = encoded_spans(self._teacher_tokenizer, texts, encoded)
-            encoded.pop("offset_mapping")
-            with torch.inference_mode():
-                logits = self._model(**{k: v.to(self._device) for k, v in encoded.items()
-                                        if k in ("input_ids", "attention_mask")}).logits.float()
-            probs = torch.softmax(logits, -1).cpu().numpy()
-            student = self._student_tokenizer(texts, truncation=True, max_length=config.max_length,
-                                              return_offsets_mapping=True, return_attention_mask=False)
-            student_spans = encoded_spans(self._student_tokenizer, texts, student)
-            for k, row in enumerate(chunk):
-                chars = char_distributions(offsets[k], probs[k], len(row["text"]), labels)
-                tags = probs[k].argmax(-1).tolist()
-                predicted = []
-                for s, e, label in entities_from_tags(offsets[k], tags, id2label):
-                    inside = [float(probs[k][t].max()) for t, (a, b) in enumerate(offsets[k]) if a != b and s <= a < e]
-                    predicted.append({"start": s, "end": e, "label": label,
-                                      "confidence": sum(inside) / max(len(inside), 1)})
-                spans = student_spans[k]
-                out["id"].append(row["id"])
-                out["text"].append(row["text"])
-                out["split"].append(row["split"])
-                out["input_ids"].append(student["input_ids"][k])
-                out["token_starts"].append([s for s, _ in spans])
-                out["token_ends"].append([e for _, e in spans])
-                out["entities"].append(row["entities"])
-                out["teacher_char_probs"].append(chars.astype(np.float16).reshape(-1))
-                out["teacher_entities"].append(predicted)
-                yield TaggedOutput(STATS, count("records.out"))
-                yield TaggedOutput(STATS, count("teacher_entities.predicted", len(predicted)))
+        for k, row in enumerate(rows):
+            offsets = members[0][k][0]
+            chars = combine_chars([m[k][1] for m in members], self._weights)
+            predicted = predicted_entities(offsets, chars, labels)
+            spans = student_spans[k]
+            out["id"].append(row["id"])
+            out["text"].append(row["text"])
+            out["split"].append(row["split"])
+            out["input_ids"].append(student["input_ids"][k])
+            out["token_starts"].append([s for s, _ in spans])
+            out["token_ends"].append([e for _, e in spans])
+            out["entities"].append(row["entities"])
+            out["teacher_char_probs"].append(chars.astype(np.float16).reshape(-1))
+            out["teacher_entities"].append(predicted)
+            yield TaggedOutput(STATS, count("records.out"))
+            yield TaggedOutput(STATS, count("teacher_entities.predicted", len(predicted)))
         table = pa.table({name: pa.array(values, KD_TOKEN.schema.field(name).type) for name, values in out.items()},
                          schema=KD_TOKEN.schema)
         validate(table, KD_TOKEN, where="an augment batch")
@@ -185,8 +315,9 @@ def build(pipeline: beam.Pipeline, config: Any, provenance: dict[str, Any]) -> N
                | "ListRowGroups" >> beam.Create(tasks)
                | "SpreadRowGroups" >> beam.Reshuffle()
                | "ReadUtterances" >> beam.ParDo(ReadEntityRowsFn(config.batch_size)).with_outputs(STATS, main="batches"))
+    weights = provenance.get("ensemble", {}).get("weights")
     taught = batches.batches | "TokenTeacher" >> beam.ParDo(
-        TokenTeacherFn(config, provenance["label_names"])).with_outputs(REJECTS, STATS, main="tables")
+        TokenTeacherFn(config, provenance["label_names"], weights)).with_outputs(REJECTS, STATS, main="tables")
     tables = taught.tables | "CountRows" >> beam.ParDo(CountTableRowsFn()).with_outputs(STATS, main="tables")
     _ = {
         "tables": tables.tables,

@@ -26,6 +26,7 @@ class TeacherError(ValueError):
 class TeacherOutputs:
     logits: np.ndarray  # (n, C) float32, raw
     embeddings: np.ndarray  # (n, D) float16
+    member_logits: tuple[np.ndarray, ...] = ()  # further checkpoints of an ensemble, same rows and label order
 
     def derived(self) -> dict[str, np.ndarray]:
         """Predicted label, confidence (max softmax) and entropy (nats) from the raw logits."""
@@ -99,6 +100,23 @@ class Teacher:
                 logits[index] = out.logits.float().cpu().numpy()
                 embeddings[index] = pooled.cpu().numpy().astype(np.float16)
         return TeacherOutputs(logits, embeddings)
+
+
+class TeacherEnsemble:
+    """Several checkpoint teachers run on the same texts: the first gives the logits and
+    embeddings, the others their logits in the first one's label order (``member_logits``); the
+    augment job combines them with the fitted weights. One teacher behaves as that teacher."""
+
+    def __init__(self, teachers: list[Teacher]) -> None:
+        self.teachers = teachers
+        names = teachers[0].label_names
+        self._columns = [[t.label_names.index(name) for name in names] for t in teachers[1:]]
+
+    def run(self, texts: list[str]) -> TeacherOutputs:
+        first = self.teachers[0].run(texts)
+        members = tuple(t.run(texts).logits[:, columns] for t, columns in zip(self.teachers[1:], self._columns,
+                                                                             strict=True))
+        return TeacherOutputs(first.logits, first.embeddings, members)
 
 
 def provenance(teacher_dir: str, teacher: Teacher | Any) -> dict[str, Any]:

@@ -52,10 +52,14 @@ def main(argv: list[str] | None = None) -> int:
                              "(KD + gold + --pool NSMC reviews, in-domain for the colloquial half, pseudo-labelled; "
                              "reviews sharing text with KLUE-NER dev are left out), poolshare and nsmcshare "
                              "(the two pools with kd.distill --unlabeled-share --pool-share: the pool rows thinned "
-                             "afresh each epoch to that share of its rows)")
+                             "afresh each epoch to that share of its rows), kdens (KD + gold from the fitted "
+                             "ensemble of --teachers teachers)")
     parser.add_argument("--pool-share", default="0.25", help="the *share regimes' kd.distill --unlabeled-share")
     parser.add_argument("--token-target", default="first", choices=("first", "mean"),
                         help="the KD regimes' kd.distill --token-target")
+    parser.add_argument("--teachers", type=int, default=1,
+                        help="teachers to fine-tune (seeds 0..N-1, each from its own start); with 2 or more the "
+                             "kdens regime distils from all of them, augment's fitted token-level ensemble")
     parser.add_argument("--json", default="docs/results/ner_klue.json")
     args = parser.parse_args(argv)
 
@@ -85,30 +89,45 @@ def main(argv: list[str] | None = None) -> int:
         texts = list(dataset_texts(str(tmp / "utt"), split=None)) + list(dataset_texts(str(tmp / "pool_utt"), split=None))
         train_tokenizer(texts, tmp / "mlm", vocab_size=8000, min_frequency=2)
         train_tokenizer(texts, tmp / "student_tok", vocab_size=4000, min_frequency=2, kind="unigram")
-        started = time.perf_counter()
         teacher_shape = ["--layers", "4", "--hidden", "256", "--heads", "4", "--intermediate", "1024"]
-        if args.no_mlm:
-            from bench.real_data import random_masked_lm
+        teachers = [tmp / ("teacher" if i == 0 else f"teacher{i}") for i in range(args.teachers)]
+        report["teacher_seconds"], report["teacher_members"] = [], []
+        for number, folder in enumerate(teachers):
+            started = time.perf_counter()
+            init = tmp / f"mlm_model{number}"
+            if args.no_mlm:  # each teacher its own random start
+                from bench.real_data import random_masked_lm
 
-            random_masked_lm(tmp / "mlm", tmp / "mlm_model", teacher_shape)
-        else:
-            assert pretrain.main(["--data", str(tmp / "utt"), "--tokenizer", str(tmp / "mlm"), "--output",
-                                  str(tmp / "mlm_model"), *teacher_shape, "--max-steps", str(args.pretrain_steps),
-                                  "--learning-rate", "1e-3", *SMALL]) == 0
-        assert finetune.main(["--data", str(tmp / "utt"), "--init", str(tmp / "mlm_model"), "--output",
-                              str(tmp / "teacher"), "--task", "token-classification", "--max-steps",
-                              str(args.teacher_steps), "--eval-every", str(max(1, args.teacher_steps // 5)),
-                              "--patience", "9", "--learning-rate", args.teacher_lr, *SMALL]) == 0
-        report["teacher_seconds"] = time.perf_counter() - started
-        teacher_eval = json.loads((tmp / "teacher" / "evaluation.json").read_text())["test"]
-        report["teacher"] = {"test": {k: teacher_eval[k] for k in ("f1", "precision", "recall", "n", "by_domain")}}
+                random_masked_lm(tmp / "mlm", init, teacher_shape)
+            elif number == 0:
+                assert pretrain.main(["--data", str(tmp / "utt"), "--tokenizer", str(tmp / "mlm"), "--output",
+                                      str(init), *teacher_shape, "--max-steps", str(args.pretrain_steps),
+                                      "--learning-rate", "1e-3", *SMALL]) == 0
+            else:
+                init = tmp / "mlm_model0"
+            assert finetune.main(["--data", str(tmp / "utt"), "--init", str(init), "--output",
+                                  str(folder), "--task", "token-classification", "--max-steps",
+                                  str(args.teacher_steps), "--eval-every", str(max(1, args.teacher_steps // 5)),
+                                  "--patience", "9", "--learning-rate", args.teacher_lr, "--seed", str(number),
+                                  *SMALL]) == 0
+            report["teacher_seconds"].append(time.perf_counter() - started)
+            teacher_eval = json.loads((folder / "evaluation.json").read_text())["test"]
+            report["teacher_members"].append({k: teacher_eval[k] for k in ("f1", "precision", "recall", "n",
+                                                                            "by_domain")})
+        report["teacher"] = {"test": report["teacher_members"][0]}
 
-        def teacher_shards(utterances: str, out: str, tokenizer: str = "student_tok") -> None:
-            augment.run(["--input", str(tmp / utterances), "--output", str(tmp / out), "--teacher",
-                         str(tmp / "teacher"), "--student-tokenizer", str(tmp / tokenizer), *runner])
+        def teacher_shards(utterances: str, out: str, tokenizer: str = "student_tok", members: int = 1) -> None:
+            augment.run(["--input", str(tmp / utterances), "--output", str(tmp / out),
+                         *(a for t in teachers[:members] for a in ("--teacher", str(t))),
+                         "--student-tokenizer", str(tmp / tokenizer), *runner])
 
         teacher_shards("utt", "kd")
         wanted = set(args.regimes.split(","))
+        if "kdens" in wanted:
+            if args.teachers < 2:
+                parser.error("the kdens regime needs --teachers 2 or more")
+            teacher_shards("utt", "kd_ens", members=args.teachers)
+            report["ensemble"] = json.loads((tmp / "kd_ens" / "_manifest.json").read_text())["provenance"]["ensemble"]
         if wanted & {"pool", "poolshare"}:
             teacher_shards("pool_utt", "kd_pool")
             _merge_shards([tmp / "kd", tmp / "kd_pool"], tmp / "kd_merged")
@@ -132,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             ("kd", "KD + gold", (tmp / "kd", tmp / "student_tok", kd)),
             ("pool", "KD + gold + BEEP! pool", (merged, tmp / "student_tok", kd)),
             ("same", "KD + gold, teacher's tokenizer", (tmp / "kd_same", tmp / "mlm", kd)),
+            ("kdens", f"KD + gold, ensemble of {args.teachers} teachers", (tmp / "kd_ens", tmp / "student_tok", kd)),
             ("kdmean", "KD + gold, mean target", (tmp / "kd", tmp / "student_tok",
                                                   ["--kl", args.kd_kl, "--token-target", "mean"])),
             ("nsmcpool", "KD + gold + NSMC pool", (tmp / "kd_nsmc_merged", tmp / "student_tok", kd)),
@@ -153,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
                                      str(seed), *student_shape, *extra, *SMALL]) == 0
                 result = json.loads((out / "evaluation.json").read_text())
                 rows[name].append({"f1": result["test"]["student"]["f1"], "seconds": time.perf_counter() - began,
-                                   "by_domain": _by_domain(out, tmp / ("kd_same" if tokenizer == tmp / "mlm" else "kd"), tmp / "utt"),
+                                   "by_domain": _by_domain(out, tmp / ("kd_same" if tokenizer == tmp / "mlm" else
+                                                                       "kd_ens" if data == tmp / "kd_ens" else "kd"),
+                                                           tmp / "utt"),
                                    "teacher_f1_same_rows": result["test"]["teacher"]["f1"],
                                    "non_embedding_parameters": result["parameters"]["non_embedding"],
                                    "train_rows": result["training"]["train_rows"], "cpu": result["cpu"]})

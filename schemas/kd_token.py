@@ -9,7 +9,9 @@ token's character span (``token_starts`` / ``token_ends``; special tokens have 0
 ``entities`` (null when the row has none: a pseudo-labelled corpus) and the teacher's predicted
 spans with their confidence (``teacher_entities``: an entity-annotated corpus on its own).
 Provenance the trainer checks: ``label_names`` (the BIO classes), ``teacher_id``,
-``teacher_weights_hash``, ``student_tokenizer_hash``, ``normalizer_hash``, ``char_rule``.
+``teacher_weights_hash``, ``student_tokenizer_hash``, ``normalizer_hash``, ``char_rule``. A
+shard set written from several teachers keeps the first one's id and hash there and lists every
+member with its weight under ``ensemble``; ``teacher_char_probs`` is then their combination.
 """
 
 from __future__ import annotations

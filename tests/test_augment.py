@@ -61,9 +61,11 @@ def models(tmp_path_factory):
     return root
 
 
-def run_augment(models, out, *extra):
-    return augment.run(["--input", str(models / "utterances"), "--output", str(out), "--teacher",
-                        str(models / "teacher"), "--student-tokenizer", str(models / "tok"), *RUNNER, *extra])
+def run_augment(models, out, *extra, teachers=None):
+    teachers = teachers or [models / "teacher"]
+    return augment.run(["--input", str(models / "utterances"), "--output", str(out),
+                        *(arg for t in teachers for arg in ("--teacher", str(t))),
+                        "--student-tokenizer", str(models / "tok"), *RUNNER, *extra])
 
 
 def test_signals_equal_a_direct_forward_pass(models, tmp_path):
@@ -187,21 +189,24 @@ def test_mismatched_labels_missing_teacher_and_nan_logits(models, tmp_path):
     teacher.config.id2label, teacher.config.label2id = {0: "neg", 1: "pos"}, {"neg": 0, "pos": 1}
     teacher.save_pretrained(other)
     with pytest.raises(augment.AugmentError, match=r"labels \['negative', 'positive'\] of --input are not among"):
-        run_augment(models, tmp_path / "a", "--teacher", str(other))
+        run_augment(models, tmp_path / "a", teachers=[other])
+    with pytest.raises(augment.AugmentError, match=r"its labels \['neg', 'pos'\] differ from the first teacher's"):
+        run_augment(models, tmp_path / "a2", teachers=[models / "teacher", other])
     with pytest.raises(augment.AugmentError, match="cannot read it"):
-        run_augment(models, tmp_path / "b", "--teacher", str(tmp_path / "nowhere"))
+        run_augment(models, tmp_path / "b", teachers=[tmp_path / "nowhere"])
     broken = tmp_path / "nan_teacher"
     teacher = AutoModelForSequenceClassification.from_pretrained(models / "teacher")
     with torch.no_grad():
         teacher.classifier.bias.fill_(float("nan"))
     teacher.save_pretrained(broken)
     AutoTokenizer.from_pretrained(models / "teacher").save_pretrained(broken)
-    out = tmp_path / "c"
-    run_augment(models, out, "--teacher", str(broken))
-    stats = json.loads((out / "_stats.json").read_text())
-    assert stats["counts"]["records.rejected.nan_logits"] == 13 == stats["conservation"]["records_rejected"]
-    rejects = [json.loads(line) for f in (out / "_rejects").glob("*.jsonl") for line in f.open()]
-    assert {r["reason"] for r in rejects} == {"nan_logits"}
+    for name, teachers in (("c", [broken]), ("d", [models / "teacher", broken])):  # alone, or a second member
+        out = tmp_path / name
+        run_augment(models, out, teachers=teachers)
+        stats = json.loads((out / "_stats.json").read_text())
+        assert stats["counts"]["records.rejected.nan_logits"] == 13 == stats["conservation"]["records_rejected"]
+        rejects = [json.loads(line) for f in (out / "_rejects").glob("*.jsonl") for line in f.open()]
+        assert {r["reason"] for r in rejects} == {"nan_logits"}
 
 
 def test_the_batched_mlm_paraphraser_gives_what_one_text_at_a_time_gives(models):
@@ -280,7 +285,7 @@ def test_mlm_precision_bfloat16_runs_the_masked_lm_in_bf16_and_reaches_the_job(m
             assert len(before) == len(after) and sum(a != b for a, b in zip(before, after, strict=True)) == 1
     with pytest.raises(MalmoiError, match="bfloat16"):
         MlmParaphraser(str(models / "mlm"), precision="float16")
-    config = AugmentConfig(input="in", output="out", teacher="t", student_tokenizer="s", paraphrase=("mlm",),
+    config = AugmentConfig(input="in", output="out", teacher=("t",), student_tokenizer="s", paraphrase=("mlm",),
                            mlm_model=str(models / "mlm"), mlm_precision="bfloat16", device="cpu")
     assert _Paraphrasers(config).paraphrasers["mlm"].precision == "bfloat16"
 
@@ -333,7 +338,7 @@ def test_mlm_joint_masks_runs_a_round_of_masks_in_one_row_and_reaches_the_job(mo
             compared += 1
     assert compared >= len(items) // 2, compared
     assert paraphraser.many([("m", f"이 영화 {mask} 진짜 재밌어요")]) == [[]]
-    config = AugmentConfig(input="in", output="out", teacher="t", student_tokenizer="s", paraphrase=("mlm",),
+    config = AugmentConfig(input="in", output="out", teacher=("t",), student_tokenizer="s", paraphrase=("mlm",),
                            mlm_model=str(models / "mlm"), mlm_joint_masks=True, device="cpu")
     assert _Paraphrasers(config).paraphrasers["mlm"].joint_masks is True
 
@@ -364,3 +369,38 @@ def test_outside_teacher_signals_join_the_teacher_in_a_fitted_ensemble(models, t
     bad.write_text(json.dumps({"id": rows[0]["id"], "probs": [0.9, 0.3]}) + "\n", encoding="utf-8")
     with pytest.raises(MalmoiError, match="sum to 1"):
         run_augment(models, tmp_path / "kd_bad", "--teacher-signals", str(bad))
+
+
+def test_several_checkpoint_teachers_are_combined_on_every_row_with_fitted_weights(models, tmp_path):
+    # guards against a second --teacher silently replacing the first (argparse's last-one-wins),
+    # members whose label order differs being mixed column by column, paraphrases left with one
+    # member's logits, and an ensemble whose members and weights are not in the provenance
+    from beam_jobs.teacher_signals import combine, log_softmax
+
+    other = tmp_path / "teacher_b"  # another model, its labels in the other order
+    torch.manual_seed(7)
+    second = make_teacher(other, len(AutoTokenizer.from_pretrained(models / "teacher")))
+    with torch.no_grad():
+        second.classifier.bias.copy_(torch.tensor([2.0, -2.0]))  # an opinionated member: "positive" in its order
+    second.config.id2label, second.config.label2id = {0: "positive", 1: "negative"}, {"positive": 0, "negative": 1}
+    second.save_pretrained(other)
+    AutoTokenizer.from_pretrained(models / "teacher").save_pretrained(other)
+    out = tmp_path / "kd"
+    run_augment(models, out, "--paraphrase", "colloquial", teachers=[models / "teacher", other])
+    ensemble = json.loads((out / "_manifest.json").read_text())["provenance"]["ensemble"]
+    assert [m["teacher"] for m in ensemble["members"]] == [str(models / "teacher"), str(other)]
+    assert all(m["weights_hash"] for m in ensemble["members"]) and ensemble["fitted_on_valid_rows"] > 0
+    weights = np.asarray(ensemble["weights"])
+    assert np.isclose(weights.sum(), 2.0)
+    frame = pd.read_parquet(out)
+    assert (frame["origin"] != "original").any()  # paraphrases carry the ensemble too
+    tokenizer = AutoTokenizer.from_pretrained(models / "teacher")
+    logits = []
+    for folder, columns in ((models / "teacher", [0, 1]), (other, [1, 0])):
+        model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+        with torch.no_grad():
+            logits.append(model(**tokenizer(list(frame["text"]), return_tensors="pt", padding=True)
+                                ).logits.numpy()[:, columns].astype(np.float64))
+    expected = combine([log_softmax(m) for m in logits], weights)
+    assert np.allclose(log_softmax(np.stack(frame["teacher_logits"]).astype(np.float64)), expected, atol=1e-3)
+    assert not np.allclose(expected, log_softmax(logits[0]), atol=1e-2)  # the second member changed something

@@ -226,3 +226,96 @@ def test_a_tagger_stuck_at_all_o_is_warned_about_once():
     assert "all-O" in silent_tagger(silent[:3]) and "[10, 20, 30]" in silent_tagger(silent[:3])
     assert silent_tagger(silent) is None  # said once
     assert silent_tagger([*silent[:2], {"step": 30, "precision": 0.2, "recall": 0.1}]) is None
+
+
+def _permuted_tagger(source, out, order, o_bias=None):
+    """``source``'s tagger with its classes stored in another ``order`` (same predictions), or,
+    given ``o_bias``, one pushed towards O by that much."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    model = AutoModelForTokenClassification.from_pretrained(source)
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    with torch.no_grad():
+        model.classifier.weight.copy_(model.classifier.weight[order])
+        model.classifier.bias.copy_(model.classifier.bias[order])
+        if o_bias is not None:
+            model.classifier.bias[order.index(labels.index("O"))] += o_bias
+    model.config.id2label = {i: labels[j] for i, j in enumerate(order)}
+    model.config.label2id = {name: i for i, name in model.config.id2label.items()}
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out)
+    return out
+
+
+def test_several_token_teachers_combine_per_character_with_weights_fitted_on_valid(ner_teacher, tmp_path):
+    # guards against an ensemble of taggers mixing classes stored in different orders, a combined
+    # distribution that is not the documented product, weights nobody fitted (a member that
+    # tags nothing must count less), and a second --teacher silently replacing the first
+    import numpy as np
+    import pandas as pd
+
+    from beam_jobs import augment
+    from beam_jobs.augment_tokens import TokenTagger
+
+    tagger = ner_teacher / "tagger"
+    width = 5
+    order = list(range(width))[::-1]
+    same = _permuted_tagger(tagger, tmp_path / "same", order)
+    all_o = _permuted_tagger(tagger, tmp_path / "all_o", order, o_bias=50.0)
+
+    def run(name, *teachers):
+        out = tmp_path / name
+        augment.run(["--input", str(ner_teacher / "utt"), "--output", str(out),
+                     *(a for t in teachers for a in ("--teacher", str(t))),
+                     "--student-tokenizer", str(ner_teacher / "student_tok"), "--runner", "FnApiRunner"])
+        frame = pd.read_parquet(out).sort_values("id").reset_index(drop=True)
+        return json.loads((out / "_manifest.json").read_text())["provenance"], frame
+
+    _, alone = run("alone", tagger)
+    provenance, pair = run("pair", tagger, same)
+    ensemble = provenance["ensemble"]
+    assert [m["teacher"] for m in ensemble["members"]] == [str(tagger), str(same)]
+    assert ensemble["fitted_on_valid_characters"] > 0 and np.isclose(sum(ensemble["weights"]), 2.0)
+    labels = provenance["label_names"]
+    texts = list(alone["text"])
+    direct = TokenTagger(str(tagger), labels, "cpu", 16, 128).run(texts)
+    for k, text in enumerate(texts):
+        p = direct[k][1].astype(np.float64)
+        single = np.asarray(alone["teacher_char_probs"][k], np.float32).reshape(len(text), width)
+        assert np.allclose(single, p, atol=2e-3)
+        product = np.clip(p, 1e-6, None) ** sum(ensemble["weights"])  # two identical members: p^(w1 + w2)
+        combined = np.asarray(pair["teacher_char_probs"][k], np.float32).reshape(len(text), width)
+        assert np.allclose(combined, product / product.sum(1, keepdims=True), atol=2e-3)
+        spans = [(e["start"], e["end"], e["label"]) for e in alone["teacher_entities"][k]]
+        assert spans == [(e["start"], e["end"], e["label"]) for e in pair["teacher_entities"][k]]
+    assert alone["teacher_entities"].map(len).sum() > 0
+
+    provenance, _ = run("with_all_o", tagger, all_o)
+    weights = provenance["ensemble"]["weights"]
+    assert weights[0] > weights[1], weights  # the member that tags nothing counts less
+
+
+def test_ensemble_pieces_combine_decode_and_gold_character_tags():
+    # guards against the one-teacher path changing under the ensemble code (its entities must stay
+    # its token argmax) and gold character tags that tag whitespace or run past an entity
+    import numpy as np
+
+    from beam_jobs.augment_tokens import combine_chars, gold_char_tags, predicted_entities
+    from beam_jobs.text.entities import char_distributions, entities_from_tags
+
+    labels = ["O", "B-PS", "I-PS"]
+    probs = np.array([[0.4, 0.3, 0.3], [0.1, 0.8, 0.1], [0.2, 0.1, 0.7]], np.float32)
+    offsets = [(0, 2), (3, 4), (4, 6)]
+    chars = char_distributions(offsets, probs, 6, labels)
+    assert combine_chars([chars], [1.0]) is chars
+    found = predicted_entities(offsets, chars, labels)
+    expected = entities_from_tags(offsets, probs.argmax(1).tolist(), dict(enumerate(labels)))
+    assert [(e["start"], e["end"], e["label"]) for e in found] == expected == [(3, 6, "PS")]
+    assert np.isclose(found[0]["confidence"], (0.8 + 0.7) / 2)
+    other = np.tile(np.array([[1.0, 0.0, 0.0]], np.float32), (6, 1))
+    both = combine_chars([chars, other], [1.5, 0.5])
+    manual = np.clip(chars, 1e-6, None) ** 1.5 * np.clip(other, 1e-6, None) ** 0.5
+    assert np.allclose(both, manual / manual.sum(1, keepdims=True), atol=1e-5)
+    tags = gold_char_tags("민수 오늘 부산", [{"start": 0, "end": 2, "label": "PS"}], labels)
+    assert tags.tolist() == [1, 2, -1, 0, 0, -1, 0, 0]
