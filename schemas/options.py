@@ -136,6 +136,19 @@ def _argparse_type(parse: Callable[[str], Any] | None) -> Callable[[str], Any] |
     return convert
 
 
+class _StoreOnce(argparse.Action):
+    """``store`` that refuses a second, different value: argparse keeps the last one silently, so
+    ``--teacher A --teacher B`` on a one-value option would drop A without a word."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_malmoi_given", {})
+        if self.dest in given and given[self.dest] != values:
+            parser.error(f"{option_string} takes one value; found {given[self.dest]!r}, then {values!r}. "
+                         "Fix: give it once.")
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
 def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, *,
                 default: Any = None, prefix: str = "") -> None:
     """Add one argparse option per option field of ``cls`` (nested dataclass fields flattened).
@@ -180,6 +193,7 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
         else:
             kwargs["type"] = _argparse_type(meta.get("parse")) or (kind if kind in (int, float, str) else str)
             kwargs["default"] = None if value is MISSING else value
+            kwargs["action"] = _StoreOnce
         if meta.get("required") or value is MISSING:
             kwargs["required"] = True
         elif value not in (None, "", ()) and not dataclasses.is_dataclass(value):

@@ -31,7 +31,7 @@ from beam_jobs.paraphrase import (
 )
 from kd.data import open_kd_dataset
 from tests.conftest import run_preprocess
-from tests.kd_fixtures import TEXTS, make_teacher, make_tokenizer
+from tests.kd_fixtures import LABELS, TEXTS, make_teacher, make_tokenizer
 
 RUNNER = ["--runner", "FnApiRunner"]
 
@@ -377,30 +377,41 @@ def test_several_checkpoint_teachers_are_combined_on_every_row_with_fitted_weigh
     # member's logits, and an ensemble whose members and weights are not in the provenance
     from beam_jobs.teacher_signals import combine, log_softmax
 
-    other = tmp_path / "teacher_b"  # another model, its labels in the other order
-    torch.manual_seed(7)
-    second = make_teacher(other, len(AutoTokenizer.from_pretrained(models / "teacher")))
-    with torch.no_grad():
-        second.classifier.bias.copy_(torch.tensor([2.0, -2.0]))  # an opinionated member: "positive" in its order
-    second.config.id2label, second.config.label2id = {0: "positive", 1: "negative"}, {"positive": 0, "negative": 1}
-    second.save_pretrained(other)
-    AutoTokenizer.from_pretrained(models / "teacher").save_pretrained(other)
+    tokenizer = AutoTokenizer.from_pretrained(models / "teacher")
+    first, other = tmp_path / "teacher_a", tmp_path / "teacher_b"  # b stores its labels in the other order
+    texts = [t for group in TEXTS.values() for t in group]
+    targets = torch.tensor([LABELS.index(label) for label, group in TEXTS.items() for _ in group])
+    for seed, folder, steps in ((3, first, 40), (7, other, 15)):  # two members that learned the task, unequally
+        torch.manual_seed(seed)
+        model = make_teacher(folder, len(tokenizer))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            model(**tokenizer(texts, return_tensors="pt", padding=True), labels=targets).loss.backward()
+            optimizer.step()
+        if folder == other:
+            with torch.no_grad():
+                model.classifier.weight.copy_(model.classifier.weight.flip(0))
+                model.classifier.bias.copy_(model.classifier.bias.flip(0))
+            model.config.id2label, model.config.label2id = {0: "positive", 1: "negative"}, {"positive": 0, "negative": 1}
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
     out = tmp_path / "kd"
-    run_augment(models, out, "--paraphrase", "colloquial", teachers=[models / "teacher", other])
+    run_augment(models, out, "--paraphrase", "colloquial", teachers=[first, other])
     ensemble = json.loads((out / "_manifest.json").read_text())["provenance"]["ensemble"]
-    assert [m["teacher"] for m in ensemble["members"]] == [str(models / "teacher"), str(other)]
+    assert [m["teacher"] for m in ensemble["members"]] == [str(first), str(other)]
     assert all(m["weights_hash"] for m in ensemble["members"]) and ensemble["fitted_on_valid_rows"] > 0
     weights = np.asarray(ensemble["weights"])
     assert np.isclose(weights.sum(), 2.0)
     frame = pd.read_parquet(out)
     assert (frame["origin"] != "original").any()  # paraphrases carry the ensemble too
-    tokenizer = AutoTokenizer.from_pretrained(models / "teacher")
     logits = []
-    for folder, columns in ((models / "teacher", [0, 1]), (other, [1, 0])):
+    for folder, columns in ((first, [0, 1]), (other, [1, 0])):
         model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
         with torch.no_grad():
             logits.append(model(**tokenizer(list(frame["text"]), return_tensors="pt", padding=True)
                                 ).logits.numpy()[:, columns].astype(np.float64))
     expected = combine([log_softmax(m) for m in logits], weights)
     assert np.allclose(log_softmax(np.stack(frame["teacher_logits"]).astype(np.float64)), expected, atol=1e-3)
-    assert not np.allclose(expected, log_softmax(logits[0]), atol=1e-2)  # the second member changed something
+    for alone in logits:  # neither member alone (nor the pair mixed column by column) gives this
+        assert not np.allclose(expected, log_softmax(2 * log_softmax(alone)), atol=1e-2), weights

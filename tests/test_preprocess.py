@@ -383,3 +383,19 @@ def test_stratify_by_splits_every_label_in_the_ratios(tmp_path):
     with pytest.raises(MalmoiError, match="--stratify-by 'label' and --split-column 'fold'"):
         preprocess.run(["--input", str(tmp_path / "a.jsonl"), "--output", str(tmp_path / "x"),
                         "--stratify-by", "label", "--split-column", "fold"])
+
+
+def test_a_one_value_option_given_twice_is_an_error(tmp_path, capsys):
+    # guards against argparse's last-one-wins: `--teacher A --teacher B` on a one-value option (or a
+    # --split-column repeated by a script) dropped the first value without a word
+    (tmp_path / "a.txt").write_text("하나\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        preprocess.run(["--input", str(tmp_path / "a.txt"), "--output", str(tmp_path / "out"), "--split-column", "a",
+                        "--split-column", "b", *RUNNER])
+    assert "--split-column takes one value; found 'a', then 'b'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    from kd import distill
+
+    with pytest.raises(SystemExit):
+        distill.main(["--data", "d", "--tokenizer", "t", "--output", "o", "--teacher", "A", "--teacher", "B"])
+    assert "--teacher takes one value" in capsys.readouterr().err
