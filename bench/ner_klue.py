@@ -10,7 +10,9 @@ teacher is a small BERT pretrained from scratch on the texts (masked LM) and fin
 (same shape), each from scratch: gold tags only (``--kl 0``), KD + gold, KD + gold + the BEEP!
 comments as a pseudo-labelled pool (``--pool`` comments through preprocess and augment), and KD +
 gold with the teacher's own tokenizer (the same-tokenizer reference for the character alignment);
-optional regimes add an in-domain NSMC pool and thin either pool with ``--unlabeled-share``.
+optional regimes add an in-domain NSMC pool and thin either pool with ``--unlabeled-share``, and
+``--teachers N`` fine-tunes N teachers (seeds 0..N-1, each from its own start) so that ``kdens``
+distils from augment's fitted token-level ensemble of all of them (``kd`` keeps the first alone).
 Reported: entity F1 (exact span and type) on the test split, overall and for the colloquial
 (``nsmc``) and formal (``wikitree``) halves, teacher vs students, non-embedding parameters and
 batch-1 CPU latency. From-scratch models on a 2-core CPU are far below a pretrained Korean
