@@ -281,7 +281,7 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
         """Every row's logits combined over the ensemble (log-probabilities, fitted weights): the
         checkpoint teachers on every row, the outside members on the originals (a paraphrase has
         no outside signal; a member without a row for an utterance is left out of that row), the
-        weights of the members present scaled back to sum to the member count. Also returns how
+        weights of the members present scaled back to the fitted weights' sum. Also returns how
         many originals missed an outside member."""
         from beam_jobs.teacher_signals import combine, log_softmax
 
@@ -298,7 +298,7 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
                         members.append(signals.log_probs[key])
                         used.append(w)
                 missing += len(members) < len(weights)
-            stored[i] = combine(members, np.asarray(used) * len(weights) / max(sum(used), 1e-12))
+            stored[i] = combine(members, np.asarray(used) * weights.sum() / max(sum(used), 1e-12))
         return stored, missing
 
     def process(self, element):

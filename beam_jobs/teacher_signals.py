@@ -9,9 +9,10 @@ dataset's id) or ``text`` (its normalized text), with exactly one of:
 - ``label``: one label name (a hard label: label smoothing ``smoothing`` turns it into
   probabilities, so a confident wrong label cannot send a log-probability to −∞).
 
-Members are combined as ``log_softmax(Σ w_i · log p_i)``; the weights are fitted on the gold
-labels of the valid split (:func:`fit_weights`, negative log-likelihood), and written with every
-member into the kd shards' provenance. Pure functions: no Beam, no torch.
+Members are combined as ``log_softmax(Σ w_i · log p_i)``; the weights (their ratios and their
+sum, i.e. the ensemble's sharpness) are fitted on the gold labels of the valid split
+(:func:`fit_weights`, negative log-likelihood), and written with every member into the kd
+shards' provenance. Pure functions: no Beam, no torch.
 """
 
 from __future__ import annotations
@@ -126,21 +127,38 @@ def combine(members: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     return log_softmax(sum(w * m for w, m in zip(weights, members, strict=True)))
 
 
-def fit_weights(members: list[np.ndarray], labels: np.ndarray, steps: int = 500, lr: float = 0.5) -> np.ndarray:
-    """Non-negative weights summing to the number of members (so equal weights are all 1),
-    minimizing the negative log-likelihood of ``labels`` under :func:`combine` (gradient descent
-    on a softmax parametrization, from equal weights)."""
+def fit_weights(members: list[np.ndarray], labels: np.ndarray, steps: int = 500) -> np.ndarray:
+    """Non-negative weights minimizing the negative log-likelihood of ``labels`` under
+    :func:`combine`: their ratios say how much each member counts, their sum is the ensemble's
+    sharpness (a product of N members with weight 1 each would be N times as sharp as one; fitted,
+    the combination is as confident as the valid split supports, which is what a student learns
+    from). Gradient descent on log-weights with a backtracking step, from the geometric mean
+    (every weight 1/N); one member or no labels: weight 1 each."""
     count = len(members)
     if count == 1 or not len(labels):
         return np.ones(count)
-    theta = np.zeros(count)
     rows = np.arange(len(labels))
-    for _ in range(steps):
-        weights = count * np.exp(theta) / np.exp(theta).sum()
+
+    def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        weights = np.exp(theta)
         combined = combine(members, weights)
         probs = np.exp(combined)
-        # d NLL / d w_i = mean over rows of (E_p[log p_i] - log p_i[label])
+        # d NLL / d w_i = mean over rows of (E_p[log p_i] - log p_i[label]); d w / d theta = w
         grad_w = np.array([np.mean((probs * m).sum(1) - m[rows, labels]) for m in members])
-        grad_theta = weights * (grad_w - (weights * grad_w).sum() / count)
-        theta -= lr * grad_theta
-    return count * np.exp(theta) / np.exp(theta).sum()
+        return float(-combined[rows, labels].mean()), weights * grad_w
+
+    theta = np.full(count, -np.log(count))
+    loss, grad = loss_and_grad(theta)
+    step = 1.0
+    for _ in range(steps):
+        if float(grad @ grad) < 1e-12:
+            break
+        candidate = np.clip(theta - step * grad, -20.0, 5.0)
+        new_loss, new_grad = loss_and_grad(candidate)
+        if new_loss <= loss - 1e-4 * step * float(grad @ grad):
+            theta, loss, grad, step = candidate, new_loss, new_grad, step * 1.5
+        else:
+            step *= 0.5
+            if step < 1e-8:
+                break
+    return np.exp(theta)

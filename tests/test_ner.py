@@ -276,7 +276,7 @@ def test_several_token_teachers_combine_per_character_with_weights_fitted_on_val
     provenance, pair = run("pair", tagger, same)
     ensemble = provenance["ensemble"]
     assert [m["teacher"] for m in ensemble["members"]] == [str(tagger), str(same)]
-    assert ensemble["fitted_on_valid_characters"] > 0 and np.isclose(sum(ensemble["weights"]), 2.0)
+    assert ensemble["fitted_on_valid_characters"] > 0 and min(ensemble["weights"]) > 0
     labels = provenance["label_names"]
     texts = list(alone["text"])
     direct = TokenTagger(str(tagger), labels, "cpu", 16, 128).run(texts)
