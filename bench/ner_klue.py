@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teachers", type=int, default=1,
                         help="teachers to fine-tune (seeds 0..N-1, each from its own start); with 2 or more the "
                              "kdens regime distils from all of them, augment's fitted token-level ensemble")
+    parser.add_argument("--keep", help="copy the utterances, tokenizers and teachers here once they are made")
+    parser.add_argument("--reuse", help="take the utterances, tokenizers and teachers from a --keep folder instead of "
+                                        "making them (the same draw of teachers for other regimes or augment code)")
     parser.add_argument("--json", default="docs/results/ner_klue.json")
     args = parser.parse_args(argv)
 
@@ -81,21 +84,33 @@ def main(argv: list[str] | None = None) -> int:
                     f"{torch.get_num_threads()} threads", "args": vars(args)}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        preprocess.run(["--input", str(root / "klue_dev" / "klue-ner-v1.1_dev.tsv"), "--output", str(tmp / "utt"),
-                        *runner])
+        made = ["utt", "mlm", "student_tok", *(("teacher" if i == 0 else f"teacher{i}") for i in range(args.teachers))]
+        if args.reuse:
+            import shutil
+
+            for name in made:
+                shutil.copytree(Path(args.reuse) / name, tmp / name)
+        else:
+            preprocess.run(["--input", str(root / "klue_dev" / "klue-ner-v1.1_dev.tsv"), "--output", str(tmp / "utt"),
+                            *runner])
         with open(root / "korean_hate_speech_beep" / "unlabeled_comments_5.txt", encoding="utf-8") as handle:
             pool = [line.strip() for line in handle if line.strip()][: args.pool]
         (tmp / "pool").mkdir()
         (tmp / "pool" / "comments.txt").write_text("\n".join(pool) + "\n", encoding="utf-8")
         preprocess.run(["--input", str(tmp / "pool"), "--output", str(tmp / "pool_utt"), *runner])
         texts = list(dataset_texts(str(tmp / "utt"), split=None)) + list(dataset_texts(str(tmp / "pool_utt"), split=None))
-        train_tokenizer(texts, tmp / "mlm", vocab_size=8000, min_frequency=2)
-        train_tokenizer(texts, tmp / "student_tok", vocab_size=4000, min_frequency=2, kind="unigram")
+        if not args.reuse:
+            train_tokenizer(texts, tmp / "mlm", vocab_size=8000, min_frequency=2)
+            train_tokenizer(texts, tmp / "student_tok", vocab_size=4000, min_frequency=2, kind="unigram")
         teacher_shape = ["--layers", "4", "--hidden", "256", "--heads", "4", "--intermediate", "1024"]
         teachers = [tmp / ("teacher" if i == 0 else f"teacher{i}") for i in range(args.teachers)]
         report["teacher_seconds"], report["teacher_members"] = [], []
         for number, folder in enumerate(teachers):
             started = time.perf_counter()
+            if args.reuse:
+                report["teacher_seconds"].append(None)
+                report["teacher_members"].append(_teacher_test(folder))
+                continue
             init = tmp / f"mlm_model{number}"
             if args.no_mlm:  # each teacher its own random start
                 from bench.real_data import random_masked_lm
@@ -113,10 +128,13 @@ def main(argv: list[str] | None = None) -> int:
                                   "--patience", "9", "--learning-rate", args.teacher_lr, "--seed", str(number),
                                   *SMALL]) == 0
             report["teacher_seconds"].append(time.perf_counter() - started)
-            teacher_eval = json.loads((folder / "evaluation.json").read_text())["test"]
-            report["teacher_members"].append({k: teacher_eval[k] for k in ("f1", "precision", "recall", "n",
-                                                                            "by_domain")})
+            report["teacher_members"].append(_teacher_test(folder))
         report["teacher"] = {"test": report["teacher_members"][0]}
+        if args.keep and not args.reuse:
+            import shutil
+
+            for name in made:
+                shutil.copytree(tmp / name, Path(args.keep) / name, dirs_exist_ok=True)
 
         def teacher_shards(utterances: str, out: str, tokenizer: str = "student_tok", members: int = 1) -> None:
             augment.run(["--input", str(tmp / utterances), "--output", str(tmp / out),
@@ -200,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
+
+
+def _teacher_test(folder: Path) -> dict:
+    """A fine-tuned teacher's test scores from its evaluation.json."""
+    test = json.loads((folder / "evaluation.json").read_text())["test"]
+    return {k: test[k] for k in ("f1", "precision", "recall", "n", "by_domain")}
 
 
 def _nsmc_pool(root: Path, klue_utterances: Path, size: int) -> tuple[list[str], int]:
