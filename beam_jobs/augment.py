@@ -457,12 +457,12 @@ def fit_ensemble(config: AugmentConfig, teacher_dirs: list[str], hashes: list[st
                  limit: int = 20_000) -> dict:
     """Validate every --teacher-signals file and fit the weights of all members (the checkpoint
     teachers, then the signal files) on the gold labels of the input's valid split (up to
-    ``limit`` rows; equal weights when it has none): the checkpoints run on those rows here,
+    ``limit`` rows; the geometric mean, 1/N each, when it has none): the checkpoints run on those rows here,
     before the pipeline."""
     import pyarrow.compute as pc
 
     from beam_jobs.teacher import Teacher, TeacherEnsemble
-    from beam_jobs.teacher_signals import fit_weights, load_signals, log_softmax
+    from beam_jobs.teacher_signals import default_weights, fit_weights, load_signals, log_softmax
 
     signals = [load_signals(path, label_names, config.signals_key) for path in config.teacher_signals]
     rows: list[dict[str, Any]] = []
@@ -473,7 +473,7 @@ def fit_ensemble(config: AugmentConfig, teacher_dirs: list[str], hashes: list[st
         if len(rows) >= limit:
             break
     rows = [r for r in rows[:limit] if all(r[config.signals_key] in s.log_probs for s in signals)]
-    weights = np.ones(len(teacher_dirs) + len(signals))
+    weights = default_weights(len(teacher_dirs) + len(signals))
     if rows:
         teachers = TeacherEnsemble([Teacher(folder, device=config.device, batch_size=config.teacher_batch_size,
                                             max_length=config.teacher_max_length, pooling=config.embedding_pooling)

@@ -188,10 +188,10 @@ def fit_token_ensemble(config: Any, folders: list[str], hashes: list[str], label
     """The members' weights, fitted on the characters of the input's valid rows with gold
     entities (up to ``limit`` rows; whitespace left out): negative log-likelihood of the gold
     character tags under :func:`combine_chars` (:func:`beam_jobs.teacher_signals.fit_weights`).
-    Equal weights when the valid split has no gold entities."""
+    The geometric mean (1/N each) when the valid split has no gold entities."""
     import pyarrow.compute as pc
 
-    from beam_jobs.teacher_signals import fit_weights
+    from beam_jobs.teacher_signals import default_weights, fit_weights
     from schemas import UTTERANCES
 
     rows: list[dict[str, Any]] = []
@@ -205,7 +205,7 @@ def fit_token_ensemble(config: Any, folders: list[str], hashes: list[str], label
         if len(rows) >= limit:
             break
     rows = [r for r in rows[:limit] if r["text"]]
-    weights = np.ones(len(folders))
+    weights = default_weights(len(folders))
     characters = 0
     if rows:
         texts = [r["text"] for r in rows]

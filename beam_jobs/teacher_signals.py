@@ -127,16 +127,22 @@ def combine(members: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     return log_softmax(sum(w * m for w, m in zip(weights, members, strict=True)))
 
 
+def default_weights(count: int) -> np.ndarray:
+    """The weights before any fitting, or without labels to fit on: the geometric mean (1/N each),
+    as sharp as one member."""
+    return np.full(count, 1.0 / count)
+
+
 def fit_weights(members: list[np.ndarray], labels: np.ndarray, steps: int = 500) -> np.ndarray:
     """Non-negative weights minimizing the negative log-likelihood of ``labels`` under
     :func:`combine`: their ratios say how much each member counts, their sum is the ensemble's
     sharpness (a product of N members with weight 1 each would be N times as sharp as one; fitted,
     the combination is as confident as the valid split supports, which is what a student learns
     from). Gradient descent on log-weights with a backtracking step, from the geometric mean
-    (every weight 1/N); one member or no labels: weight 1 each."""
+    (every weight 1/N), which is also the answer without labels; one member: weight 1."""
     count = len(members)
     if count == 1 or not len(labels):
-        return np.ones(count)
+        return default_weights(count)
     rows = np.arange(len(labels))
 
     def loss_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -147,7 +153,7 @@ def fit_weights(members: list[np.ndarray], labels: np.ndarray, steps: int = 500)
         grad_w = np.array([np.mean((probs * m).sum(1) - m[rows, labels]) for m in members])
         return float(-combined[rows, labels].mean()), weights * grad_w
 
-    theta = np.full(count, -np.log(count))
+    theta = np.log(default_weights(count))
     loss, grad = loss_and_grad(theta)
     step = 1.0
     for _ in range(steps):

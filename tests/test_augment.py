@@ -436,3 +436,4 @@ def test_fitted_ensemble_weights_undo_overconfidence_and_never_lose_to_fixed_one
         return -combine([overconfident, noise], np.asarray(w))[np.arange(len(labels)), labels].mean()
 
     assert nll(weights) <= min(nll([1.0, 1.0]), nll([0.5, 0.5]), nll([1.0, 0.0])) + 1e-9
+    assert fit_weights([overconfident, noise], np.array([], int)).tolist() == [0.5, 0.5]  # nothing to fit: as sharp as one
