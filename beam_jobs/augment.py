@@ -101,6 +101,9 @@ class AugmentConfig:
                                               "repeat for several", flag="--teacher-signals", repeat=True,
                                               metavar="FILE")
     signals_key: str = option("id", help="what --teacher-signals rows are keyed by", choices=("id", "text"))
+    ensemble_from: str | None = option(None, help="an ensemble's weights from this kd / kd_token dataset (fitted on "
+                                       "its valid split, same members in the same order) instead of fitting them "
+                                       "here: for a corpus without gold labels", metavar="DIR")
     share_teacher: bool = option(False, help="load the teacher once per worker VM and share it across its SDK "
                                  "processes (Beam RunInference large_model; for Dataflow GPU workers)",
                                  flag="--share-teacher")
@@ -432,7 +435,14 @@ def check_setup(config: AugmentConfig) -> dict[str, Any]:
         raise AugmentError(str(error)) from error
     source = manifest.get("provenance", {})
     several = config.teacher_signals or len(config.teacher) > 1
-    ensemble = fit_ensemble(config, [t[0] for t in teachers], [t[2] for t in teachers], label_names) if several else None
+    if config.ensemble_from:
+        from beam_jobs.teacher_signals import load_signals
+
+        members = [{"teacher": path, "weights_hash": t[2]} for path, t in zip(config.teacher, teachers, strict=True)]
+        members += [load_signals(path, label_names, config.signals_key).describe() for path in config.teacher_signals]
+        ensemble = ensemble_weights_from(config.ensemble_from, members)
+    else:
+        ensemble = fit_ensemble(config, [t[0] for t in teachers], [t[2] for t in teachers], label_names) if several else None
     return {**({"ensemble": ensemble} if ensemble else {}), "teacher_id": config.teacher[0],
             "teacher_weights_hash": teacher_hash, "label_names": label_names,
             "embedding_size": int(teacher_config.hidden_size), "student_tokenizer_hash": student_hash,
@@ -451,6 +461,24 @@ def _read_teacher(path: str) -> tuple[str, Any, str]:
     except (OSError, ValueError) as error:
         raise AugmentError(f"--teacher {path!r}: cannot read it ({error}). Fix: pass a local "
                            "save_pretrained directory of a sequence classifier.") from error
+
+
+def ensemble_weights_from(dataset: str, members: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``ensemble`` of another kd / kd_token dataset's provenance, for these ``members``: the
+    same checkpoints (weights hashes) and signal files (content hashes) in the same order, or an
+    error saying which differ."""
+    def fingerprint(member: dict[str, Any]) -> str:
+        return member.get("weights_hash") or member.get("sha256") or "?"
+
+    source = read_manifest(dataset).get("provenance", {}).get("ensemble")
+    if not source:
+        raise AugmentError(f"--ensemble-from {dataset}: its provenance has no ensemble. Fix: pass a dataset that "
+                           "augment wrote with the same --teacher (and --teacher-signals) members.")
+    theirs, ours = [fingerprint(m) for m in source["members"]], [fingerprint(m) for m in members]
+    if theirs != ours:
+        raise AugmentError(f"--ensemble-from {dataset}: its members {theirs} are not this run's {ours} (weights or "
+                           "content hashes, in order). Fix: pass the same teachers and signal files in the same order.")
+    return {**source, "members": members, "weights_from": dataset}
 
 
 def fit_ensemble(config: AugmentConfig, teacher_dirs: list[str], hashes: list[str], label_names: list[str],

@@ -87,7 +87,12 @@ def check_setup(config: Any) -> dict[str, Any]:
                   "student_tokenizer_hash": tokenizer_hash(storage.local_folder(config.student_tokenizer)),
                   "normalizer_hash": source.get("normalizer_hash"), "normalizer_config": source.get("normalizer_config"),
                   "char_rule": CHAR_RULE, "source_dataset": config.input, "task": "token-classification"}
-    if len(teachers) > 1:
+    if config.ensemble_from:
+        from beam_jobs.augment import ensemble_weights_from
+
+        members = [{"teacher": path, "weights_hash": h} for path, h in zip(config.teacher, hashes, strict=True)]
+        provenance["ensemble"] = ensemble_weights_from(config.ensemble_from, members)
+    elif len(teachers) > 1:
         provenance["ensemble"] = fit_token_ensemble(config, [folder for folder, _ in teachers], hashes, labels)
     return provenance
 

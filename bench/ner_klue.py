@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                              "reviews sharing text with KLUE-NER dev are left out), poolshare and nsmcshare "
                              "(the two pools with kd.distill --unlabeled-share --pool-share: the pool rows thinned "
                              "afresh each epoch to that share of its rows), kdens (KD + gold from the fitted "
-                             "ensemble of --teachers teachers)")
+                             "ensemble of --teachers teachers), ensnsmcshare (kdens + the NSMC pool pseudo-labelled "
+                             "by the ensemble at --pool-share)")
     parser.add_argument("--pool-share", default="0.25", help="the *share regimes' kd.distill --unlabeled-share")
     parser.add_argument("--token-target", default="first", choices=("first", "mean"),
                         help="the KD regimes' kd.distill --token-target")
@@ -136,14 +137,15 @@ def main(argv: list[str] | None = None) -> int:
             for name in made:
                 shutil.copytree(tmp / name, Path(args.keep) / name, dirs_exist_ok=True)
 
-        def teacher_shards(utterances: str, out: str, tokenizer: str = "student_tok", members: int = 1) -> None:
+        def teacher_shards(utterances: str, out: str, tokenizer: str = "student_tok", members: int = 1,
+                           extra: tuple[str, ...] = ()) -> None:
             augment.run(["--input", str(tmp / utterances), "--output", str(tmp / out),
                          *(a for t in teachers[:members] for a in ("--teacher", str(t))),
-                         "--student-tokenizer", str(tmp / tokenizer), *runner])
+                         "--student-tokenizer", str(tmp / tokenizer), *extra, *runner])
 
         teacher_shards("utt", "kd")
         wanted = set(args.regimes.split(","))
-        if "kdens" in wanted:
+        if wanted & {"kdens", "ensnsmcshare"}:
             if args.teachers < 2:
                 parser.error("the kdens regime needs --teachers 2 or more")
             teacher_shards("utt", "kd_ens", members=args.teachers)
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         if wanted & {"pool", "poolshare"}:
             teacher_shards("pool_utt", "kd_pool")
             _merge_shards([tmp / "kd", tmp / "kd_pool"], tmp / "kd_merged")
-        if wanted & {"nsmcpool", "nsmcshare"}:
+        if wanted & {"nsmcpool", "nsmcshare", "ensnsmcshare"}:
             reviews, left_out = _nsmc_pool(root, tmp / "utt", args.pool)
             report["nsmc_pool"] = {"rows": len(reviews), "left_out_sharing_klue_text": left_out}
             (tmp / "nsmc_pool").mkdir()
@@ -159,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
             preprocess.run(["--input", str(tmp / "nsmc_pool"), "--output", str(tmp / "nsmc_pool_utt"), *runner])
             teacher_shards("nsmc_pool_utt", "kd_nsmc_pool")
             _merge_shards([tmp / "kd", tmp / "kd_nsmc_pool"], tmp / "kd_nsmc_merged")
+            if "ensnsmcshare" in wanted:  # the pool has no gold: the weights fitted on KLUE's valid split
+                teacher_shards("nsmc_pool_utt", "kd_ens_nsmc_pool", members=args.teachers,
+                               extra=("--ensemble-from", str(tmp / "kd_ens")))
+                _merge_shards([tmp / "kd_ens", tmp / "kd_ens_nsmc_pool"], tmp / "kd_ens_nsmc_merged")
         if "same" in wanted:
             teacher_shards("utt", "kd_same", tokenizer="mlm")
         merged = tmp / "kd_merged"
@@ -177,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             ("nsmcpool", "KD + gold + NSMC pool", (tmp / "kd_nsmc_merged", tmp / "student_tok", kd)),
             ("poolshare", f"KD + gold + BEEP! pool at share {args.pool_share}",
              (merged, tmp / "student_tok", [*kd, "--unlabeled-share", args.pool_share])),
+            ("ensnsmcshare", f"KD + gold + NSMC pool at share {args.pool_share}, ensemble of {args.teachers} teachers",
+             (tmp / "kd_ens_nsmc_merged", tmp / "student_tok", [*kd, "--unlabeled-share", args.pool_share])),
             ("nsmcshare", f"KD + gold + NSMC pool at share {args.pool_share}",
              (tmp / "kd_nsmc_merged", tmp / "student_tok", [*kd, "--unlabeled-share", args.pool_share])))
             if key in wanted}
@@ -194,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = json.loads((out / "evaluation.json").read_text())
                 rows[name].append({"f1": result["test"]["student"]["f1"], "seconds": time.perf_counter() - began,
                                    "by_domain": _by_domain(out, tmp / ("kd_same" if tokenizer == tmp / "mlm" else
-                                                                       "kd_ens" if data == tmp / "kd_ens" else "kd"),
+                                                                       "kd_ens" if "kd_ens" in data.name else "kd"),
                                                            tmp / "utt"),
                                    "teacher_f1_same_rows": result["test"]["teacher"]["f1"],
                                    "non_embedding_parameters": result["parameters"]["non_embedding"],

@@ -264,9 +264,9 @@ def test_several_token_teachers_combine_per_character_with_weights_fitted_on_val
     same = _permuted_tagger(tagger, tmp_path / "same", order)
     all_o = _permuted_tagger(tagger, tmp_path / "all_o", order, o_bias=50.0)
 
-    def run(name, *teachers):
+    def run(name, *teachers, extra=()):
         out = tmp_path / name
-        augment.run(["--input", str(ner_teacher / "utt"), "--output", str(out),
+        augment.run(["--input", str(ner_teacher / "utt"), "--output", str(out), *extra,
                      *(a for t in teachers for a in ("--teacher", str(t))),
                      "--student-tokenizer", str(ner_teacher / "student_tok"), "--runner", "FnApiRunner"])
         frame = pd.read_parquet(out).sort_values("id").reset_index(drop=True)
@@ -294,6 +294,15 @@ def test_several_token_teachers_combine_per_character_with_weights_fitted_on_val
     provenance, _ = run("with_all_o", tagger, all_o)
     weights = provenance["ensemble"]["weights"]
     assert weights[0] > weights[1], weights  # the member that tags nothing counts less
+
+    # a corpus without gold takes the weights fitted elsewhere, for the same members only
+    from schemas.options import MalmoiError
+
+    again, _ = run("reused", tagger, same, extra=("--ensemble-from", str(tmp_path / "pair")))
+    assert again["ensemble"]["weights"] == ensemble["weights"]
+    assert again["ensemble"]["weights_from"] == str(tmp_path / "pair")
+    with pytest.raises(MalmoiError, match="are not this run's"):
+        run("mismatched", tagger, all_o, extra=("--ensemble-from", str(tmp_path / "pair")))
 
 
 def test_ensemble_pieces_combine_decode_and_gold_character_tags():
