@@ -289,10 +289,10 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
         from beam_jobs.teacher_signals import combine, log_softmax
 
         weights = np.asarray(self._ensemble["weights"])
-        checkpoints = [outputs.logits, *outputs.member_logits]
+        checkpoints = [log_softmax(m.astype(np.float64)) for m in (outputs.logits, *outputs.member_logits)]
         stored, missing = outputs.logits.copy(), 0
         for i in range(len(outputs.logits)):
-            members = [log_softmax(m[i].astype(np.float64)) for m in checkpoints]
+            members = [m[i] for m in checkpoints]
             used = list(weights[:len(checkpoints)])
             if i < len(sources):
                 key = sources[i][self._config.signals_key]

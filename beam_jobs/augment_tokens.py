@@ -147,16 +147,20 @@ def require_offsets(name: str, tokenizer: Any) -> None:
                           "use a tokenizer.json tokenizer (kd.tokenizer writes one).")
 
 
+def floored_log(probs: np.ndarray) -> np.ndarray:
+    """log of probabilities floored at 1e-6, so one confident member cannot zero a class (the same
+    floor where the weights are fitted and where they are applied)."""
+    return np.log(np.clip(probs.astype(np.float64), 1e-6, None))
+
+
 def combine_chars(members: list[np.ndarray], weights: Any) -> np.ndarray:
     """Per-character distributions of several teachers as one: ``softmax(Σ w_i · log p_i)``
-    (probabilities floored at 1e-6 so one confident member cannot zero a class); one member is
-    returned as it is."""
+    (:func:`floored_log`); one member is returned as it is."""
     if len(members) == 1:
         return members[0]
     from beam_jobs.teacher_signals import combine
 
-    logs = [np.log(np.clip(m.astype(np.float64), 1e-6, None)) for m in members]
-    return np.exp(combine(logs, np.asarray(weights, np.float64))).astype(np.float32)
+    return np.exp(combine([floored_log(m) for m in members], np.asarray(weights, np.float64))).astype(np.float32)
 
 
 def predicted_entities(offsets: list[tuple[int, int]], chars: np.ndarray, labels: list[str]) -> list[dict[str, Any]]:
@@ -177,13 +181,11 @@ def predicted_entities(offsets: list[tuple[int, int]], chars: np.ndarray, labels
 def gold_char_tags(text: str, entities: list[dict[str, Any]], labels: list[str]) -> np.ndarray:
     """One class id per character: ``B-T`` where an entity begins, ``I-T`` inside it, ``O``
     elsewhere; -1 for whitespace (every teacher calls it ``O``: nothing to fit there)."""
-    index = {name: i for i, name in enumerate(labels)}
-    tags = np.full(len(text), index["O"], np.int64)
-    for entity in entities:
-        start, end, label = int(entity["start"]), int(entity["end"]), entity["label"]
-        if f"B-{label}" in index and 0 <= start < end <= len(text):
-            tags[start] = index[f"B-{label}"]
-            tags[start + 1:end] = index[f"I-{label}"]
+    from beam_jobs.text.entities import token_tags
+
+    spans = [(int(e["start"]), int(e["end"]), e["label"]) for e in entities]
+    tags = np.array(token_tags([(i, i + 1) for i in range(len(text))], spans,
+                               {name: i for i, name in enumerate(labels)}), np.int64)
     tags[[i for i, ch in enumerate(text) if ch.isspace()]] = -1
     return tags
 
@@ -220,7 +222,7 @@ def fit_token_ensemble(config: Any, folders: list[str], hashes: list[str], label
         for folder in folders:
             tagger = TokenTagger(folder, labels, config.device, config.teacher_batch_size, config.teacher_max_length)
             chars = np.concatenate([c for _, c in tagger.run(texts)])[keep]
-            members.append(np.log(np.clip(chars.astype(np.float64), 1e-6, None)))
+            members.append(floored_log(chars))
         characters = int(keep.sum())
         weights = fit_weights(members, gold[keep])
     return {"members": [{"teacher": path, "weights_hash": h} for path, h in zip(config.teacher, hashes, strict=True)],
@@ -256,7 +258,11 @@ class TokenTeacherFn(beam.DoFn):
 
     def __init__(self, config: Any, labels: list[str], weights: list[float] | None = None) -> None:
         self._config, self._labels = config, labels
-        self._weights = weights or [1.0] * len(config.teacher)
+        if weights is None:
+            from beam_jobs.teacher_signals import default_weights
+
+            weights = list(default_weights(len(config.teacher)))
+        self._weights = weights
         self._progress = beam_io.Progress("augment.token_teacher", "rows")
 
     def setup(self) -> None:
