@@ -60,6 +60,14 @@ TEACHER = ["--layers", "4", "--hidden", "256", "--heads", "4", "--intermediate",
 STUDENT = ["--student-layers", "2", "--student-hidden", "128", "--student-heads", "4", "--student-intermediate", "256"]
 
 
+def student_shape(spec: str) -> list[str]:
+    """``"layers,hidden,heads,intermediate"`` as ``kd.distill`` flags."""
+    values = [int(v) for v in spec.split(",")]
+    if len(values) != 4:
+        raise SystemExit(f"--student-shape takes layers,hidden,heads,intermediate; found {spec!r}")
+    return [x for flag, v in zip(STUDENT[::2], values, strict=True) for x in (flag, str(v))]
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
@@ -187,7 +195,8 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
         data, extra = flags[variant]
         for seed in range(size["seeds"]):
             out = task / f"student-{variant}-{seed}"
-            shape = ["--student-init", str(shared["student_init"])] if shared.get("student_init") else STUDENT
+            shape = (["--student-init", str(shared["student_init"])] if shared.get("student_init")
+                     else shared.get("student_shape", STUDENT))
             assert distill.main(["--data", str(task / data), "--tokenizer", str(shared["tokenizer"]), "--output", str(out),
                                  "--teacher", str(task / "teacher"), *shape, "--max-steps", str(size["student_steps"]),
                                  # a pretrained student is fine-tuned more gently than one from random weights
@@ -326,6 +335,10 @@ def main() -> None:
                              "unlabeled in-domain texts has)")
     parser.add_argument("--pool-rows", type=int, default=None, help="unlabeled pool size (default: the mode's)")
     parser.add_argument("--student-steps", type=int, default=None, help="student steps (default: the mode's)")
+    parser.add_argument("--keep", default=None, help="work in this (new) folder and keep it: the teachers, kd shards "
+                                                     "and students stay for probing")
+    parser.add_argument("--student-shape", default=None, help="layers,hidden,heads,intermediate of the random-init "
+                                                              "students (default: 2,128,4,256)")
     parser.add_argument("--student-init", default=None, help="start every student from this checkpoint "
                                                              "(same tokenizer as --mlm)")
     args = parser.parse_args()
@@ -348,6 +361,9 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        if args.keep:
+            work = Path(args.keep)
+            work.mkdir(parents=True)
         nsmc, intents = nsmc_rows(size["train_rows"]), kor3i4k_rows(size["train_rows"])
         pool = beep_pool(size["pool"])
         unlabeled = {"nsmc": [{"id": r["id"], "text": r["text"]} for r in nsmc_rows(size["pool"], size["train_rows"])],
@@ -374,7 +390,9 @@ def main() -> None:
                                   "--device", args.device]) == 0
             report["pretrain_minutes"] = (time.perf_counter() - started) / 60
             print(f"pretraining done in {report['pretrain_minutes']:.1f} min", flush=True)
-        shared.update(student_init=args.student_init, teacher_seed=args.teacher_seed)
+        shared.update(student_init=args.student_init, teacher_seed=args.teacher_seed,
+                      student_shape=student_shape(args.student_shape) if args.student_shape else STUDENT)
+        report["student_shape"] = shared["student_shape"]
         report["teacher_seed"] = args.teacher_seed
         tasks = {"nsmc": ("NSMC sentiment", nsmc), "3i4k": ("3i4K intent", intents)}
         for key, (title, rows) in tasks.items():

@@ -178,6 +178,8 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
             if value is True:
                 flag = flag or "--no-" + field.name.replace("_", "-")
                 kwargs["action"] = "store_false"
+                # the field's help says what is on; the flag switches it off, and its help must say so
+                kwargs["help"] = f"turn off what is on by default: {meta['help']}"
             else:
                 flag = flag or "--" + field.name.replace("_", "-")
                 kwargs["action"] = "store_true"

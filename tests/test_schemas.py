@@ -147,3 +147,16 @@ def test_every_command_prints_its_help_with_defaults(module, capsys):
     assert stopped.value.code == 0 and "usage:" in shown
     # normalize's options are all switches or "none by default", so it has no default to show
     assert "(default:" in shown or module == "beam_jobs.normalize"
+
+
+def test_a_switch_that_turns_something_off_says_so_in_its_help(capsys):
+    # guards against --no-progress reading "show a progress bar" and --export-last reading
+    # "export the best student": the help of an on-by-default field describes what the flag stops
+    from kd import distill
+
+    with pytest.raises(SystemExit):
+        distill.main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--no-progress turn off what is on by default: show a progress bar" in shown
+    assert "--export-last turn off what is on by default: export the student that scored best" in shown
+    assert "--labeled-only train on rows with a gold label only" in shown  # an off-by-default switch is unchanged
