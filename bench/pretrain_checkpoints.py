@@ -54,24 +54,26 @@ def extra_texts() -> Iterator[str]:
                 yield row.get("sentence2") or ""
 
 
-def held_out_texts(mode: str) -> set[str]:
-    """Every text the real-data benchmark (in ``mode``) trains or tests its task models on."""
+def held_out_texts(mode: str, test_rows: int = 0) -> set[str]:
+    """Every text the real-data benchmark (in ``mode``, with ``--test-rows test_rows``) trains its
+    task models on with labels or tests them on (its in-domain unlabeled pool may stay: a user
+    pretrains on the unlabeled text they have)."""
     from bench import real_data
 
     size = real_data.SIZES[mode]
-    held = {r["text"] for r in real_data.nsmc_rows(size["train_rows"])}
-    held |= {r["text"] for r in real_data.kor3i4k_rows(size["train_rows"])}
+    held = {r["text"] for r in real_data.nsmc_rows(size["train_rows"] + test_rows)}
+    held |= {r["text"] for r in real_data.kor3i4k_rows(size["train_rows"] + test_rows)}
     held |= {r["text"] for r in real_data.beep_pool(size["pool"])}
     held |= {r["text"] for split in ("train", "test") for r in real_data.stylekqc_rows(split)}
     return held
 
 
-def prepare(output: Path, mode: str, vocab_size: int) -> dict:
+def prepare(output: Path, mode: str, vocab_size: int, test_rows: int = 0) -> dict:
     from beam_jobs import preprocess
     from kd.tokenizer import dataset_texts, train_tokenizer
 
     output.mkdir(parents=True, exist_ok=True)
-    held = held_out_texts(mode)
+    held = held_out_texts(mode, test_rows)
     seen: set[str] = set()
     kept = dropped_held = 0
     corpus = output / "corpus.jsonl"
@@ -90,20 +92,23 @@ def prepare(output: Path, mode: str, vocab_size: int) -> dict:
                     "--split-ratios", "0.98,0.02,0.0"])
     corpus.unlink()
     train_tokenizer(dataset_texts(str(output / "utterances")), output / "tokenizer", vocab_size=vocab_size)
-    record = {"date": time.strftime("%Y-%m-%d"), "held_out_for_mode": mode, "sentences": kept,
+    record = {"date": time.strftime("%Y-%m-%d"), "held_out_for_mode": mode, "held_out_test_rows": test_rows,
+              "sentences": kept,
               "held_out_sentences_dropped": dropped_held, "vocab_size": vocab_size,
               "sources": "NSMC sample (CC0), 3i4K, BEEP!, paraKQC, KorSTS, KorNLI (CC BY-SA), Chatbot data (MIT)"}
     (output / "corpus.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
 
 
-def train(prepared: Path, output: Path, device: str, minutes: list[float], steps: int, batch_size: int) -> dict:
+def train(prepared: Path, output: Path, device: str, minutes: list[float], steps: int, batch_size: int,
+          shapes: tuple[str, ...] = tuple(SHAPES)) -> dict:
     from kd import pretrain
 
     output.mkdir(parents=True, exist_ok=True)
     corpus = json.loads((prepared / "corpus.json").read_text(encoding="utf-8"))
     report = {"corpus": corpus}
-    for (name, shape), budget in zip(SHAPES.items(), minutes, strict=True):
+    for name, budget in zip(shapes, minutes, strict=True):
+        shape = SHAPES[name]
         started = time.perf_counter()
         command = ["--data", str(prepared / "utterances"), "--tokenizer", str(prepared / "tokenizer"),
                    "--output", str(output / name), *shape, "--max-steps", str(steps), "--max-minutes", str(budget),
@@ -167,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     step.add_argument("--output", default=".pretrain")
     step.add_argument("--mode", default="small", help="hold out the rows of this real_data mode")
     step.add_argument("--vocab-size", type=int, default=8000)
+    step.add_argument("--test-rows", type=int, default=0, help="hold out real_data --test-rows rows as well")
     step = commands.add_parser("train", help="the two masked LMs (a GPU)")
     step.add_argument("--prepared", default=".pretrain")
     step.add_argument("--output", required=True)
@@ -174,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     step.add_argument("--minutes", default="3.5,1.5", help="wall budget of the teacher and student runs")
     step.add_argument("--steps", type=int, default=20000)
     step.add_argument("--batch-size", type=int, default=256)
+    step.add_argument("--shapes", default=",".join(SHAPES), help="which masked LMs, in order (--minutes: one each)")
     step = commands.add_parser("pack", help="checkpoints -> tar parts under 16 MiB")
     step.add_argument("source")
     step.add_argument("destination")
@@ -182,10 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     step.add_argument("destination")
     args = parser.parse_args(argv)
     if args.command == "prepare":
-        print(json.dumps(prepare(Path(args.output), args.mode, args.vocab_size), indent=2))
+        print(json.dumps(prepare(Path(args.output), args.mode, args.vocab_size, args.test_rows), indent=2))
     elif args.command == "train":
         minutes = [float(m) for m in args.minutes.split(",")]
-        train(Path(args.prepared), Path(args.output), args.device, minutes, args.steps, args.batch_size)
+        train(Path(args.prepared), Path(args.output), args.device, minutes, args.steps, args.batch_size,
+              tuple(args.shapes.split(",")))
     elif args.command == "pack":
         print("\n".join(str(p) for p in pack(Path(args.source), Path(args.destination))))
     else:
