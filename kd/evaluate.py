@@ -281,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
 
             result["baseline"] = evaluate_baseline(opened, config.split,
                                                    normalizer_config=opened.provenance.get("normalizer_config"))
+            from kd.report import accuracy_gap
+
+            for row in rows:  # is each model's gap to the baseline more than the test split's noise?
+                mean = {"n": row["runs"][0]["student"].get("n"), "accuracy": row["summary"].get("student.accuracy",
+                                                                                             {}).get("mean")}
+                row["vs_baseline"] = accuracy_gap(mean, result["baseline"])
         text = json.dumps(result, indent=2, ensure_ascii=False)
         if config.output:
             Path(config.output).write_text(text + "\n", encoding="utf-8")

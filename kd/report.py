@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,31 @@ def plot_metrics(metrics_path: str | Path, output_png: str | Path, title: str) -
     return Path(output_png)
 
 
+def accuracy_gap(model: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any] | None:
+    """``model`` − ``baseline`` accuracy on the same ``n`` test rows, two standard errors of that
+    difference (unpaired binomial: cautious), and whether the gap is beyond them."""
+    n, a, b = model.get("n"), model.get("accuracy"), baseline.get("accuracy")
+    if not n or a is None or b is None:
+        return None
+    two_se = 2 * math.sqrt((a * (1 - a) + b * (1 - b)) / n)
+    return {"accuracy_gap": a - b, "two_standard_errors": two_se, "beyond_noise": abs(a - b) >= two_se}
+
+
+def comparison_noise(student: dict[str, Any], baseline: dict[str, Any]) -> str | None:
+    """A line saying whether the student − baseline accuracy gap stands out of the test split's
+    sampling noise: two standard errors of the difference of two accuracies on ``n`` rows each
+    (unpaired, so on the cautious side). ~600 test rows carry ±1.6 points of noise each."""
+    gap = accuracy_gap(student, baseline)
+    if gap is None:
+        return None
+    n, gap, two_se = student["n"], gap["accuracy_gap"], gap["two_standard_errors"]
+    if abs(gap) >= two_se:
+        return (f"- accuracy gap student − baseline {100 * gap:+.1f} points on {n} test rows: beyond two standard "
+                f"errors (±{100 * two_se:.1f})")
+    return (f"- accuracy gap student − baseline {100 * gap:+.1f} points on {n} test rows: WITHIN the noise of two "
+            f"standard errors (±{100 * two_se:.1f}); a larger test split (--split-column) can tell them apart")
+
+
 def write_report(path: str | Path, *, title: str, summary: dict[str, Any], evaluation: dict[str, Any],
                  parameters: dict[str, Any], speed: dict[str, Any] | None, plot: str | None) -> None:
     """A short Markdown report: teacher vs student, size, speed, training summary."""
@@ -68,6 +94,9 @@ def write_report(path: str | Path, *, title: str, summary: dict[str, Any], evalu
         lines += ["", f"- the student {verdict} the cheap baseline on macro-F1 (trained on the same "
                   f"{baseline.get('train_rows')} labeled rows in {baseline.get('fit_seconds', 0):.1f} s; "
                   f"{baseline.get('latency_ms_batch1_served', 0):.2f} ms per request, normalizer included)"]
+        noise = comparison_noise(student, baseline)
+        if noise:
+            lines.append(noise)
     lines += ["", f"- retention (student / teacher accuracy): {fmt(evaluation.get('retention', '–'))}",
               f"- agreement with the teacher's argmax: {fmt(evaluation.get('agreement_with_teacher', '–'))}",
               f"- student parameters: {parameters.get('total'):,} total, {parameters.get('non_embedding'):,} "
