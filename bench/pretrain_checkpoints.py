@@ -8,7 +8,12 @@ compute than this 2-core CPU has; a lent GPU has it. Three steps, the GPU only f
         --minutes 3.5,1.5 && python -m bench.pretrain_checkpoints pack ckpt $OUT   # GPU
     python -m bench.pretrain_checkpoints unpack $OUT .pretrain/checkpoints    # back on the CPU
 
-then ``python -m bench.real_data --small --mlm .pretrain/checkpoints/teacher_mlm
+On the CPU, ``train --device cpu --shapes student_mlm --steps 6000 --batch-size 64 --minutes 0``
+makes the small one alone (about 6 minutes on an idle 2-core CPU; with ``prepare --test-rows 3000``
+for ``real_data --test-rows 3000``), the start of the only CPU run whose students beat the n-gram
+model on 3i4K (docs/benchmarks.md).
+
+Then ``python -m bench.real_data --small --mlm .pretrain/checkpoints/teacher_mlm
 --student-init .pretrain/checkpoints/student_mlm`` — the way a user runs malmoi: the teacher and
 the student start from checkpoints they provide.
 
