@@ -78,7 +78,8 @@ def student_shape(spec: str) -> list[str]:
 def with_splits(labeled: list[dict], extra_test: list[dict], pool: list[dict]) -> tuple[list[dict], list[dict]]:
     """``--test-rows``: each labeled row's split by a stable hash of its id (80/10/10, as the
     default hash split), the extra rows all test, the pool all train — a test split large enough
-    that a point of accuracy is more than its standard error (600 rows give ±1.6 points)."""
+    that a point of accuracy is more than its standard error (600 rows give ±1.6 points). Its own
+    sha256 bucket, not ``beam_jobs.records.assign_split``: the recorded s12 figures used these rows."""
     def split(row_id: str) -> str:
         bucket = int(hashlib.sha256(row_id.encode()).hexdigest(), 16) % 10
         return "train" if bucket < 8 else "valid" if bucket == 8 else "test"

@@ -66,12 +66,12 @@ def comparison_noise(student: dict[str, Any], baseline: dict[str, Any]) -> str |
     gap = accuracy_gap(student, baseline)
     if gap is None:
         return None
-    n, gap, two_se = student["n"], gap["accuracy_gap"], gap["two_standard_errors"]
-    if abs(gap) >= two_se:
-        return (f"- accuracy gap student − baseline {100 * gap:+.1f} points on {n} test rows: beyond two standard "
-                f"errors (±{100 * two_se:.1f})")
-    return (f"- accuracy gap student − baseline {100 * gap:+.1f} points on {n} test rows: WITHIN the noise of two "
-            f"standard errors (±{100 * two_se:.1f}); a larger test split (--split-column) can tell them apart")
+    head = f"- accuracy gap student − baseline {100 * gap['accuracy_gap']:+.1f} points on {student['n']} test rows"
+    two_se = f"±{100 * gap['two_standard_errors']:.1f}"
+    if gap["beyond_noise"]:
+        return f"{head}: beyond two standard errors ({two_se})"
+    return (f"{head}: WITHIN the noise of two standard errors ({two_se}); a larger test split (--split-column) "
+            "can tell them apart")
 
 
 def write_report(path: str | Path, *, title: str, summary: dict[str, Any], evaluation: dict[str, Any],
