@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -42,6 +44,50 @@ def colloquial_texts() -> Iterator[str]:
     with open(root / "stylekqc" / "act__train.tsv", encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
             yield row["sentence"]
+
+
+def text_key(text: str) -> str:
+    """The Hangul syllables, Latin letters and digits of ``text``: what two copies of a sentence
+    share whatever their spacing, punctuation, emoji or markup."""
+    return re.sub(r"[^가-힣0-9A-Za-z]", "", text)
+
+
+class SharesText:
+    """Whether a text shares a passage with any of ``sentences``: its key (``text_key``) contains
+    a sentence's key or is contained in one, for keys of ``min_chars`` or more (shorter ones, such
+    as 최고, occur everywhere). Indexed by ``min_chars``-grams, so a corpus of hundreds of thousands
+    of texts is checked in seconds rather than by comparing every pair."""
+
+    def __init__(self, sentences: Iterable[str], min_chars: int = 6) -> None:
+        self.n = min_chars
+        self.keys = sorted({k for k in map(text_key, sentences) if len(k) >= min_chars})
+        self.by_prefix: dict[str, list[str]] = defaultdict(list)
+        self.by_window: dict[str, set[int]] = defaultdict(set)
+        for index, key in enumerate(self.keys):
+            self.by_prefix[key[:min_chars]].append(key)
+            for start in range(len(key) - min_chars + 1):
+                self.by_window[key[start:start + min_chars]].add(index)
+
+    def __call__(self, text: str) -> bool:
+        key, n = text_key(text), self.n
+        if len(key) < n:
+            return False
+        for start in range(len(key) - n + 1):  # a sentence inside the text
+            if any(key.startswith(sentence, start) for sentence in self.by_prefix.get(key[start:start + n], ())):
+                return True
+        return any(key in self.keys[i] for i in self.by_window.get(key[:n], ()))  # the text inside a sentence
+
+
+def klue_ner_sentences() -> list[str]:
+    """The plain text of KLUE-NER dev's 5,000 sentences (its ``## guid\t<word:TAG> markup`` lines
+    with the markup removed); their colloquial half was drawn from NSMC reviews."""
+    root = require_shared_data()
+    sentences = []
+    with open(root / "klue_dev" / "klue-ner-v1.1_dev.tsv", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("## klue-ner") and "\t" in line:
+                sentences.append(re.sub(r"<([^<>:]*):[A-Z]{2}>", r"\1", line.rstrip("\n").split("\t", 1)[1]))
+    return sentences
 
 
 def write_jsonl_corpus(folder: Path, num_utterances: int, num_files: int = 8) -> list[Path]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="no masked-LM pretraining: the teacher starts from random weights of the same shape "
                              "(a short CPU pretraining on 5,000 sentences collapsed the encoder: every sentence "
                              "got the same vector, and the teacher fine-tuned from it stayed at all-O)")
+    parser.add_argument("--mlm", help="start every teacher from this masked LM (a local checkpoint with its tokenizer "
+                                      "beside it, e.g. bench.pretrain_checkpoints' CPU teacher4_mlm) instead of "
+                                      "pretraining one here; the teachers then use its tokenizer")
     parser.add_argument("--regimes", default="gold,kd,pool,same",
                         help="students to train: gold (gold tags only), kd (KD + gold), pool (KD + gold + the "
                              "pseudo-labelled BEEP! pool), same (KD + gold with the teacher's tokenizer), "
@@ -87,8 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         made = ["utt", "mlm", "student_tok", *(("teacher" if i == 0 else f"teacher{i}") for i in range(args.teachers))]
         if args.reuse:
-            import shutil
-
             for name in made:
                 shutil.copytree(Path(args.reuse) / name, tmp / name)
         else:
@@ -100,7 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         (tmp / "pool" / "comments.txt").write_text("\n".join(pool) + "\n", encoding="utf-8")
         preprocess.run(["--input", str(tmp / "pool"), "--output", str(tmp / "pool_utt"), *runner])
         texts = list(dataset_texts(str(tmp / "utt"), split=None)) + list(dataset_texts(str(tmp / "pool_utt"), split=None))
-        if not args.reuse:
+        if args.mlm and not args.reuse:  # the provided checkpoint's tokenizer is the teachers'
+            from transformers import AutoTokenizer
+
+            AutoTokenizer.from_pretrained(args.mlm).save_pretrained(tmp / "mlm")
+            for name in ("malmoi_tokenizer.json",):
+                if (Path(args.mlm) / name).exists():
+                    shutil.copy(Path(args.mlm) / name, tmp / "mlm" / name)
+            report["teacher_init"] = _provided(args.mlm)
+        elif not args.reuse:
             train_tokenizer(texts, tmp / "mlm", vocab_size=8000, min_frequency=2)
             train_tokenizer(texts, tmp / "student_tok", vocab_size=4000, min_frequency=2, kind="unigram")
         teacher_shape = ["--layers", "4", "--hidden", "256", "--heads", "4", "--intermediate", "1024"]
@@ -113,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                 report["teacher_members"].append(_teacher_test(folder))
                 continue
             init = tmp / f"mlm_model{number}"
-            if args.no_mlm:  # each teacher its own random start
+            if args.mlm:  # every teacher from the provided checkpoint, fine-tuned with its own seed
+                init = Path(args.mlm)
+            elif args.no_mlm:  # each teacher its own random start
                 from bench.real_data import random_masked_lm
 
                 random_masked_lm(tmp / "mlm", init, teacher_shape)
@@ -132,8 +144,6 @@ def main(argv: list[str] | None = None) -> int:
             report["teacher_members"].append(_teacher_test(folder))
         report["teacher"] = {"test": report["teacher_members"][0]}
         if args.keep and not args.reuse:
-            import shutil
-
             for name in made:
                 shutil.copytree(tmp / name, Path(args.keep) / name, dirs_exist_ok=True)
 
@@ -228,6 +238,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _provided(folder: str) -> dict:
+    """The provided masked LM: its shape and, where bench.pretrain_checkpoints made it, its
+    pretraining record and corpus (which holds out every KLUE-NER dev sentence)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(folder)
+    out = {"path": folder, "layers": config.num_hidden_layers, "hidden": config.hidden_size}
+    for key, name in (("pretraining", "training_summary.json"), ("corpus", "malmoi_pretrain_corpus.json")):
+        if (Path(folder) / name).exists():
+            record = json.loads((Path(folder) / name).read_text())
+            out[key] = record.get("summary", record)
+    if "klue_ner_dev_sentences_dropped" not in out.get("corpus", {}):
+        print(f"warning: {folder} has no record of holding out KLUE-NER dev: its pretraining may have seen the "
+              "test sentences", flush=True)
+    return out
+
+
 def _teacher_test(folder: Path) -> dict:
     """A fine-tuned teacher's test scores from its evaluation.json."""
     test = json.loads((folder / "evaluation.json").read_text())["test"]
@@ -240,22 +267,18 @@ def _nsmc_pool(root: Path, klue_utterances: Path, size: int) -> tuple[list[str],
     review is left out when it contains a KLUE sentence or is contained in one. Returns the
     reviews and how many were left out."""
     import csv
-    import re
 
+    from bench.corpora import SharesText, text_key
     from kd.tokenizer import dataset_texts
 
-    def key(text: str) -> str:
-        return re.sub(r"[^가-힣0-9A-Za-z]", "", text)
-
-    klue = [k for k in (key(t) for t in dataset_texts(str(klue_utterances), split=None)) if len(k) >= 6]
+    shares_klue_text = SharesText(dataset_texts(str(klue_utterances), split=None))
     kept, left_out = [], 0
     with open(root / "nsmc_sample" / "nsmc_raw_sample.tsv", encoding="utf-8") as handle:
         for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
             review = (row["document"] or "").strip()
-            k = key(review)
-            if len(k) < 6:
+            if len(text_key(review)) < shares_klue_text.n:
                 continue
-            if any(k in sentence or sentence in k for sentence in klue):
+            if shares_klue_text(review):
                 left_out += 1
                 continue
             kept.append(review)

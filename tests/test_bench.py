@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def test_extra_test_rows_are_test_only_and_the_pool_is_train():
@@ -35,3 +37,39 @@ def test_the_pretraining_corpus_holds_out_the_extra_test_rows():
     for rows in (real_data.nsmc_rows(300, size), real_data.kor3i4k_rows(300, size)):
         assert rows and all(r["text"] in held for r in rows)
     assert not all(r["text"] in held_out_texts("small") for r in real_data.nsmc_rows(300, size))
+
+
+def test_shares_text_finds_a_sentence_inside_a_text_and_a_text_inside_a_sentence():
+    # guards the hold-out of KLUE-NER dev from the pretraining corpus and the NER benchmark's NSMC
+    # pool: a review that quotes a test sentence with other spacing or punctuation must be caught,
+    # an unrelated one kept, and a short key (최고) must not match everything
+    from bench.corpora import SharesText
+
+    shares = SharesText(["톰 행크스면 믿고 봅니당", "이 영화 진짜 최고의 작품이다"])
+    assert shares("아 진짜ㅋㅋ 톰행크스면, 믿고 봅니당!!")  # a sentence inside the text
+    assert shares("진짜 최고의 작")  # the text inside a sentence
+    assert not shares("배우 연기가 너무 어색해요")
+    assert not shares("최고")
+
+
+@given(st.text(alphabet="가나다라마바사아자차카타파하", min_size=6, max_size=30),
+       st.text(alphabet="가나다라 .,!ㅋ", max_size=10), st.text(alphabet="가나다라 .,!ㅋ", max_size=10))
+@settings(max_examples=200, deadline=None)
+def test_shares_text_catches_every_sentence_whatever_surrounds_it(sentence, before, after):
+    # the n-gram index must never miss a containment that a plain pairwise comparison would find
+    from bench.corpora import SharesText
+
+    spaced = " ".join(sentence)  # other spacing than the sentence itself
+    assert SharesText([sentence])(before + spaced + after)
+    assert SharesText([before + sentence + after])(sentence)
+
+
+def test_klue_ner_sentences_are_plain_text():
+    from bench.corpora import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip("needs ../shared/data")
+    from bench.corpora import klue_ner_sentences
+
+    sentences = klue_ner_sentences()
+    assert len(sentences) == 5000 and not any("<" in s and ":" in s and ">" in s for s in sentences[:50])
