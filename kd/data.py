@@ -236,6 +236,16 @@ def table_to_chunk(table: pa.Table, columns: dict[str, Any]) -> Chunk:
     return Chunk(values, offsets, out)
 
 
+def row_keys(chunk: Chunk) -> np.ndarray:
+    """A 64-bit key per row from its token ids: the same row read twice, in any order or batch,
+    gets the same key, so two models' predictions on a split can be paired row by row."""
+    import hashlib
+
+    values, offsets = chunk.values, chunk.offsets
+    return np.array([int.from_bytes(hashlib.blake2b(values[a:b].tobytes(), digest_size=8).digest(), "little",
+                                    signed=True) for a, b in zip(offsets[:-1], offsets[1:], strict=True)], np.int64)
+
+
 KD_COLUMNS = {"label": np.int64, "teacher_logits": np.float32, "teacher_embedding": np.float32}
 
 

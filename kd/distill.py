@@ -339,10 +339,17 @@ def run(config: DistillConfig) -> dict[str, Any]:
     baseline = None
     if config.baseline:
         from kd.baseline import evaluate_baseline
+        from kd.report import pair_rows, paired_accuracy_gap
 
+        baseline_rows: dict[str, np.ndarray] = {}
         baseline = evaluate_baseline(opened, config.test_split, config.train_split, len(label_names),
-                                     provenance.get("normalizer_config"))
+                                     provenance.get("normalizer_config"), rows=baseline_rows)
         evaluation = {**evaluation, "baseline": baseline}
+        if baseline_rows:  # the same rows, paired: far less noise than comparing two accuracies
+            correct = predictions["probs"].argmax(1) == predictions["labels"] if len(predictions["probs"]) else \
+                np.zeros(0, bool)
+            pair = pair_rows(predictions["keys"], correct, baseline_rows["keys"], baseline_rows["correct"])
+            evaluation["vs_baseline_paired"] = paired_accuracy_gap(*pair)
     plot = plot_metrics(output / "metrics.jsonl", output / "metrics.png", f"distill -> {output.name}")
     write_report(output / "report.md", title=f"Student {output.name}", summary=summary, evaluation=evaluation,
                  parameters=parameters, speed=speed, plot=str(plot) if plot else None)

@@ -24,7 +24,7 @@ from transformers import AutoModelForSequenceClassification
 
 from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import tokenizer_hash, tokenizer_hashes
-from kd.data import DEFAULT_BUCKETS, BucketBatches, OpenedDataset, kd_chunks, open_kd_dataset
+from kd.data import DEFAULT_BUCKETS, BucketBatches, Chunk, OpenedDataset, kd_chunks, open_kd_dataset, row_keys
 from kd.models import count_parameters, torchscript_for_cpu
 from schemas import storage
 from schemas.options import MalmoiError, config_command, option
@@ -59,11 +59,18 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, num_bins: int 
 @torch.no_grad()
 def predict_kd_split(model: torch.nn.Module, opened: OpenedDataset, split: str, *, batch_size: int = 128,
                      pad_id: int = 0, device: torch.device | None = None) -> dict[str, np.ndarray]:
-    """Student probabilities, gold labels and teacher probabilities for every row of ``split``."""
+    """Student probabilities, gold labels and teacher probabilities for every row of ``split``, and
+    each row's key (:func:`kd.data.row_keys`: the rows come back in bucket order, the keys pair
+    them with another model's predictions on the same rows)."""
     device = device or next(model.parameters()).device
-    batches = BucketBatches(lambda epoch: kd_chunks(opened, split, None, 0), batch_size=batch_size,
+
+    def keyed(chunk: Chunk) -> Chunk:
+        chunk.columns["row_key"] = row_keys(chunk)
+        return chunk
+
+    batches = BucketBatches(lambda epoch: map(keyed, kd_chunks(opened, split, None, 0)), batch_size=batch_size,
                             buckets=DEFAULT_BUCKETS, pad_id=pad_id, seed=0, shuffle_rows=1 << 30)
-    probs, labels, teacher = [], [], []
+    probs, labels, teacher, keys = [], [], [], []
     was_training = model.training
     model.eval()
     for batch in batches.epoch(0):
@@ -74,10 +81,13 @@ def predict_kd_split(model: torch.nn.Module, opened: OpenedDataset, split: str, 
         probs.append(torch.softmax(logits.float(), -1).cpu().numpy()[real])
         labels.append(batch["label"][real])
         teacher.append(torch.softmax(torch.from_numpy(batch["teacher_logits"]), -1).numpy()[real])
+        keys.append(batch["row_key"][real])
     model.train(was_training)
     if not probs:
-        return {"probs": np.zeros((0, 0)), "labels": np.zeros(0, np.int64), "teacher_probs": np.zeros((0, 0))}
-    return {"probs": np.concatenate(probs), "labels": np.concatenate(labels), "teacher_probs": np.concatenate(teacher)}
+        return {"probs": np.zeros((0, 0)), "labels": np.zeros(0, np.int64), "teacher_probs": np.zeros((0, 0)),
+                "keys": np.zeros(0, np.int64)}
+    return {"probs": np.concatenate(probs), "labels": np.concatenate(labels), "teacher_probs": np.concatenate(teacher),
+            "keys": np.concatenate(keys)}
 
 
 def kd_split_metrics(predictions: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -205,12 +215,18 @@ def served_latency_ms(model_dir: str, texts: list[str], *, torchscript: bool = T
         torch.set_num_threads(threads)
 
 
-def evaluate_model_dir(model_dir: str, opened: OpenedDataset, split: str, texts: list[str]) -> dict[str, Any]:
+def evaluate_model_dir(model_dir: str, opened: OpenedDataset, split: str, texts: list[str],
+                       rows: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """A model's scores on ``split`` beside the teacher's, its size and its CPU speed; given
+    ``rows`` (a dict), fills it with each row's ``keys`` and whether the model got it ``correct``."""
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
     check_model_matches(model_dir, model, opened)
     tokenizer = load_subword_tokenizer(model_dir)
     predictions = predict_kd_split(model, opened, split, pad_id=tokenizer.pad_token_id or 0,
                                    device=torch.device("cpu"))
+    if rows is not None:
+        rows.update(keys=predictions["keys"], correct=(predictions["probs"].argmax(1) == predictions["labels"])
+                    if len(predictions["probs"]) else np.zeros(0, bool))
     return {"model": model_dir, **kd_split_metrics(predictions), "parameters": count_parameters(model),
             **cpu_speed(model, tokenizer, texts), "latency_ms_batch1_served": served_latency_ms(model_dir, texts)}
 
@@ -271,22 +287,31 @@ def main(argv: list[str] | None = None) -> int:
     def command(config: EvaluateConfig) -> None:
         opened = open_kd_dataset(config.data)
         texts = split_texts(opened, config.split)
-        rows = []
+        rows, per_row = [], []
         for name, folders in model_groups(config.models).items():
-            runs = [evaluate_model_dir(m, opened, config.split, texts) for m in folders]
+            runs = []
+            for folder in folders:
+                per_row.append({})
+                runs.append(evaluate_model_dir(folder, opened, config.split, texts, rows=per_row[-1]))
             rows.append({"name": name, "seeds": len(runs), "runs": runs, "summary": mean_std(runs)})
         result: dict[str, Any] = {"split": config.split, "rows": rows}
         if config.baseline:
             from kd.baseline import evaluate_baseline
+            from kd.report import accuracy_gap, pair_rows, paired_accuracy_gap
 
-            result["baseline"] = evaluate_baseline(opened, config.split,
+            baseline_rows: dict[str, np.ndarray] = {}
+            result["baseline"] = evaluate_baseline(opened, config.split, rows=baseline_rows,
                                                    normalizer_config=opened.provenance.get("normalizer_config"))
-            from kd.report import accuracy_gap
-
+            runs_rows = iter(per_row)
             for row in rows:  # is each model's gap to the baseline more than the test split's noise?
                 mean = {"n": row["runs"][0]["student"].get("n"), "accuracy": row["summary"].get("student.accuracy",
                                                                                              {}).get("mean")}
                 row["vs_baseline"] = accuracy_gap(mean, result["baseline"])
+                if baseline_rows:  # each run against the baseline on the same rows (paired: less noise)
+                    row["vs_baseline_paired"] = [
+                        paired_accuracy_gap(*pair_rows(r["keys"], r["correct"], baseline_rows["keys"],
+                                                       baseline_rows["correct"]))
+                        for r in (next(runs_rows) for _ in row["runs"])]
         text = json.dumps(result, indent=2, ensure_ascii=False)
         if config.output:
             Path(config.output).write_text(text + "\n", encoding="utf-8")

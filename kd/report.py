@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
@@ -59,14 +61,55 @@ def accuracy_gap(model: dict[str, Any], baseline: dict[str, Any]) -> dict[str, A
     return {"accuracy_gap": a - b, "two_standard_errors": two_se, "beyond_noise": abs(a - b) >= two_se}
 
 
-def comparison_noise(student: dict[str, Any], baseline: dict[str, Any]) -> str | None:
+def pair_rows(keys_a: np.ndarray, values_a: np.ndarray, keys_b: np.ndarray, values_b: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The values of the rows both sides have, aligned by row key (a key that occurs k times on
+    one side and m on the other pairs min(k, m) times, in order). Rows only one side has are left
+    out; the caller reports how many were paired."""
+    waiting: dict[int, list[int]] = {}
+    for index, key in enumerate(keys_b.tolist()):
+        waiting.setdefault(key, []).append(index)
+    left, right = [], []
+    for index, key in enumerate(keys_a.tolist()):
+        queue = waiting.get(key)
+        if queue:
+            left.append(index)
+            right.append(queue.pop(0))
+    return values_a[np.asarray(left, np.int64)], values_b[np.asarray(right, np.int64)]
+
+
+def paired_accuracy_gap(model_correct: np.ndarray, baseline_correct: np.ndarray) -> dict[str, Any] | None:
+    """``model`` − ``baseline`` accuracy on the same rows, judged on the rows they disagree on:
+    b rows only the model gets right, c only the baseline; the gap is (b − c) / n and its
+    standard error √(b + c − (b − c)²/n) / n (the paired difference of two proportions, the
+    statistic behind McNemar's test). Far tighter than :func:`accuracy_gap` when both models
+    get the same rows right, as two classifiers of one task mostly do."""
+    n = len(model_correct)
+    if not n or len(baseline_correct) != n:
+        return None
+    b = int(np.sum(model_correct & ~baseline_correct))
+    c = int(np.sum(~model_correct & baseline_correct))
+    two_se = 2 * math.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n
+    gap = (b - c) / n
+    return {"n": n, "model_only_right": b, "baseline_only_right": c, "accuracy_gap": gap,
+            "two_standard_errors": two_se, "beyond_noise": b != c and abs(gap) >= two_se}
+
+
+def comparison_noise(student: dict[str, Any], baseline: dict[str, Any],
+                     paired: dict[str, Any] | None = None) -> str | None:
     """A line saying whether the student − baseline accuracy gap stands out of the test split's
     sampling noise: two standard errors of the difference of two accuracies on ``n`` rows each
-    (unpaired, so on the cautious side). ~600 test rows carry ±1.6 points of noise each."""
-    gap = accuracy_gap(student, baseline)
+    (unpaired, so on the cautious side). ~600 test rows carry ±1.6 points of noise each. With
+    ``paired`` (:func:`paired_accuracy_gap` on the same rows) the test is the paired one, and the
+    line says on how many rows each model alone was right."""
+    gap = paired or accuracy_gap(student, baseline)
     if gap is None:
         return None
-    head = f"- accuracy gap student − baseline {100 * gap['accuracy_gap']:+.1f} points on {student['n']} test rows"
+    rows = paired["n"] if paired else student["n"]
+    head = f"- accuracy gap student − baseline {100 * gap['accuracy_gap']:+.1f} points on {rows} test rows"
+    if paired:
+        head += (f", paired (only the student right on {paired['model_only_right']}, only the baseline on "
+                 f"{paired['baseline_only_right']})")
     two_se = f"±{100 * gap['two_standard_errors']:.1f}"
     if gap["beyond_noise"]:
         return f"{head}: beyond two standard errors ({two_se})"
@@ -76,7 +119,8 @@ def comparison_noise(student: dict[str, Any], baseline: dict[str, Any]) -> str |
 
 def write_report(path: str | Path, *, title: str, summary: dict[str, Any], evaluation: dict[str, Any],
                  parameters: dict[str, Any], speed: dict[str, Any] | None, plot: str | None) -> None:
-    """A short Markdown report: teacher vs student, size, speed, training summary."""
+    """A short Markdown report: teacher vs student, size, speed, training summary. The noise line
+    is paired when ``evaluation`` has ``vs_baseline_paired``."""
     student, teacher = evaluation.get("student", {}), evaluation.get("teacher", {})
 
     def fmt(value: Any) -> str:
@@ -94,7 +138,7 @@ def write_report(path: str | Path, *, title: str, summary: dict[str, Any], evalu
         lines += ["", f"- the student {verdict} the cheap baseline on macro-F1 (trained on the same "
                   f"{baseline.get('train_rows')} labeled rows in {baseline.get('fit_seconds', 0):.1f} s; "
                   f"{baseline.get('latency_ms_batch1_served', 0):.2f} ms per request, normalizer included)"]
-        noise = comparison_noise(student, baseline)
+        noise = comparison_noise(student, baseline, evaluation.get("vs_baseline_paired"))
         if noise:
             lines.append(noise)
     lines += ["", f"- retention (student / teacher accuracy): {fmt(evaluation.get('retention', '–'))}",

@@ -422,6 +422,12 @@ def test_evaluate_groups_seeds_explicitly_and_shows_the_cheap_baseline(artifacts
     gap = result["rows"][0]["vs_baseline"]  # the seeds' mean against the baseline, with the split's noise
     assert gap["accuracy_gap"] == pytest.approx(run["student"]["accuracy"] - baseline["accuracy"])
     assert gap["two_standard_errors"] > 0 and gap["beyond_noise"] == (abs(gap["accuracy_gap"]) >= gap["two_standard_errors"])
+    paired = result["rows"][0]["vs_baseline_paired"]  # each seed on the same rows as the baseline
+    assert len(paired) == 2 and paired[0]["n"] == baseline["n"] == run["student"]["n"]
+    assert paired[0]["accuracy_gap"] == pytest.approx(gap["accuracy_gap"])
+    evaluation = json.loads((out / "evaluation.json").read_text())["test"]
+    assert evaluation["vs_baseline_paired"]["n"] == baseline["n"]
+    assert ", paired (only the student right on" in (out / "report.md").read_text()
 
 
 def test_the_report_says_when_the_gap_to_the_baseline_is_noise():
@@ -435,3 +441,43 @@ def test_the_report_says_when_the_gap_to_the_baseline_is_noise():
     assert "beyond two standard errors" in large and "+4.0 points" in large
     assert "beyond" in comparison_noise({"n": 3629, "accuracy": 0.79}, {"accuracy": 0.83})  # losing is shown too
     assert comparison_noise({"n": 0, "accuracy": 0.5}, {"accuracy": 0.5}) is None
+
+
+def test_pair_rows_aligns_two_models_rows_whatever_their_order():
+    # guards the paired comparison against pairing row i of one model with row i of the other
+    # when the two read the split in different orders (bucketed batches vs file order)
+    import numpy as np
+
+    from kd.report import pair_rows
+
+    keys_a = np.array([5, 7, 5, 9, 11])  # 5 twice (a duplicated text); 11 only on this side
+    keys_b = np.array([9, 5, 7, 5, 3])
+    values_a = np.array([10, 20, 30, 40, 50])
+    values_b = np.array([400, 100, 200, 300, 999])
+    left, right = pair_rows(keys_a, values_a, keys_b, values_b)
+    assert left.tolist() == [10, 20, 30, 40] and right.tolist() == [100, 200, 300, 400]
+
+
+def test_the_paired_gap_is_judged_on_the_rows_the_models_disagree_on():
+    # guards against a paired test that ignores which rows each model got right: on 3,600 rows a
+    # 1-point gap made of 36 one-sided wins is beyond the noise paired, not unpaired
+    import numpy as np
+
+    from kd.report import accuracy_gap, comparison_noise, paired_accuracy_gap
+
+    n = 3600
+    baseline = np.zeros(n, bool)
+    baseline[:2952] = True  # 0.82
+    student = baseline.copy()
+    student[2952:2988] = True  # 36 more rows right, none lost: 0.83
+    paired = paired_accuracy_gap(student, baseline)
+    assert paired["model_only_right"] == 36 and paired["baseline_only_right"] == 0
+    assert paired["accuracy_gap"] == pytest.approx(0.01) and paired["beyond_noise"]
+    assert not accuracy_gap({"n": n, "accuracy": student.mean()}, {"accuracy": baseline.mean()})["beyond_noise"]
+    line = comparison_noise({"n": n, "accuracy": student.mean()}, {"accuracy": baseline.mean()}, paired)
+    assert "paired" in line and "beyond two standard errors" in line and "only the student right on 36" in line
+    churn = baseline.copy()  # the same 1-point gap made of 236 wins and 200 losses: noise
+    churn[2952:3188] = True
+    churn[:200] = False
+    assert not paired_accuracy_gap(churn, baseline)["beyond_noise"]
+    assert not paired_accuracy_gap(baseline, baseline)["beyond_noise"]  # identical models: no gap, never "beyond"
