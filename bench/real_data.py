@@ -177,6 +177,7 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
     from kd.baseline import evaluate_baseline
     from kd.data import open_kd_dataset
     from kd.evaluate import evaluate_model_dir, interleaved_latency, split_texts
+    from kd.report import pair_rows, paired_accuracy_gap
 
     runner = ["--runner", "FnApiRunner"]
     loop = ["--no-progress", "--device", device, "--batch-size", str(size["batch"])]
@@ -203,7 +204,8 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
     opened = open_kd_dataset(str(task / "kd"))
     texts = split_texts(opened, "test")
     teacher_eval = evaluate_model_dir(str(task / "teacher"), opened, "test", texts)
-    baseline = evaluate_baseline(opened, "test")
+    baseline_rows: dict = {}
+    baseline = evaluate_baseline(opened, "test", rows=baseline_rows)
     flags = {"kd+aug": ("kd", []), "kd": ("kd", ["--originals-only"]), "hard": ("kd", ["--originals-only", "--kl", "0"]),
              "ens+aug": ("kd-ens", [])}
     students: dict[str, list[dict]] = {}
@@ -226,7 +228,12 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
                                  # the best-on-valid student is exported, as kd.distill does by default
                                  "--eval-every", str(max(50, size["student_steps"] // 10)),
                                  "--seed", str(seed), *extra, *loop]) == 0
-            students.setdefault(variant, []).append(evaluate_model_dir(str(out), opened, "test", texts))
+            rows_of_student: dict = {}
+            scores = evaluate_model_dir(str(out), opened, "test", texts, rows=rows_of_student)
+            # the student against the n-gram baseline on the same test rows (paired)
+            scores["vs_baseline_paired"] = paired_accuracy_gap(*pair_rows(
+                rows_of_student["keys"], rows_of_student["correct"], baseline_rows["keys"], baseline_rows["correct"]))
+            students.setdefault(variant, []).append(scores)
     conservation = json.loads((task / "kd" / "_stats.json").read_text())["conservation"]
     result = {
         "rows": {"labeled": len(rows), "unlabeled_pool": len(pool), "kd": conservation},
@@ -246,6 +253,7 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
             "accuracy": mean_std([r["student"]["accuracy"] for r in runs]),
             "macro_f1": mean_std([r["student"]["macro_f1"] for r in runs]),
             "retention": mean_std([r["retention"] for r in runs]),
+            "vs_baseline_paired": [r["vs_baseline_paired"] for r in runs],
             "non_embedding_params": runs[0]["parameters"]["non_embedding"],
             "latency_ms_batch1": mean_std([r["latency_ms_batch1"] for r in runs]),
             "latency_ms_batch1_torchscript": mean_std([r["latency_ms_batch1_torchscript"] for r in runs]),
