@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mlm", help="start every teacher from this masked LM (a local checkpoint with its tokenizer "
                                       "beside it, e.g. bench.pretrain_checkpoints' CPU teacher4_mlm) instead of "
                                       "pretraining one here; the teachers then use its tokenizer")
+    parser.add_argument("--student-init", help="start every student from this small pretrained checkpoint (its "
+                                               "tokenizer is then the students'; learning rate 1e-3 instead of 2e-3)")
     parser.add_argument("--regimes", default="gold,kd,pool,same",
                         help="students to train: gold (gold tags only), kd (KD + gold), pool (KD + gold + the "
                              "pseudo-labelled BEEP! pool), same (KD + gold with the teacher's tokenizer), "
@@ -112,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
             report["teacher_init"] = _provided(args.mlm)
         elif not args.reuse:
             train_tokenizer(texts, tmp / "mlm", vocab_size=8000, min_frequency=2)
+        if args.student_init and not args.reuse:  # the students' tokenizer is their checkpoint's
+            (tmp / "student_tok").mkdir()
+            for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                         "malmoi_tokenizer.json"):
+                if (Path(args.student_init) / name).exists():
+                    shutil.copy(Path(args.student_init) / name, tmp / "student_tok" / name)
+            report["student_init"] = _provided(args.student_init)
+        elif not args.reuse:
             train_tokenizer(texts, tmp / "student_tok", vocab_size=4000, min_frequency=2, kind="unigram")
         teacher_shape = ["--layers", "4", "--hidden", "256", "--heads", "4", "--intermediate", "1024"]
         teachers = [tmp / ("teacher" if i == 0 else f"teacher{i}") for i in range(args.teachers)]
@@ -199,15 +209,17 @@ def main(argv: list[str] | None = None) -> int:
              (tmp / "kd_nsmc_merged", tmp / "student_tok", [*kd, "--unlabeled-share", args.pool_share])))
             if key in wanted}
         rows: dict[str, list] = {name: [] for name in regimes}
-        student_shape = ["--student-layers", "2", "--student-hidden", "128", "--student-heads", "2",
-                         "--student-intermediate", "512"]
+        student_shape = (["--student-init", args.student_init] if args.student_init else
+                         ["--student-layers", "2", "--student-hidden", "128", "--student-heads", "2",
+                          "--student-intermediate", "512"])
         for seed in range(args.seeds):
             for number, (name, (data, tokenizer, extra)) in enumerate(regimes.items()):
                 out = tmp / f"student_seed{seed}_regime{number}"
                 began = time.perf_counter()
                 assert distill.main(["--data", str(data), "--tokenizer", str(tokenizer), "--output", str(out),
                                      "--max-steps", str(args.student_steps), "--eval-every",
-                                     str(max(1, args.student_steps // 5)), "--learning-rate", "2e-3", "--seed",
+                                     str(max(1, args.student_steps // 5)), "--learning-rate",
+                                     "1e-3" if args.student_init else "2e-3", "--seed",
                                      str(seed), *student_shape, *extra, *SMALL]) == 0
                 result = json.loads((out / "evaluation.json").read_text())
                 rows[name].append({"f1": result["test"]["student"]["f1"], "seconds": time.perf_counter() - began,
