@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             report["teacher_init"] = _provided(args.mlm)
         elif not args.reuse:
             train_tokenizer(texts, tmp / "mlm", vocab_size=8000, min_frequency=2)
-        if args.student_init and not args.reuse:  # the students' tokenizer is their checkpoint's
+        if args.student_init:  # the students' tokenizer is their checkpoint's (also over a --reuse folder's)
+            shutil.rmtree(tmp / "student_tok", ignore_errors=True)
             (tmp / "student_tok").mkdir()
             for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                          "malmoi_tokenizer.json"):
