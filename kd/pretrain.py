@@ -10,9 +10,11 @@ domain adaptation of a general model to spoken text):
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
 
@@ -40,6 +42,52 @@ class PretrainConfig:
     max_length: int = option(128, help="inputs are truncated to this many tokens")
     mask_probability: float = option(0.15, help="share of tokens masked")
     loop: LoopConfig = LoopConfig(output="out/mlm", max_steps=10_000, learning_rate=5e-4)
+
+
+PLATEAU_MARGIN = 1.0  # nats: an MLM this close to the unigram loss has not learned to use context
+
+
+def unigram_loss(train_ids: Iterable[np.ndarray], valid_ids: Iterable[np.ndarray], vocab_size: int,
+                 special_ids: Iterable[int]) -> float | None:
+    """Cross-entropy (nats) of the valid tokens under the train tokens' unigram frequencies (add-one
+    smoothed; special tokens left out): the masked-LM loss of a model that predicts every masked
+    token by its frequency alone, ignoring the sentence. None without tokens on either side."""
+    special = np.asarray(sorted(set(special_ids)), np.int64)
+
+    def counts(arrays: Iterable[np.ndarray]) -> np.ndarray:
+        total = np.zeros(vocab_size, np.float64)
+        for ids in arrays:
+            total += np.bincount(np.asarray(ids, np.int64), minlength=vocab_size)[:vocab_size]
+        total[special[special < vocab_size]] = 0
+        return total
+
+    train, valid = counts(train_ids), counts(valid_ids)
+    if not train.sum() or not valid.sum():
+        return None
+    log_p = np.log((train + 1) / (train.sum() + vocab_size))
+    return float(-(valid * log_p).sum() / valid.sum())
+
+
+def plateau_warning(eval_loss: float | None, unigram: float | None, steps: int) -> str | None:
+    """A warning when the final masked-LM loss is within :data:`PLATEAU_MARGIN` of the unigram loss."""
+    if eval_loss is None or unigram is None or eval_loss < unigram - PLATEAU_MARGIN:
+        return None
+    return (f"after {steps} steps the masked LM's valid loss ({eval_loss:.2f}) is still within {PLATEAU_MARGIN:.0f} "
+            f"nat of predicting every masked token by its frequency ({unigram:.2f}): it has not learned to use the "
+            "sentence, its encoder gives nearly the same vector for any input, and a teacher or student started from "
+            "it learns little. Train for more --max-steps (thousands on a CPU: a 2-layer/128 model at "
+            "--learning-rate 1e-3 and --batch-size 64 left this plateau after about 1,000 steps, a 4-layer/256 one "
+            "had not after 4,800), or a smaller model.")
+
+
+def _token_arrays(chunks, limit: int) -> Iterable[np.ndarray]:
+    """The token ids of ``chunks``, up to about ``limit`` tokens."""
+    seen = 0
+    for chunk in chunks:
+        yield chunk.values
+        seen += len(chunk.values)
+        if seen >= limit:
+            return
 
 
 def run(config: PretrainConfig) -> dict:
@@ -79,6 +127,17 @@ def run(config: PretrainConfig) -> dict:
 
     summary = train(model=model, objective=objective, batches=batches, config=loop, dist=dist, evaluate=evaluate)
     if dist.is_main and not interrupted(summary):
+        # has it left the unigram plateau? (the final valid loss against frequencies alone)
+        final = evaluate(model, summary["steps"]).get("eval/mlm_loss")
+        unigram = unigram_loss(
+            _token_arrays(utterance_chunks(opened, "train", tokenizer, config.max_length, None, None, 0), 2_000_000),
+            _token_arrays(utterance_chunks(opened, "valid", tokenizer, config.max_length, None, None, 0), 2_000_000),
+            len(tokenizer), tokenizer.all_special_ids)
+        warning = plateau_warning(final, unigram, summary["steps"])
+        summary = {**summary, "final_eval_mlm_loss": final, "unigram_loss": unigram,
+                   "left_unigram_plateau": None if final is None or unigram is None else warning is None}
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
         output = Path(loop.output)
         model.save_pretrained(output, safe_serialization=True)
         tokenizer.save_pretrained(output)

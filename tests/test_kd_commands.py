@@ -51,6 +51,10 @@ def test_pretrain_finetune_predict(utterances, tmp_path):
                           "--layers", "1", "--hidden", "32", "--heads", "2", "--intermediate", "64",
                           "--max-steps", "6", "--eval-every", "3", *TINY]) == 0
     assert AutoModelForMaskedLM.from_pretrained(mlm).config.num_hidden_layers == 1
+    # six steps cannot leave the unigram plateau: the run says so (stderr) and records it
+    summary = json.loads((mlm / "training_summary.json").read_text())["summary"]
+    assert summary["left_unigram_plateau"] is False and summary["unigram_loss"] > 0
+    assert summary["final_eval_mlm_loss"] > summary["unigram_loss"] - 1
 
     teacher = tmp_path / "teacher"
     assert finetune.main(["--data", str(utterances / "utterances"), "--init", str(mlm), "--output", str(teacher),
@@ -166,3 +170,19 @@ def test_a_stopped_finetune_exports_nothing_and_its_resume_keeps_the_best(uttera
     evaluation = json.loads((teacher / "evaluation.json").read_text())
     assert evaluation["best_valid"]["step"] in (4, 8, 12) and evaluation["best_valid"]["macro_f1"] >= kept["score"]
     assert AutoModelForSequenceClassification.from_pretrained(teacher).config.num_labels == 2
+
+
+def test_the_unigram_loss_is_what_frequencies_alone_score():
+    # guards the plateau check's reference: a model predicting every token by its train frequency
+    import numpy as np
+
+    from kd.pretrain import plateau_warning, unigram_loss
+
+    train = [np.array([5, 5, 5, 6, 0, 1])]  # 0 and 1 special: left out
+    valid = [np.array([5, 6, 1])]
+    expected = -(np.log(4 / 11) + np.log(2 / 11)) / 2  # add-one over a vocabulary of 7, 4 real train tokens
+    assert unigram_loss(train, valid, 7, [0, 1]) == pytest.approx(expected)
+    assert unigram_loss([], valid, 7, [0, 1]) is None
+    assert plateau_warning(7.1, 7.5, 4800) and "7.10" in plateau_warning(7.1, 7.5, 4800)
+    assert plateau_warning(5.4, 7.5, 6000) is None  # a model that uses the sentence: no warning
+    assert plateau_warning(None, 7.5, 10) is None
