@@ -227,7 +227,8 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
                                  ("1e-3" if shared.get("student_init") else "2e-3"),
                                  # the best-on-valid student is exported, as kd.distill does by default
                                  "--eval-every", str(max(50, size["student_steps"] // 10)),
-                                 "--seed", str(seed), *extra, *loop]) == 0
+                                 "--seed", str(seed), "--prior-correction", shared.get("prior_correction", "0"),
+                                 *extra, *loop]) == 0
             rows_of_student: dict = {}
             scores = evaluate_model_dir(str(out), opened, "test", texts, rows=rows_of_student)
             # the student against the n-gram baseline on the same test rows (paired)
@@ -377,6 +378,9 @@ def main() -> None:
                                                      "and students stay for probing")
     parser.add_argument("--student-shape", default=None, help="layers,hidden,heads,intermediate of the random-init "
                                                               "students (default: 2,128,4,256)")
+    parser.add_argument("--prior-correction", default="0",
+                        help="the students' kd.distill --prior-correction (TAU or auto: rare intents predicted more "
+                             "often, macro-F1 for some accuracy; 0: off)")
     parser.add_argument("--student-init", default=None, help="start every student from this checkpoint "
                                                              "(same tokenizer as --mlm)")
     args = parser.parse_args()
@@ -433,9 +437,11 @@ def main() -> None:
             report["pretrain_minutes"] = (time.perf_counter() - started) / 60
             print(f"pretraining done in {report['pretrain_minutes']:.1f} min", flush=True)
         shared.update(student_init=args.student_init, teacher_seed=args.teacher_seed, student_lr=args.student_lr,
+                      prior_correction=args.prior_correction,
                       student_shape=student_shape(args.student_shape) if args.student_shape else STUDENT)
         report["student_shape"] = shared["student_shape"]
         report["teacher_seed"] = args.teacher_seed
+        report["prior_correction"] = args.prior_correction
         tasks = {"nsmc": ("NSMC sentiment", nsmc), "3i4k": ("3i4K intent", intents)}
         for key, (title, rows) in tasks.items():
             if key in args.only:

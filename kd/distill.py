@@ -11,6 +11,7 @@ Writes to OUTPUT: a Hugging Face model (safetensors, config with id2label, token
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from dataclasses import dataclass, replace
@@ -72,6 +73,19 @@ class StudentConfig:
                               "ignored", flag="--student-init", metavar="DIR")
 
 
+def tau_or_auto(text: str) -> str:
+    """``--prior-correction``: ``auto`` or a number ≥ 0 (kept as text: the config is saved as given)."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 such as 0.5, or auto; found {text!r}")
+    return text
+
+
 @dataclass(frozen=True, kw_only=True)
 class DistillConfig:
     """Everything that decides the student; saved into the export (malmoi_training_config.json)."""
@@ -103,6 +117,33 @@ class DistillConfig:
                                      flag="--no-cpu-speed")
     baseline: bool = option(True, help="score a char 1-3-gram TF-IDF + LR baseline on the same rows for report.md",
                             flag="--no-baseline")
+    prior_correction: str = option("0", help="logit adjustment for rare classes: the exported classifier's bias "
+                                   "minus TAU x log(train label share), so rare classes are predicted more often — "
+                                   "more macro-F1 for some accuracy; 'auto' picks TAU in 0..1.5 for the best "
+                                   "macro-F1 on the eval split (0: off)", metavar="TAU|auto", parse=tau_or_auto)
+
+
+def prior_correction(model: torch.nn.Module, opened, config: DistillConfig, num_labels: int,
+                     pad_id: int) -> dict[str, Any] | None:
+    """``--prior-correction``: τ (given, or fitted on the eval split for macro-F1) and the
+    classifier's bias adjusted by it; what was done, for the summary and report.md."""
+    from kd.baseline import labeled_rows
+    from kd.evaluate import apply_prior_correction, fit_prior_correction, log_prior
+
+    if config.prior_correction == "auto" or float(config.prior_correction) > 0:
+        prior = log_prior(labeled_rows(opened, config.train_split)[1], num_labels)
+        if config.prior_correction == "auto":
+            valid = predict_kd_split(model, opened, config.eval_split, pad_id=pad_id)
+            if not (valid["labels"] >= 0).any():
+                raise MalmoiError(f"--prior-correction auto fits τ on the {config.eval_split} split, which has no "
+                                  "labeled row.", "pass a number (e.g. --prior-correction 0.5), or add valid rows.")
+            fitted = fit_prior_correction(valid["probs"], valid["labels"], prior)
+        else:
+            fitted = {"tau": float(config.prior_correction)}
+        apply_prior_correction(model, fitted["tau"], prior)
+        return {**fitted, "fitted_on": config.eval_split if config.prior_correction == "auto" else None,
+                "train_label_share": np.exp(prior).round(4).tolist()}
+    return None
 
 
 def train_rows(opened, config: DistillConfig, column: str, is_labeled, labeled_only: bool) -> dict[str, Any]:
@@ -193,6 +234,9 @@ def run_tokens(config: DistillConfig) -> dict[str, Any]:
     if problems:
         raise MalmoiError(f"kd_token dataset '{config.data}' does not match this run: {problems}.",
                           "re-run beam_jobs.augment with this teacher and student tokenizer.")
+    if config.prior_correction not in ("0", "0.0"):
+        raise MalmoiError("--prior-correction adjusts a sentence classifier's decision; these are kd_token "
+                          "(entity) shards.", "leave --prior-correction at 0 for token classification.")
     labels = list(provenance["label_names"])
     id2label, label2id = dict(enumerate(labels)), {name: i for i, name in enumerate(labels)}
     tokenizer = load_subword_tokenizer(config.tokenizer)
@@ -330,6 +374,10 @@ def run(config: DistillConfig) -> dict[str, Any]:
     else:
         export(student.model, output)
         summary = {**summary, "exported": f"last step ({summary['steps']})"}
+    correction = prior_correction(student.model, opened, config, len(label_names), pad_id)
+    if correction:  # the exported model carries the adjusted bias
+        export(student.model, output)
+        summary = {**summary, "prior_correction": correction}
     predictions = predict_kd_split(student.model, opened, config.test_split, pad_id=pad_id)
     evaluation = kd_split_metrics(predictions)
     parameters = count_parameters(student.model)

@@ -90,6 +90,46 @@ def predict_kd_split(model: torch.nn.Module, opened: OpenedDataset, split: str, 
             "keys": np.concatenate(keys)}
 
 
+PRIOR_CORRECTION_GRID = tuple(round(0.1 * i, 1) for i in range(16))  # τ = 0, 0.1, …, 1.5
+
+
+def log_prior(labels: np.ndarray, num_labels: int) -> np.ndarray:
+    """log of each class's share of the gold labels (add-one smoothed, so an absent class is finite)."""
+    counts = np.bincount(labels[labels >= 0], minlength=num_labels)[:num_labels].astype(np.float64) + 1
+    return np.log(counts / counts.sum())
+
+
+def fit_prior_correction(probs: np.ndarray, labels: np.ndarray, prior: np.ndarray,
+                         grid: tuple[float, ...] = PRIOR_CORRECTION_GRID) -> dict[str, float]:
+    """The τ of ``grid`` whose logit adjustment (predict argmax of log p − τ·log prior; Menon et
+    al. 2021, "Long-tail learning via logit adjustment") gives the best macro-F1 on these rows,
+    the smallest τ among ties; with the macro-F1 and accuracy before (τ = 0) and after."""
+    log_probs = np.log(np.clip(probs, 1e-12, 1.0))
+
+    def scores(tau: float) -> dict[str, float]:
+        adjusted = log_probs - tau * prior
+        return classification_metrics(labels, np.exp(adjusted - adjusted.max(axis=1, keepdims=True)))
+
+    results = {tau: scores(tau) for tau in grid}
+    best = max(grid, key=lambda tau: (round(results[tau].get("macro_f1", 0.0), 10), -tau))
+    return {"tau": float(best), "macro_f1_before": scores(0.0).get("macro_f1", 0.0),
+            "macro_f1_after": results[best].get("macro_f1", 0.0), "accuracy_before": scores(0.0).get("accuracy", 0.0),
+            "accuracy_after": results[best].get("accuracy", 0.0)}
+
+
+def apply_prior_correction(model: torch.nn.Module, tau: float, prior: np.ndarray) -> None:
+    """Subtract τ·log prior from the classifier's output bias, in place: the exported model then
+    serves the adjusted decision with no code of malmoi's (any ``AutoModelForSequenceClassification``)."""
+    head = getattr(model, "classifier", None)
+    bias = getattr(head, "bias", None)
+    if not isinstance(bias, torch.nn.Parameter) or bias.shape != (len(prior),):
+        raise MalmoiError(f"--prior-correction adjusts the classifier's output bias; {type(model).__name__} has no "
+                          f"`classifier` with a bias of {len(prior)} classes.",
+                          "use a sequence-classification student (BERT-style), or leave --prior-correction at 0.")
+    with torch.no_grad():
+        bias -= torch.as_tensor(tau * prior, dtype=bias.dtype, device=bias.device)
+
+
 def kd_split_metrics(predictions: dict[str, np.ndarray]) -> dict[str, Any]:
     """Student and teacher metrics on the same rows, retention and agreement."""
     student = classification_metrics(predictions["labels"], predictions["probs"])

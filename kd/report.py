@@ -154,6 +154,12 @@ def write_report(path: str | Path, *, title: str, summary: dict[str, Any], evalu
               f"status {summary.get('status')}"]
     if summary.get("exported"):
         lines.append(f"- exported: {summary['exported']}")
+    if correction := summary.get("prior_correction"):
+        fitted = (f" (fitted on {correction['fitted_on']}: macro-F1 {correction['macro_f1_before']:.4f} → "
+                  f"{correction['macro_f1_after']:.4f}, accuracy {correction['accuracy_before']:.4f} → "
+                  f"{correction['accuracy_after']:.4f})") if correction.get("fitted_on") else ""
+        lines.append(f"- prior correction: the classifier's bias minus τ = {correction['tau']:g} × log(train label "
+                     f"share){fitted}; the scores above are the corrected model's")
     if plot:
         lines += ["", f"![metrics]({Path(plot).name})"]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -481,3 +481,46 @@ def test_the_paired_gap_is_judged_on_the_rows_the_models_disagree_on():
     churn[:200] = False
     assert not paired_accuracy_gap(churn, baseline)["beyond_noise"]
     assert not paired_accuracy_gap(baseline, baseline)["beyond_noise"]  # identical models: no gap, never "beyond"
+
+
+def test_prior_correction_finds_the_rare_class_a_student_never_predicts():
+    # guards the logit adjustment's fit: a rare class the model never predicts (macro-F1 lost on it)
+    # must get a τ > 0 that recovers it, and a model already right everywhere must keep τ = 0
+    import numpy as np
+
+    from kd.evaluate import fit_prior_correction, log_prior
+
+    labels = np.array([0] * 90 + [1] * 10)
+    prior = log_prior(labels, 2)
+    probs = np.tile([0.7, 0.3], (100, 1))  # the rare class scored lower everywhere…
+    probs[90:] = [0.6, 0.4]  # …but a little higher on its own rows
+    fit = fit_prior_correction(probs, labels, prior)
+    assert fit["tau"] > 0 and fit["macro_f1_after"] == pytest.approx(1.0) and fit["macro_f1_before"] < 0.5
+    right = np.where(labels[:, None] == np.arange(2), 0.9, 0.1)
+    assert fit_prior_correction(right, labels, prior)["tau"] == 0.0
+
+
+def test_prior_correction_is_baked_into_the_exported_classifier(artifacts, tmp_path, capsys):
+    # guards against a --prior-correction that changes nothing in the export (a documented option
+    # that does nothing), one that would need malmoi's code to serve, and a silent no-op on entity shards
+    import numpy as np
+
+    from kd.baseline import labeled_rows
+    from kd.evaluate import log_prior
+
+    base = ["--data", str(artifacts / "kd"), "--tokenizer", str(artifacts / "tok"), "--max-steps", "4",
+            "--no-cpu-speed", "--no-baseline", "--export-last", *TINY]
+    assert distill.main([*base, "--output", str(tmp_path / "plain")]) == 0
+    assert distill.main([*base, "--output", str(tmp_path / "corrected"), "--prior-correction", "0.5"]) == 0
+    plain = AutoModelForSequenceClassification.from_pretrained(tmp_path / "plain").classifier.bias.detach().numpy()
+    corrected = AutoModelForSequenceClassification.from_pretrained(tmp_path / "corrected").classifier.bias.detach()
+    prior = log_prior(labeled_rows(open_kd_dataset(str(artifacts / "kd")), "train")[1], len(LABELS))
+    assert corrected.numpy() == pytest.approx(plain - 0.5 * prior, abs=1e-5)
+    assert "prior correction: the classifier's bias minus τ = 0.5" in (tmp_path / "corrected" / "report.md").read_text()
+    assert distill.main([*base, "--output", str(tmp_path / "auto"), "--prior-correction", "auto"]) == 0
+    summary = json.loads((tmp_path / "auto" / "evaluation.json").read_text())["training"]["prior_correction"]
+    assert summary["fitted_on"] == "valid" and summary["macro_f1_after"] >= summary["macro_f1_before"]
+    assert 0 <= summary["tau"] <= 1.5 and np.isclose(sum(summary["train_label_share"]), 1, atol=1e-3)
+    with pytest.raises(SystemExit):
+        distill.main([*base, "--output", str(tmp_path / "bad"), "--prior-correction", "-1"])
+    assert "expected a number >= 0" in capsys.readouterr().err

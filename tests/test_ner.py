@@ -171,6 +171,9 @@ def test_token_signals_per_character_distill_into_a_student_with_another_tokeniz
     assert sum(len(c) for c in kd_token_chunks(opened, "train", 0, 0)) == len(train)
     assert sum(len(c) for c in kd_token_chunks(opened, "train", 0, 0, unlabeled_keep=0.0)) == gold_rows
 
+    # a sentence-level option on entity shards is refused, not silently ignored
+    assert distill.main(["--data", str(shards), "--tokenizer", str(ner_teacher / "student_tok"), "--output",
+                         str(tmp_path / "refused"), "--prior-correction", "0.5", "--no-progress"]) == 2
     out = tmp_path / "student"
     assert distill.main(["--data", str(shards), "--tokenizer", str(ner_teacher / "student_tok"), "--output", str(out),
                          "--student-layers", "1", "--student-hidden", "32", "--student-heads", "2",
