@@ -63,8 +63,8 @@ def evaluate_baseline(opened: OpenedDataset, split: str = "test", train_split: s
                       num_labels: int | None = None, normalizer_config: dict | None = None,
                       rows: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Fit on ``train_split``, score on ``split``; metrics, fit seconds and batch-1 latency. Given
-    ``rows`` (a dict), fills it with each scored row's ``keys`` and whether the baseline got it
-    ``correct``, for a paired comparison (:func:`kd.report.paired_accuracy_gap`)."""
+    ``rows`` (a dict), fills it with each scored row's ``keys``, the class the baseline
+    ``predicted`` and whether it was ``correct``, for a paired comparison (:func:`kd.report.paired_accuracy_gap`)."""
     from beam_jobs.text.normalizer import Normalizer, NormalizerConfig
     from kd.evaluate import classification_metrics
 
@@ -79,7 +79,7 @@ def evaluate_baseline(opened: OpenedDataset, split: str = "test", train_split: s
     probs = np.zeros((len(test_texts), num_labels), np.float64)
     probs[:, model.classes_] = model.predict_proba(test_texts)
     if rows is not None:
-        rows.update(keys=test_keys, correct=probs.argmax(1) == test_labels)
+        rows.update(keys=test_keys, correct=probs.argmax(1) == test_labels, predicted=probs.argmax(1))
     normalize = Normalizer(NormalizerConfig.from_dict(normalizer_config) if normalizer_config else NormalizerConfig())
     latencies = []
     for text in test_texts[:64]:  # the served path, one request at a time

@@ -73,3 +73,20 @@ def test_klue_ner_sentences_are_plain_text():
 
     sentences = klue_ner_sentences()
     assert len(sentences) == 5000 and not any("<" in s and ":" in s and ">" in s for s in sentences[:50])
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=60))
+@settings(max_examples=100, deadline=None)
+def test_the_bootstrap_macro_f1_is_the_reports_macro_f1(pairs):
+    # guards bench.kept_students against scoring macro-F1 another way than kd.evaluate does, and a
+    # bootstrap that finds a gap between a model and itself
+    import numpy as np
+
+    from bench.kept_students import bootstrap_gap, macro_f1
+    from kd.evaluate import classification_metrics
+
+    labels, predicted = (np.array(column) for column in zip(*pairs, strict=True))
+    probs = np.eye(4)[predicted]
+    assert macro_f1(labels, predicted, 4) == pytest.approx(classification_metrics(labels, probs)["macro_f1"])
+    same = bootstrap_gap(labels, predicted, predicted, 4, rounds=20)
+    assert same["macro_f1_gap"] == 0 and same["ci95"] == [0.0, 0.0]
