@@ -123,6 +123,10 @@ class DistillConfig:
                                    "macro-F1 on the eval split (0: off)", metavar="TAU|auto", parse=tau_or_auto)
 
 
+def prior_correction_on(config: DistillConfig) -> bool:
+    return config.prior_correction == "auto" or float(config.prior_correction) > 0
+
+
 def prior_correction(model: torch.nn.Module, opened, config: DistillConfig, num_labels: int,
                      pad_id: int) -> dict[str, Any] | None:
     """``--prior-correction``: τ (given, or fitted on the eval split for macro-F1) and the
@@ -130,7 +134,7 @@ def prior_correction(model: torch.nn.Module, opened, config: DistillConfig, num_
     from kd.baseline import labeled_rows
     from kd.evaluate import apply_prior_correction, fit_prior_correction, log_prior
 
-    if config.prior_correction == "auto" or float(config.prior_correction) > 0:
+    if prior_correction_on(config):
         prior = log_prior(labeled_rows(opened, config.train_split)[1], num_labels)
         if config.prior_correction == "auto":
             valid = predict_kd_split(model, opened, config.eval_split, pad_id=pad_id)
@@ -234,7 +238,7 @@ def run_tokens(config: DistillConfig) -> dict[str, Any]:
     if problems:
         raise MalmoiError(f"kd_token dataset '{config.data}' does not match this run: {problems}.",
                           "re-run beam_jobs.augment with this teacher and student tokenizer.")
-    if config.prior_correction not in ("0", "0.0"):
+    if prior_correction_on(config):
         raise MalmoiError("--prior-correction adjusts a sentence classifier's decision; these are kd_token "
                           "(entity) shards.", "leave --prior-correction at 0 for token classification.")
     labels = list(provenance["label_names"])
