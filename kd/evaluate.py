@@ -327,13 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     def command(config: EvaluateConfig) -> None:
         opened = open_kd_dataset(config.data)
         texts = split_texts(opened, config.split)
-        rows, per_row = [], []
+        rows, rows_scored = [], []  # rows_scored: per run, its per-row keys and correctness
         for name, folders in model_groups(config.models).items():
-            runs = []
-            for folder in folders:
-                per_row.append({})
-                runs.append(evaluate_model_dir(folder, opened, config.split, texts, rows=per_row[-1]))
+            scored: list[dict] = [{} for _ in folders]
+            runs = [evaluate_model_dir(folder, opened, config.split, texts, rows=found)
+                    for folder, found in zip(folders, scored, strict=True)]
             rows.append({"name": name, "seeds": len(runs), "runs": runs, "summary": mean_std(runs)})
+            rows_scored.append(scored)
         result: dict[str, Any] = {"split": config.split, "rows": rows}
         if config.baseline:
             from kd.baseline import evaluate_baseline
@@ -342,8 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             baseline_rows: dict[str, np.ndarray] = {}
             result["baseline"] = evaluate_baseline(opened, config.split, rows=baseline_rows,
                                                    normalizer_config=opened.provenance.get("normalizer_config"))
-            runs_rows = iter(per_row)
-            for row in rows:  # is each model's gap to the baseline more than the test split's noise?
+            for row, scored in zip(rows, rows_scored, strict=True):  # each gap beyond the test split's noise?
                 mean = {"n": row["runs"][0]["student"].get("n"), "accuracy": row["summary"].get("student.accuracy",
                                                                                              {}).get("mean")}
                 row["vs_baseline"] = accuracy_gap(mean, result["baseline"])
@@ -351,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                     row["vs_baseline_paired"] = [
                         paired_accuracy_gap(*pair_rows(r["keys"], r["correct"], baseline_rows["keys"],
                                                        baseline_rows["correct"]))
-                        for r in (next(runs_rows) for _ in row["runs"])]
+                        for r in scored]
         text = json.dumps(result, indent=2, ensure_ascii=False)
         if config.output:
             Path(config.output).write_text(text + "\n", encoding="utf-8")
