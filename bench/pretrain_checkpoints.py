@@ -44,7 +44,8 @@ from bench.corpora import SharesText, colloquial_texts, klue_ner_sentences, requ
 PART_BYTES = 15 * 1024 * 1024  # files that come back from a lent machine are capped at 16 MiB each
 SHAPES = {"teacher_mlm": ["--layers", "6", "--hidden", "256", "--heads", "4", "--intermediate", "1024",
                           "--learning-rate", "5e-4"],
-          # the benchmarks' 4-layer teacher shape, pretrainable on the CPU (~0.12 s a step of 64 on 2 cores)
+          # the benchmarks' 4-layer teacher shape: ~0.24 s a step of 64 on 2 cores, and at this rate still on the
+          # unigram plateau after 4,800 steps there (docs/benchmarks.md): a GPU's, or a lower rate's, to try
           "teacher4_mlm": ["--layers", "4", "--hidden", "256", "--heads", "4", "--intermediate", "1024",
                            "--learning-rate", "1e-3"],
           "student_mlm": ["--layers", "2", "--hidden", "128", "--heads", "4", "--intermediate", "256",
