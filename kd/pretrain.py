@@ -76,7 +76,7 @@ def plateau_warning(eval_loss: float | None, unigram: float | None, steps: int) 
             f"nat of predicting every masked token by its frequency ({unigram:.2f}): it has not learned to use the "
             "sentence, its encoder gives nearly the same vector for any input, and a teacher or student started from "
             "it learns little. Train for more --max-steps (thousands on a CPU: a 2-layer/128 model at "
-            "--learning-rate 1e-3 and --batch-size 64 left this plateau after about 1,000 steps, a 4-layer/256 one "
+            "--learning-rate 1e-3 and --batch-size 64 was a nat under it after about 1,800 steps, a 4-layer/256 one "
             "had not after 4,800), or a smaller model.")
 
 
