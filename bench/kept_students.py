@@ -17,17 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def macro_f1(labels: np.ndarray, predicted: np.ndarray, num_labels: int) -> float:
-    """Mean F1 over the classes present in ``labels`` or ``predicted`` (as kd.evaluate counts it)."""
-    scores = []
-    for c in range(num_labels):
-        tp = np.sum((predicted == c) & (labels == c))
-        fp = np.sum((predicted == c) & (labels != c))
-        fn = np.sum((predicted != c) & (labels == c))
-        if tp + fp + fn:
-            scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else 0.0
+from kd.evaluate import macro_f1
 
 
 def bootstrap_gap(labels: np.ndarray, a: np.ndarray, b: np.ndarray, num_labels: int, rounds: int = 2000,
@@ -55,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from kd.baseline import evaluate_baseline, keyed_labeled_rows
     from kd.data import open_kd_dataset
-    from kd.evaluate import classification_metrics, fit_prior_correction, log_prior, predict_kd_split
+    from kd.evaluate import (
+        classification_metrics,
+        fit_prior_correction,
+        log_prior,
+        predict_kd_split,
+        prior_corrected,
+    )
     from kd.report import pair_rows, paired_accuracy_gap
 
     report: dict = {"kept": args.kept, "variant": args.variant}
@@ -69,14 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for student in sorted(folder.glob(f"student-{args.variant}-*"), key=lambda p: int(p.name.rsplit("-", 1)[1])):
             model = AutoModelForSequenceClassification.from_pretrained(student).eval()
-            test = predict_kd_split(model, opened, "test", device=torch.device("cpu"))
+            test = predict_kd_split(model, opened, "test", device=torch.device("cpu"), keys=True)
             valid = predict_kd_split(model, opened, "valid", device=torch.device("cpu"))
             predicted = test["probs"].argmax(1)
             ours, theirs = pair_rows(test["keys"], np.stack([predicted, test["labels"]], 1), base["keys"],
                                      base["predicted"])
             fitted = fit_prior_correction(valid["probs"], valid["labels"], prior)  # as --prior-correction auto
-            adjusted = np.log(np.clip(test["probs"], 1e-12, 1)) - fitted["tau"] * prior
-            after = classification_metrics(test["labels"], np.exp(adjusted - adjusted.max(1, keepdims=True)))
+            after = classification_metrics(test["labels"], prior_corrected(test["probs"], fitted["tau"], prior))
             rows.append({"student": student.name,
                          "accuracy_vs_baseline_paired": paired_accuracy_gap(ours[:, 0] == ours[:, 1],
                                                                             theirs == ours[:, 1]),

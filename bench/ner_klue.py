@@ -105,22 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         preprocess.run(["--input", str(tmp / "pool"), "--output", str(tmp / "pool_utt"), *runner])
         texts = list(dataset_texts(str(tmp / "utt"), split=None)) + list(dataset_texts(str(tmp / "pool_utt"), split=None))
         if args.mlm and not args.reuse:  # the provided checkpoint's tokenizer is the teachers'
-            from transformers import AutoTokenizer
-
-            AutoTokenizer.from_pretrained(args.mlm).save_pretrained(tmp / "mlm")
-            for name in ("malmoi_tokenizer.json",):
-                if (Path(args.mlm) / name).exists():
-                    shutil.copy(Path(args.mlm) / name, tmp / "mlm" / name)
+            _copy_tokenizer(Path(args.mlm), tmp / "mlm")
             report["teacher_init"] = _provided(args.mlm)
         elif not args.reuse:
             train_tokenizer(texts, tmp / "mlm", vocab_size=8000, min_frequency=2)
         if args.student_init:  # the students' tokenizer is their checkpoint's (also over a --reuse folder's)
-            shutil.rmtree(tmp / "student_tok", ignore_errors=True)
-            (tmp / "student_tok").mkdir()
-            for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-                         "malmoi_tokenizer.json"):
-                if (Path(args.student_init) / name).exists():
-                    shutil.copy(Path(args.student_init) / name, tmp / "student_tok" / name)
+            _copy_tokenizer(Path(args.student_init), tmp / "student_tok")
             report["student_init"] = _provided(args.student_init)
         elif not args.reuse:
             train_tokenizer(texts, tmp / "student_tok", vocab_size=4000, min_frequency=2, kind="unigram")
@@ -249,6 +239,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
+
+
+def _copy_tokenizer(checkpoint: Path, folder: Path) -> None:
+    """A checkpoint's tokenizer files, byte for byte (so its hash is the checkpoint's), as ``folder``."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                 "malmoi_tokenizer.json"):
+        if (checkpoint / name).exists():
+            shutil.copy(checkpoint / name, folder / name)
 
 
 def _provided(folder: str) -> dict:

@@ -38,7 +38,14 @@ from kd.data import (
     open_kd_dataset,
     unlabeled_keep_probability,
 )
-from kd.evaluate import classification_metrics, cpu_speed, kd_split_metrics, predict_kd_split, split_texts
+from kd.evaluate import (
+    classification_metrics,
+    correct_rows,
+    cpu_speed,
+    kd_split_metrics,
+    predict_kd_split,
+    split_texts,
+)
 from kd.loop import BestSoFar, LoopConfig, interrupted, report_interruption, train
 from kd.models import (
     DistillStudent,
@@ -382,7 +389,7 @@ def run(config: DistillConfig) -> dict[str, Any]:
     if correction:  # the exported model carries the adjusted bias
         export(student.model, output)
         summary = {**summary, "prior_correction": correction}
-    predictions = predict_kd_split(student.model, opened, config.test_split, pad_id=pad_id)
+    predictions = predict_kd_split(student.model, opened, config.test_split, pad_id=pad_id, keys=config.baseline)
     evaluation = kd_split_metrics(predictions)
     parameters = count_parameters(student.model)
     speed = cpu_speed(student.model, tokenizer, split_texts(opened, config.test_split)) \
@@ -398,9 +405,8 @@ def run(config: DistillConfig) -> dict[str, Any]:
                                      provenance.get("normalizer_config"), rows=baseline_rows)
         evaluation = {**evaluation, "baseline": baseline}
         if baseline_rows:  # the same rows, paired: far less noise than comparing two accuracies
-            correct = predictions["probs"].argmax(1) == predictions["labels"] if len(predictions["probs"]) else \
-                np.zeros(0, bool)
-            pair = pair_rows(predictions["keys"], correct, baseline_rows["keys"], baseline_rows["correct"])
+            pair = pair_rows(predictions["keys"], correct_rows(predictions), baseline_rows["keys"],
+                             baseline_rows["correct"])
             evaluation["vs_baseline_paired"] = paired_accuracy_gap(*pair)
     plot = plot_metrics(output / "metrics.jsonl", output / "metrics.png", f"distill -> {output.name}")
     write_report(output / "report.md", title=f"Student {output.name}", summary=summary, evaluation=evaluation,

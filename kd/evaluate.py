@@ -38,13 +38,6 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, num_bins: int 
         return {"n": 0}
     preds = probs.argmax(axis=1)
     accuracy = float((preds == labels).mean())
-    f1s = []
-    for c in range(probs.shape[1]):
-        tp = float(((preds == c) & (labels == c)).sum())
-        fp = float(((preds == c) & (labels != c)).sum())
-        fn = float(((preds != c) & (labels == c)).sum())
-        if tp + fp + fn:
-            f1s.append(2 * tp / (2 * tp + fp + fn))
     confidence = probs.max(axis=1)
     edges = np.linspace(0, 1, num_bins + 1)
     ece = 0.0
@@ -52,25 +45,41 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, num_bins: int 
         in_bin = (confidence > low) & (confidence <= high)
         if in_bin.any():
             ece += in_bin.mean() * abs(float((preds[in_bin] == labels[in_bin]).mean()) - float(confidence[in_bin].mean()))
-    return {"n": int(len(labels)), "accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else 0.0,
+    return {"n": int(len(labels)), "accuracy": accuracy, "macro_f1": macro_f1(labels, preds, probs.shape[1]),
             "ece": float(ece)}
+
+
+def macro_f1(labels: np.ndarray, predicted: np.ndarray, num_labels: int) -> float:
+    """Mean F1 over the classes that occur in ``labels`` or ``predicted``."""
+    f1s = []
+    for c in range(num_labels):
+        tp = float(((predicted == c) & (labels == c)).sum())
+        fp = float(((predicted == c) & (labels != c)).sum())
+        fn = float(((predicted != c) & (labels == c)).sum())
+        if tp + fp + fn:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1s)) if f1s else 0.0
 
 
 @torch.no_grad()
 def predict_kd_split(model: torch.nn.Module, opened: OpenedDataset, split: str, *, batch_size: int = 128,
-                     pad_id: int = 0, device: torch.device | None = None) -> dict[str, np.ndarray]:
-    """Student probabilities, gold labels and teacher probabilities for every row of ``split``, and
-    each row's key (:func:`kd.data.row_keys`: the rows come back in bucket order, the keys pair
-    them with another model's predictions on the same rows)."""
+                     pad_id: int = 0, device: torch.device | None = None, keys: bool = False) -> dict[str, np.ndarray]:
+    """Student probabilities, gold labels and teacher probabilities for every row of ``split``; with
+    ``keys``, each row's key too (:func:`kd.data.row_keys`: the rows come back in bucket order, the
+    keys pair them with another model's predictions on the same rows)."""
     device = device or next(model.parameters()).device
 
     def keyed(chunk: Chunk) -> Chunk:
         chunk.columns["row_key"] = row_keys(chunk)
         return chunk
 
-    batches = BucketBatches(lambda epoch: map(keyed, kd_chunks(opened, split, None, 0)), batch_size=batch_size,
-                            buckets=DEFAULT_BUCKETS, pad_id=pad_id, seed=0, shuffle_rows=1 << 30)
-    probs, labels, teacher, keys = [], [], [], []
+    def chunks(epoch: int):
+        stream = kd_chunks(opened, split, None, 0)
+        return map(keyed, stream) if keys else stream
+
+    batches = BucketBatches(chunks, batch_size=batch_size, buckets=DEFAULT_BUCKETS, pad_id=pad_id, seed=0,
+                            shuffle_rows=1 << 30)
+    probs, labels, teacher, found = [], [], [], []
     was_training = model.training
     model.eval()
     for batch in batches.epoch(0):
@@ -81,13 +90,21 @@ def predict_kd_split(model: torch.nn.Module, opened: OpenedDataset, split: str, 
         probs.append(torch.softmax(logits.float(), -1).cpu().numpy()[real])
         labels.append(batch["label"][real])
         teacher.append(torch.softmax(torch.from_numpy(batch["teacher_logits"]), -1).numpy()[real])
-        keys.append(batch["row_key"][real])
+        if keys:
+            found.append(batch["row_key"][real])
     model.train(was_training)
     if not probs:
         return {"probs": np.zeros((0, 0)), "labels": np.zeros(0, np.int64), "teacher_probs": np.zeros((0, 0)),
-                "keys": np.zeros(0, np.int64)}
+                **({"keys": np.zeros(0, np.int64)} if keys else {})}
     return {"probs": np.concatenate(probs), "labels": np.concatenate(labels), "teacher_probs": np.concatenate(teacher),
-            "keys": np.concatenate(keys)}
+            **({"keys": np.concatenate(found)} if keys else {})}
+
+
+def correct_rows(predictions: dict[str, np.ndarray]) -> np.ndarray:
+    """Whether the model's argmax is the gold label, per row of :func:`predict_kd_split`'s output."""
+    if not len(predictions["probs"]):
+        return np.zeros(0, bool)
+    return predictions["probs"].argmax(1) == predictions["labels"]
 
 
 PRIOR_CORRECTION_GRID = tuple(round(0.1 * i, 1) for i in range(16))  # τ = 0, 0.1, …, 1.5
@@ -99,16 +116,19 @@ def log_prior(labels: np.ndarray, num_labels: int) -> np.ndarray:
     return np.log(counts / counts.sum())
 
 
+def prior_corrected(probs: np.ndarray, tau: float, prior: np.ndarray) -> np.ndarray:
+    """Scores whose argmax is the logit-adjusted decision: exp(log p − τ·log prior), row max 1."""
+    adjusted = np.log(np.clip(probs, 1e-12, 1.0)) - tau * prior
+    return np.exp(adjusted - adjusted.max(axis=1, keepdims=True))
+
+
 def fit_prior_correction(probs: np.ndarray, labels: np.ndarray, prior: np.ndarray,
                          grid: tuple[float, ...] = PRIOR_CORRECTION_GRID) -> dict[str, float]:
     """The τ of ``grid`` whose logit adjustment (predict argmax of log p − τ·log prior; Menon et
     al. 2021, "Long-tail learning via logit adjustment") gives the best macro-F1 on these rows,
     the smallest τ among ties; with the macro-F1 and accuracy before (τ = 0) and after."""
-    log_probs = np.log(np.clip(probs, 1e-12, 1.0))
-
     def scores(tau: float) -> dict[str, float]:
-        adjusted = log_probs - tau * prior
-        return classification_metrics(labels, np.exp(adjusted - adjusted.max(axis=1, keepdims=True)))
+        return classification_metrics(labels, prior_corrected(probs, tau, prior))
 
     results = {tau: scores(tau) for tau in grid}
     best = max(grid, key=lambda tau: (round(results[tau].get("macro_f1", 0.0), 10), -tau))
@@ -263,10 +283,9 @@ def evaluate_model_dir(model_dir: str, opened: OpenedDataset, split: str, texts:
     check_model_matches(model_dir, model, opened)
     tokenizer = load_subword_tokenizer(model_dir)
     predictions = predict_kd_split(model, opened, split, pad_id=tokenizer.pad_token_id or 0,
-                                   device=torch.device("cpu"))
+                                   device=torch.device("cpu"), keys=rows is not None)
     if rows is not None:
-        rows.update(keys=predictions["keys"], correct=(predictions["probs"].argmax(1) == predictions["labels"])
-                    if len(predictions["probs"]) else np.zeros(0, bool))
+        rows.update(keys=predictions["keys"], correct=correct_rows(predictions))
     return {"model": model_dir, **kd_split_metrics(predictions), "parameters": count_parameters(model),
             **cpu_speed(model, tokenizer, texts), "latency_ms_batch1_served": served_latency_ms(model_dir, texts)}
 
