@@ -5,6 +5,10 @@ domain adaptation of a general model to spoken text):
 
     python -m kd.pretrain --data out/utterances --tokenizer out/tokenizer --output out/mlm \\
         [--init klue/bert-base-like-local-dir] [--layers 4 --hidden 256 --heads 4] [--max-steps 10000]
+
+``--init DIR --stack-layers N`` grows a shallow checkpoint into an N-layer one (each new layer a
+copy of one below) and continues from it: on a CPU, the way to a deeper masked LM that would sit on
+the unigram plateau from random weights.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class PretrainConfig:
     data: str = option(help="utterances dataset", metavar="DIR", required=True)
     tokenizer: str = option(help="tokenizer dir (kd.tokenizer); ignored with --init", metavar="DIR", required=True)
     init: str | None = option(None, help="continue from this masked-LM checkpoint (local dir)", metavar="DIR")
+    stack_layers: int = option(0, help="with --init: first grow its encoder to this many layers, layer i a copy of "
+                                       "layer i mod L (progressive stacking; 0: keep its depth)", metavar="N")
     num_layers: int = option(4, help="encoder layers (from scratch)", flag="--layers")
     hidden_size: int = option(256, help="hidden size (from scratch)", flag="--hidden")
     num_heads: int = option(4, help="attention heads (from scratch)", flag="--heads")
@@ -80,6 +86,36 @@ def plateau_warning(eval_loss: float | None, unigram: float | None, steps: int) 
             "had not after 4,800), or a smaller model.")
 
 
+def stack_encoder_layers(model: torch.nn.Module, layers: int) -> torch.nn.Module:
+    """A copy of a BERT-like masked LM with ``layers`` encoder layers, layer ``i`` initialised from
+    layer ``i mod L`` of the ``L`` it has, everything else (embeddings, head) copied as is.
+
+    Progressive stacking (Gong et al., 2019): a deep encoder started from a trained shallow one
+    continues from its loss instead of starting on the unigram plateau, where a deep model from
+    random weights can stay for thousands of CPU steps (docs/benchmarks.md)."""
+    config = model.config
+    have = getattr(config, "num_hidden_layers", None)
+    if not have or not any(".encoder.layer.0." in f".{k}" for k in model.state_dict()):
+        raise ValueError(f"--stack-layers expects a BERT-like checkpoint (encoder.layer.N weights, num_hidden_layers "
+                         f"in its config); found a {type(model).__name__}: pretrain it without --stack-layers")
+    if layers <= have:
+        raise ValueError(f"--stack-layers {layers} must be more than the checkpoint's {have} layers "
+                         f"(0 keeps its depth)")
+    grown = type(model)(type(config).from_dict({**config.to_dict(), "num_hidden_layers": layers}))
+    source = model.state_dict()
+    state = {}
+    for key in grown.state_dict():
+        head, sep, rest = key.partition("encoder.layer.")
+        if sep:
+            index, _, tail = rest.partition(".")
+            key_from = f"{head}encoder.layer.{int(index) % have}.{tail}"
+        else:
+            key_from = key
+        state[key] = source[key_from].clone()
+    grown.load_state_dict(state)
+    return grown
+
+
 def _token_arrays(chunks, limit: int) -> Iterable[np.ndarray]:
     """The token ids of ``chunks``, up to about ``limit`` tokens."""
     seen = 0
@@ -98,6 +134,10 @@ def run(config: PretrainConfig) -> dict:
     torch.manual_seed(config.loop.seed)
     if config.init:
         model = AutoModelForMaskedLM.from_pretrained(config.init)
+        if config.stack_layers:
+            model = stack_encoder_layers(model, config.stack_layers)
+    elif config.stack_layers:
+        raise SystemExit("--stack-layers grows a checkpoint: give it with --init DIR (from scratch, use --layers)")
     else:
         model = BertForMaskedLM(BertConfig(
             vocab_size=len(tokenizer), hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,

@@ -186,3 +186,50 @@ def test_the_unigram_loss_is_what_frequencies_alone_score():
     assert plateau_warning(7.1, 7.5, 4800) and "7.10" in plateau_warning(7.1, 7.5, 4800)
     assert plateau_warning(5.4, 7.5, 6000) is None  # a model that uses the sentence: no warning
     assert plateau_warning(None, 7.5, 10) is None
+
+
+def test_stacking_grows_a_checkpoint_that_starts_from_its_layers():
+    # guards --stack-layers: every new layer is a copy of layer i mod L (not a fresh random one, which
+    # would put the deep model back on the plateau), embeddings and the tied head carry over, and a
+    # request that cannot grow the model is refused rather than ignored
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    from kd.pretrain import stack_encoder_layers
+
+    torch.manual_seed(0)
+    small = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=32)).eval()
+    deep = stack_encoder_layers(small, 5).eval()
+    assert deep.config.num_hidden_layers == 5 and small.config.num_hidden_layers == 2
+    layers_small, layers_deep = small.bert.encoder.layer, deep.bert.encoder.layer
+    for i in range(5):
+        for (name, a), (_, b) in zip(layers_small[i % 2].named_parameters(), layers_deep[i].named_parameters(),
+                                     strict=True):
+            assert torch.equal(a, b), (i, name)
+    assert torch.equal(small.bert.embeddings.word_embeddings.weight, deep.bert.embeddings.word_embeddings.weight)
+    assert deep.cls.predictions.decoder.weight.data_ptr() == deep.bert.embeddings.word_embeddings.weight.data_ptr()
+    # the grown encoder is a different function (four layers deep), and trains on its own copy
+    ids = torch.tensor([[2, 7, 9, 11, 3]])
+    assert not torch.allclose(small(input_ids=ids).logits, deep(input_ids=ids).logits)
+    deep.bert.encoder.layer[2].output.dense.weight.data.add_(1.0)
+    assert not torch.equal(layers_deep[2].output.dense.weight, layers_deep[0].output.dense.weight)
+    with pytest.raises(ValueError, match="must be more than the checkpoint's 2 layers"):
+        stack_encoder_layers(small, 2)
+
+
+def test_pretrain_stack_layers_continues_a_deeper_model(utterances, tmp_path):
+    # guards the command: --init DIR --stack-layers N writes an N-layer masked LM, records the option,
+    # and --stack-layers without --init is an error, not a silently shallow model
+    tok = utterances / "tok_stack"
+    kd_tokenizer.main(["--data", str(utterances / "utterances"), "--output", str(tok), "--vocab-size", "300",
+                       "--min-frequency", "1"])
+    common = ["--data", str(utterances / "utterances"), "--tokenizer", str(tok), "--max-steps", "3", *TINY]
+    assert pretrain.main([*common, "--output", str(tmp_path / "a"), "--layers", "1", "--hidden", "32", "--heads", "2",
+                          "--intermediate", "64"]) == 0
+    assert pretrain.main([*common, "--output", str(tmp_path / "b"), "--init", str(tmp_path / "a"),
+                          "--stack-layers", "3"]) == 0
+    assert AutoModelForMaskedLM.from_pretrained(tmp_path / "b").config.num_hidden_layers == 3
+    assert json.loads((tmp_path / "b" / "training_summary.json").read_text())["config"]["stack_layers"] == 3
+    with pytest.raises(SystemExit, match="give it with --init"):
+        pretrain.main([*common, "--output", str(tmp_path / "c"), "--stack-layers", "3"])
