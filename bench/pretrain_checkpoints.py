@@ -49,7 +49,27 @@ SHAPES = {"teacher_mlm": ["--layers", "6", "--hidden", "256", "--heads", "4", "-
           "teacher4_mlm": ["--layers", "4", "--hidden", "256", "--heads", "4", "--intermediate", "1024",
                            "--learning-rate", "1e-3"],
           "student_mlm": ["--layers", "2", "--hidden", "128", "--heads", "4", "--intermediate", "256",
-                          "--learning-rate", "1e-3"]}
+                          "--learning-rate", "1e-3"],
+          # the CPU's way to a teacher: two wide layers leave the plateau as two narrow ones do ...
+          "wide_mlm": ["--layers", "2", "--hidden", "256", "--heads", "4", "--intermediate", "1024",
+                       "--learning-rate", "1e-3"],
+          # ... and are then stacked into four (kd.pretrain --stack-layers) and trained on from there;
+          # "@name" is the output of the shape of that name (trained earlier in --shapes, or already there)
+          "stacked4_mlm": ["--init", "@wide_mlm", "--stack-layers", "4", "--learning-rate", "5e-4"]}
+
+
+def shape_arguments(name: str, output: Path) -> list[str]:
+    """``SHAPES[name]`` with every ``@other`` replaced by ``output / other``, which must exist."""
+    arguments = []
+    for value in SHAPES[name]:
+        if value.startswith("@"):
+            folder = output / value[1:]
+            if not (folder / "config.json").exists():
+                raise SystemExit(f"{name} starts from {value[1:]}, but {folder} holds no checkpoint: train it first "
+                                 f"(--shapes {value[1:]},{name})")
+            value = str(folder)
+        arguments.append(value)
+    return arguments
 
 
 def extra_texts() -> Iterator[str]:
@@ -126,7 +146,7 @@ def train(prepared: Path, output: Path, device: str, minutes: list[float], steps
     if len(minutes) == 1:  # one budget for every shape (0: steps only)
         minutes = minutes * len(shapes)
     for name, budget in zip(shapes, minutes, strict=True):
-        shape = SHAPES[name]
+        shape = shape_arguments(name, output)
         started = time.perf_counter()
         command = ["--data", str(prepared / "utterances"), "--tokenizer", str(prepared / "tokenizer"),
                    "--output", str(output / name), *shape, "--max-steps", str(steps), "--max-minutes", str(budget),

@@ -167,7 +167,9 @@ def run(config: PretrainConfig) -> dict:
 
     summary = train(model=model, objective=objective, batches=batches, config=loop, dist=dist, evaluate=evaluate)
     if dist.is_main and not interrupted(summary):
-        # has it left the unigram plateau? (the final valid loss against frequencies alone)
+        # has it left the unigram plateau? (the final valid loss against frequencies alone; dropout
+        # off, as at the loop's evaluations)
+        model.eval()
         final = evaluate(model, summary["steps"]).get("eval/mlm_loss")
         unigram = unigram_loss(
             _token_arrays(utterance_chunks(opened, "train", tokenizer, config.max_length, None, None, 0), 2_000_000),

@@ -90,3 +90,17 @@ def test_the_bootstrap_macro_f1_is_the_reports_macro_f1(pairs):
     assert macro_f1(labels, predicted, 4) == pytest.approx(classification_metrics(labels, probs)["macro_f1"])
     same = bootstrap_gap(labels, predicted, predicted, 4, rounds=20)
     assert same["macro_f1_gap"] == 0 and same["ci95"] == [0.0, 0.0]
+
+
+def test_a_stacked_shape_starts_from_the_shape_it_names(tmp_path):
+    # guards bench.pretrain_checkpoints' stacked teacher: "@wide_mlm" must become that run's folder,
+    # and a missing one must stop the run before it pretrains from nothing
+    from bench.pretrain_checkpoints import SHAPES, shape_arguments
+
+    with pytest.raises(SystemExit, match="train it first"):
+        shape_arguments("stacked4_mlm", tmp_path)
+    (tmp_path / "wide_mlm").mkdir()
+    (tmp_path / "wide_mlm" / "config.json").write_text("{}")
+    arguments = shape_arguments("stacked4_mlm", tmp_path)
+    assert arguments[arguments.index("--init") + 1] == str(tmp_path / "wide_mlm")
+    assert shape_arguments("student_mlm", tmp_path) == SHAPES["student_mlm"]

@@ -55,6 +55,10 @@ def test_pretrain_finetune_predict(utterances, tmp_path):
     summary = json.loads((mlm / "training_summary.json").read_text())["summary"]
     assert summary["left_unigram_plateau"] is False and summary["unigram_loss"] > 0
     assert summary["final_eval_mlm_loss"] > summary["unigram_loss"] - 1
+    # the final loss is the step-6 evaluation's (dropout off), not a noisier one taken in train mode
+    last_eval = [json.loads(line) for line in (mlm / "metrics.jsonl").read_text().splitlines()
+                 if "eval/mlm_loss" in line][-1]
+    assert last_eval["step"] == 6 and summary["final_eval_mlm_loss"] == pytest.approx(last_eval["eval/mlm_loss"])
 
     teacher = tmp_path / "teacher"
     assert finetune.main(["--data", str(utterances / "utterances"), "--init", str(mlm), "--output", str(teacher),
