@@ -91,8 +91,9 @@ def stack_encoder_layers(model: torch.nn.Module, layers: int) -> torch.nn.Module
     layer ``i mod L`` of the ``L`` it has, everything else (embeddings, head) copied as is.
 
     Progressive stacking (Gong et al., 2019): a deep encoder started from a trained shallow one
-    continues from its loss instead of starting on the unigram plateau, where a deep model from
-    random weights can stay for thousands of CPU steps (docs/benchmarks.md)."""
+    trains on from near that one's loss (a 2-layer/256 masked LM at 4.50 gave a 4-layer one at 4.71
+    after 500 steps, 4.31 after 3,900) instead of starting on the unigram plateau (7.57), where a
+    4-layer model from random weights stayed for 4,800 CPU steps (docs/benchmarks.md)."""
     config = model.config
     have = getattr(config, "num_hidden_layers", None)
     if not have or not any(".encoder.layer.0." in f".{k}" for k in model.state_dict()):
