@@ -38,6 +38,8 @@ SMALL = ["--no-progress", "--device", "cpu", "--batch-size", "32"]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="students use seeds first-seed .. first-seed+seeds-1 (more seeds for a kept --reuse draw)")
     parser.add_argument("--pretrain-steps", type=int, default=800)
     parser.add_argument("--teacher-steps", type=int, default=1500)
     parser.add_argument("--student-steps", type=int, default=1500)
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         student_shape = (["--student-init", args.student_init] if args.student_init else
                          ["--student-layers", "2", "--student-hidden", "128", "--student-heads", "2",
                           "--student-intermediate", "512"])
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for number, (name, (data, tokenizer, extra)) in enumerate(regimes.items()):
                 out = tmp / f"student_seed{seed}_regime{number}"
                 began = time.perf_counter()
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "1e-3" if args.student_init else "2e-3", "--seed",
                                      str(seed), *student_shape, *extra, *SMALL]) == 0
                 result = json.loads((out / "evaluation.json").read_text())
-                rows[name].append({"f1": result["test"]["student"]["f1"], "seconds": time.perf_counter() - began,
+                rows[name].append({"seed": seed, "f1": result["test"]["student"]["f1"], "seconds": time.perf_counter() - began,
                                    "by_domain": _by_domain(out, tmp / ("kd_same" if tokenizer == tmp / "mlm" else
                                                                        "kd_ens" if "kd_ens" in data.name else "kd"),
                                                            tmp / "utt"),
