@@ -112,7 +112,7 @@ def stack_encoder_layers(model: torch.nn.Module, layers: int) -> torch.nn.Module
             key_from = f"{head}encoder.layer.{int(index) % have}.{tail}"
         else:
             key_from = key
-        state[key] = source[key_from].clone()
+        state[key] = source[key_from]  # load_state_dict copies: the repeated layers do not share storage
     grown.load_state_dict(state)
     return grown
 
@@ -128,6 +128,8 @@ def _token_arrays(chunks, limit: int) -> Iterable[np.ndarray]:
 
 
 def run(config: PretrainConfig) -> dict:
+    if config.stack_layers and not config.init:  # refused before any data or device is touched
+        raise SystemExit("--stack-layers grows a checkpoint: give it with --init DIR (from scratch, use --layers)")
     device = pick_device(config.loop.device)
     dist = init_distributed(device)
     opened = open_dataset(config.data, UTTERANCES)
@@ -137,8 +139,6 @@ def run(config: PretrainConfig) -> dict:
         model = AutoModelForMaskedLM.from_pretrained(config.init)
         if config.stack_layers:
             model = stack_encoder_layers(model, config.stack_layers)
-    elif config.stack_layers:
-        raise SystemExit("--stack-layers grows a checkpoint: give it with --init DIR (from scratch, use --layers)")
     else:
         model = BertForMaskedLM(BertConfig(
             vocab_size=len(tokenizer), hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,
