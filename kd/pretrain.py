@@ -29,7 +29,7 @@ from kd.loop import LoopConfig, interrupted, report_interruption, train
 from kd.objectives import MaskedLMObjective
 from kd.report import plot_metrics
 from schemas import UTTERANCES
-from schemas.options import config_command, option
+from schemas.options import MalmoiError, config_command, option
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,7 +129,8 @@ def _token_arrays(chunks, limit: int) -> Iterable[np.ndarray]:
 
 def run(config: PretrainConfig) -> dict:
     if config.stack_layers and not config.init:  # refused before any data or device is touched
-        raise SystemExit("--stack-layers grows a checkpoint: give it with --init DIR (from scratch, use --layers)")
+        raise MalmoiError(f"--stack-layers {config.stack_layers} was given without --init; it grows an existing checkpoint.",
+                          "give the checkpoint to grow with --init DIR, or train from scratch with --layers N.")
     device = pick_device(config.loop.device)
     dist = init_distributed(device)
     opened = open_dataset(config.data, UTTERANCES)
