@@ -280,12 +280,16 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
             names = sorted(self._label_to_id, key=self._label_to_id.get)
             self._signals = [load_signals(path, names, self._config.signals_key) for path in self._config.teacher_signals]
 
-    def _ensemble_logits(self, sources: list[dict[str, Any]], outputs) -> tuple[np.ndarray, int]:
+    def _ensemble_logits(self, sources: list[dict[str, Any]], candidates: list[tuple[int, str, str]],
+                         outputs) -> tuple[np.ndarray, int]:
         """Every row's logits combined over the ensemble (log-probabilities, fitted weights): the
-        checkpoint teachers on every row, the outside members on the originals (a paraphrase has
-        no outside signal; a member without a row for an utterance is left out of that row), the
-        weights of the members present scaled back to the fitted weights' sum. Also returns how
-        many originals missed an outside member."""
+        checkpoint teachers on every row; the outside members on the originals and, for a
+        paraphrase, its parent's row (a kept paraphrase keeps its parent's label, the premise of
+        the agreement filter, so the outside member's view of the parent is its best estimate; left
+        out, a paraphrase's target would be the checkpoints alone rescaled to the fitted sum, a
+        sharpened copy of what may be the weakest member). A member without a row for an
+        utterance is left out of that row, the weights of the members present scaled back to the
+        fitted weights' sum. Also returns how many originals missed an outside member."""
         from beam_jobs.teacher_signals import combine, log_softmax
 
         weights = np.asarray(self._ensemble["weights"])
@@ -294,12 +298,13 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
         for i in range(len(outputs.logits)):
             members = [m[i] for m in checkpoints]
             used = list(weights[:len(checkpoints)])
+            source = i if i < len(sources) else candidates[i - len(sources)][0]
+            key = sources[source][self._config.signals_key]
+            for w, signals in zip(weights[len(checkpoints):], self._signals, strict=True):
+                if key in signals.log_probs:
+                    members.append(signals.log_probs[key])
+                    used.append(w)
             if i < len(sources):
-                key = sources[i][self._config.signals_key]
-                for w, signals in zip(weights[len(checkpoints):], self._signals, strict=True):
-                    if key in signals.log_probs:
-                        members.append(signals.log_probs[key])
-                        used.append(w)
                 missing += len(members) < len(weights)
             stored[i] = combine(members, np.asarray(used) * weights.sum() / max(sum(used), 1e-12))
         return stored, missing
@@ -349,7 +354,7 @@ class KeepWithTeacherFn(_Rejecting, beam.DoFn):
                              f"paraphrase:{method}", text))
         if kept:
             if self._ensemble:  # the filters above used the first teacher; the rows carry the ensemble
-                stored, missing = self._ensemble_logits(sources, outputs)
+                stored, missing = self._ensemble_logits(sources, candidates, outputs)
                 if missing:
                     yield TaggedOutput(STATS, count("teacher_signals.missing_member", missing))
                 outputs = type(outputs)(stored.astype(np.float32), outputs.embeddings)

@@ -371,6 +371,30 @@ def test_outside_teacher_signals_join_the_teacher_in_a_fitted_ensemble(models, t
         run_augment(models, tmp_path / "kd_bad", "--teacher-signals", str(bad))
 
 
+def test_a_paraphrase_takes_its_parents_outside_signal_in_the_ensemble():
+    # guards against a paraphrase's target being the checkpoint alone, rescaled to the fitted weights'
+    # sum: with a weak checkpoint (weight 0.1) beside a strong outside member (1.0), that target was
+    # the checkpoint's log-probabilities times 11, a near-hard copy of the weakest member
+    from beam_jobs.augment import AugmentConfig, KeepWithTeacherFn
+    from beam_jobs.teacher import TeacherOutputs
+    from beam_jobs.teacher_signals import SignalFile, combine, log_softmax
+
+    config = AugmentConfig(input="in", output="out", teacher=("t",), student_tokenizer="s", device="cpu")
+    keep = KeepWithTeacherFn(config, {"neg": 0, "pos": 1}, {"weights": [0.1, 1.0]})
+    outside = {"a": np.log([0.1, 0.9]), "b": np.log([0.8, 0.2])}
+    keep._signals = [SignalFile(path="llm.jsonl", sha256="", key="id", kind="probs", log_probs=outside)]
+    sources = [{"id": "a", "text": "좋다"}, {"id": "b", "text": "별로"}, {"id": "c", "text": "글쎄"}]
+    candidates = [(0, "colloquial", "좋당"), (1, "colloquial", "별루")]  # (source index, method, text)
+    logits = np.array([[0.5, 0.2], [0.3, 0.1], [0.0, 0.4], [2.0, -1.0], [0.1, 0.0]], np.float32)
+    stored, missing = keep._ensemble_logits(sources, candidates, TeacherOutputs(logits, np.zeros((5, 4), np.float16)))
+    own = log_softmax(logits.astype(np.float64))
+    for row, source in ((0, "a"), (1, "b"), (3, "a"), (4, "b")):  # originals and paraphrases alike
+        np.testing.assert_allclose(stored[row], combine([own[row], outside[source]], np.array([0.1, 1.0])), atol=1e-6)
+    np.testing.assert_allclose(stored[2], combine([own[2]], np.array([1.1])), atol=1e-6)  # no outside row for "c"
+    assert missing == 1  # only originals are counted
+    assert stored[3].argmax() == 1  # the paraphrase of "a" follows the outside member, not the checkpoint
+
+
 def test_several_checkpoint_teachers_are_combined_on_every_row_with_fitted_weights(models, tmp_path):
     # guards against a second --teacher silently replacing the first (argparse's last-one-wins),
     # members whose label order differs being mixed column by column, paraphrases left with one
