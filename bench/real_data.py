@@ -27,6 +27,11 @@ student starts from a small pretrained checkpoint with the same tokenizer instea
 weights — how malmoi is meant to be used. ``bench.pretrain_checkpoints`` makes both on a lent GPU
 from the real sentences this benchmark does not use.
 
+``--adapt-steps N`` first continues both checkpoints for N masked-LM steps on each task's own
+train-split texts (task-adaptive pretraining, as a user would on their own unlabeled text), and
+``--pool in-domain,neutral,beep`` combines unlabeled sources; pool rows whose text is a test row's
+are dropped (counted in the report).
+
 ``--test-rows N`` adds N labeled rows to the test split only (taken after the labeled rows and
 before the pool, so no system trains on them): ~600 hash-split test rows leave a standard error of
 ±1.6 points, more than the gaps this benchmark measures. ``--student-shape 4,256,4,1024
@@ -103,6 +108,49 @@ def nsmc_rows(limit: int, offset: int = 0) -> list[dict]:
     return rows[offset:offset + limit]
 
 
+def nsmc_neutral_rows(limit: int) -> list[dict]:
+    """The NSMC sample's reviews rated 5–8 (no label by the NSMC rule): in-domain text with no
+    gold label, what a user with a ratings dump has beside the clear-cut reviews."""
+    root = require_shared_data()
+    with open(root / "nsmc_sample" / "nsmc_raw_sample.tsv", encoding="utf-8") as handle:
+        rows = [{"id": f"nsmc-{r['id']}", "text": r["document"]}
+                for r in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if r["document"] and not r["label"]]
+    return rows[:limit]
+
+
+POOL_SOURCES = ("in-domain", "beep", "neutral")
+
+
+def pool_sources(spec: str) -> list[str]:
+    """``--pool`` as a list of sources, each known (else a one-line error naming them)."""
+    sources = [v.strip() for v in spec.split(",") if v.strip()]
+    unknown = [v for v in sources if v not in POOL_SOURCES]
+    if unknown or not sources:
+        raise SystemExit(f"--pool takes {', '.join(POOL_SOURCES)} (comma-separated); found {spec!r}")
+    return sources
+
+
+def task_pool(sources: list[str], task: str, in_domain: list[dict], beep: list[dict], limit: int) -> list[dict]:
+    """The unlabeled pool of ``task`` from ``--pool`` sources, in order: ``in-domain`` (the task's
+    own rows beyond the labeled ones, labels dropped), ``beep`` (BEEP! comments), ``neutral``
+    (NSMC only: its 5–8-rated reviews; none for other tasks)."""
+    parts = {"in-domain": lambda: in_domain, "beep": lambda: beep,
+             "neutral": lambda: nsmc_neutral_rows(limit) if task == "nsmc" else []}
+    return [row for source in sources for row in parts[source]()]
+
+
+def drop_test_texts(pool: list[dict], rows: list[dict]) -> tuple[list[dict], int]:
+    """The pool without the rows whose text (spacing aside) is a test row's: a short review such
+    as "최고" recurs, and a pool copy would show the students a test input. Returns the kept rows
+    and how many were dropped."""
+    def key(text: str) -> str:
+        return "".join(text.split())
+
+    test = {key(r["text"]) for r in rows if r.get("split") == "test"}
+    kept = [r for r in pool if key(r["text"]) not in test]
+    return kept, len(pool) - len(kept)
+
+
 def kor3i4k_rows(limit: int, offset: int = 0) -> list[dict]:
     root = require_shared_data()
     rows = []
@@ -170,6 +218,23 @@ def char_ngram_signals(utterances: Path, teacher: Path, out: Path) -> Path:
                                                                                                     strict=True)])
 
 
+def adapt_to_task(checkpoint: Path, utterances: Path, out: Path, steps: int, learning_rate: str, device: str) -> dict:
+    """Task-adaptive masked-LM pretraining (Gururangan et al. 2020): ``checkpoint`` continued for
+    ``steps`` on the task's own train-split texts (the labeled train rows and the unlabeled pool;
+    kd.pretrain never reads the test split), valid loss before and after."""
+    from kd import pretrain
+
+    started = time.perf_counter()
+    assert pretrain.main(["--data", str(utterances), "--tokenizer", str(checkpoint), "--init", str(checkpoint),
+                          "--output", str(out), "--max-steps", str(steps), "--batch-size", "64",
+                          "--learning-rate", learning_rate, "--eval-every", str(max(1, steps // 6)),
+                          "--no-progress", "--device", device]) == 0
+    losses = [json.loads(line)["eval/mlm_loss"] for line in (out / "metrics.jsonl").read_text().splitlines()
+              if "eval/mlm_loss" in line]
+    return {"from": str(checkpoint), "steps": steps, "learning_rate": learning_rate, "valid_mlm_loss": losses,
+            "minutes": (time.perf_counter() - started) / 60}
+
+
 def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: dict, size: dict, device: str,
              variants: tuple[str, ...] = ("kd+aug", "kd", "hard", "ens+aug")) -> dict:
     from beam_jobs import augment, preprocess
@@ -189,6 +254,15 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
     explicit = ["--split-column", "split"] if "split" in rows[0] else []  # --test-rows: splits given per row
     preprocess.run(["--input", str(task / "labeled.jsonl"), "--input", str(task / "pool.jsonl"),
                     "--output", str(task / "utterances"), *explicit] + runner)
+    adapted: dict = {}
+    if shared.get("adapt_steps"):  # the teacher's and the students' checkpoints, adapted to this task's texts
+        adapted["teacher_init"] = adapt_to_task(Path(shared["mlm"]), task / "utterances", task / "adapted_mlm",
+                                                shared["adapt_steps"], "5e-4", device)
+        shared = dict(shared, mlm=task / "adapted_mlm")
+        if shared.get("student_init"):
+            adapted["student_init"] = adapt_to_task(Path(shared["student_init"]), task / "utterances",
+                                                    task / "adapted_student", shared["adapt_steps"], "1e-3", device)
+            shared = dict(shared, student_init=task / "adapted_student")
     assert finetune.main(["--data", str(task / "utterances"), "--init", str(shared["mlm"]), "--output",
                           str(task / "teacher"), "--seed", str(shared.get("teacher_seed", 0)),
                           "--max-steps", str(size["teacher_steps"]), "--learning-rate", "5e-4",
@@ -238,6 +312,7 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
     conservation = json.loads((task / "kd" / "_stats.json").read_text())["conservation"]
     result = {
         "rows": {"labeled": len(rows), "unlabeled_pool": len(pool), "kd": conservation},
+        "adapted": adapted or None,
         "teacher": {"accuracy": teacher_eval["teacher"]["accuracy"], "macro_f1": teacher_eval["teacher"]["macro_f1"],
                     "model_accuracy": teacher_eval["student"]["accuracy"],
                     "non_embedding_params": teacher_eval["parameters"]["non_embedding"],
@@ -362,11 +437,13 @@ def main() -> None:
     parser.add_argument("--variants", default="kd+aug,kd,hard,ens+aug",
                         help="students to train: kd+aug, kd, hard, ens+aug (distilled from the transformer teacher "
                              "and the char n-gram baseline combined)")
-    parser.add_argument("--pool", default="beep", choices=("beep", "in-domain"),
-                        help="the unlabeled pool: BEEP! comments for both tasks, or each task's own rows beyond the "
-                             "labeled ones with their labels dropped (what a user with few labels and many "
-                             "unlabeled in-domain texts has)")
-    parser.add_argument("--pool-rows", type=int, default=None, help="unlabeled pool size (default: the mode's)")
+    parser.add_argument("--pool", default="beep",
+                        help="the unlabeled pool, comma-separated sources: beep (BEEP! comments, both tasks), "
+                             "in-domain (each task's own rows beyond the labeled ones with their labels dropped: "
+                             "what a user with few labels and many unlabeled in-domain texts has), neutral (NSMC "
+                             "only: the sample's 5,000 reviews rated 5-8, which have no label)")
+    parser.add_argument("--pool-rows", type=int, default=None,
+                        help="rows taken from each --pool source (default: the mode's)")
     parser.add_argument("--student-steps", type=int, default=None, help="student steps (default: the mode's)")
     parser.add_argument("--test-rows", type=int, default=0,
                         help="labeled rows added to the test split only, beyond the labeled and before the pool rows "
@@ -381,6 +458,10 @@ def main() -> None:
     parser.add_argument("--prior-correction", default="0",
                         help="the students' kd.distill --prior-correction (TAU or auto: rare intents predicted more "
                              "often, macro-F1 for some accuracy; 0: off)")
+    parser.add_argument("--adapt-steps", type=int, default=0,
+                        help="first continue the teacher's --mlm and the --student-init checkpoint for this many "
+                             "masked-LM steps on each task's own train-split texts (task-adaptive pretraining; "
+                             "the test rows are never read; 0: off)")
     parser.add_argument("--student-init", default=None, help="start every student from this checkpoint "
                                                              "(same tokenizer as --mlm)")
     args = parser.parse_args()
@@ -393,6 +474,7 @@ def main() -> None:
     from kd import pretrain
     from kd.tokenizer import dataset_texts, train_tokenizer
 
+    sources = pool_sources(args.pool)  # an unknown source stops here, before any work
     mode = "smoke" if args.smoke else "small" if args.small else "full"
     size = dict(SIZES[mode])
     size.update({k: v for k, v in (("pool", args.pool_rows), ("student_steps", args.student_steps)) if v})
@@ -420,7 +502,8 @@ def main() -> None:
             shared = {"tokenizer": Path(args.mlm), "mlm": Path(args.mlm)}
             report["checkpoints"] = provided_checkpoints(args.mlm, args.student_init, mode)
         else:
-            texts = nsmc + intents + pool + style + (unlabeled["nsmc"] + unlabeled["3i4k"] if args.pool == "in-domain" else [])
+            texts = nsmc + intents + style + [r for key in ("nsmc", "3i4k") for r in
+                                              task_pool(sources, key, unlabeled[key], pool, size["pool"])]
             write_jsonl(work / "all.jsonl", [{"id": r["id"], "text": r["text"]} for r in texts])
             preprocess.run(["--input", str(work / "all.jsonl"), "--output", str(work / "all"), "--runner",
                             "FnApiRunner", "--split-ratios", "0.98,0.02,0.0"])
@@ -437,6 +520,7 @@ def main() -> None:
             report["pretrain_minutes"] = (time.perf_counter() - started) / 60
             print(f"pretraining done in {report['pretrain_minutes']:.1f} min", flush=True)
         shared.update(student_init=args.student_init, teacher_seed=args.teacher_seed, student_lr=args.student_lr,
+                      adapt_steps=args.adapt_steps,
                       prior_correction=args.prior_correction,
                       student_shape=student_shape(args.student_shape) if args.student_shape else STUDENT)
         report["student_shape"] = shared["student_shape"]
@@ -445,10 +529,12 @@ def main() -> None:
         tasks = {"nsmc": ("NSMC sentiment", nsmc), "3i4k": ("3i4K intent", intents)}
         for key, (title, rows) in tasks.items():
             if key in args.only:
-                task_pool = unlabeled[key] if args.pool == "in-domain" else pool
+                unlabeled_rows = task_pool(sources, key, unlabeled[key], pool, size["pool"])
                 if args.test_rows:
-                    rows, task_pool = with_splits(rows, extra_test[key], task_pool)
-                report[title] = run_task(key, rows, task_pool, work, shared, size, args.device,
+                    rows, unlabeled_rows = with_splits(rows, extra_test[key], unlabeled_rows)
+                    unlabeled_rows, dropped = drop_test_texts(unlabeled_rows, rows)
+                    report.setdefault("pool_rows_dropped_as_test_text", {})[key] = dropped
+                report[title] = run_task(key, rows, unlabeled_rows, work, shared, size, args.device,
                                          tuple(v for v in args.variants.split(",") if v))
                 print(title, json.dumps(report[title]), flush=True)
         if "stylekqc" in args.only:

@@ -104,3 +104,41 @@ def test_a_stacked_shape_starts_from_the_shape_it_names(tmp_path):
     arguments = shape_arguments("stacked4_mlm", tmp_path)
     assert arguments[arguments.index("--init") + 1] == str(tmp_path / "wide_mlm")
     assert shape_arguments("student_mlm", tmp_path) == SHAPES["student_mlm"]
+
+
+def test_a_pool_row_with_a_test_rows_text_is_dropped_whatever_its_spacing():
+    # guards against the students seeing a test input in the unlabeled pool: short reviews such as
+    # "최고" recur in NSMC, and 77 of 11,000 in-domain pool rows had a test row's text
+    from bench.real_data import drop_test_texts
+
+    rows = [{"id": "a", "text": "진짜 최고", "split": "test"}, {"id": "b", "text": "별로였다", "split": "train"}]
+    pool = [{"id": "p1", "text": "진짜최고"}, {"id": "p2", "text": "별로였다"}, {"id": "p3", "text": "최고"}]
+    kept, dropped = drop_test_texts(pool, rows)
+    assert [r["id"] for r in kept] == ["p2", "p3"] and dropped == 1
+
+
+def test_pool_sources_are_checked_before_any_work():
+    # guards against a misspelt --pool source silently giving an empty or different pool
+    from bench.real_data import pool_sources, task_pool
+
+    assert pool_sources("in-domain, neutral") == ["in-domain", "neutral"]
+    for spec in ("in-domian", "", "beep,nsmc"):
+        with pytest.raises(SystemExit, match="--pool takes"):
+            pool_sources(spec)
+    in_domain, beep = [{"id": "i", "text": "t"}], [{"id": "b", "text": "u"}]
+    assert task_pool(["beep", "in-domain"], "3i4k", in_domain, beep, 10) == beep + in_domain
+    assert task_pool(["neutral"], "3i4k", in_domain, beep, 10) == []  # neutral reviews are NSMC's only
+
+
+def test_the_neutral_reviews_have_no_label_and_are_not_the_labeled_rows():
+    # guards against the neutral pool holding labeled (possibly test) reviews
+    from bench.corpora import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip("needs ../shared/data")
+    from bench import real_data
+
+    neutral = real_data.nsmc_neutral_rows(10_000)
+    labeled = {r["id"] for r in real_data.nsmc_rows(20_000)}
+    assert len(neutral) == 5000 and not any("label" in r for r in neutral)
+    assert not labeled & {r["id"] for r in neutral}
