@@ -139,6 +139,17 @@ def task_pool(sources: list[str], task: str, in_domain: list[dict], beep: list[d
     return [row for source in sources for row in parts[source]()]
 
 
+def transfer_variants(rows: list[dict], per_row: int, seed: int = 0) -> list[dict]:
+    """Up to ``per_row`` word-swap/deletion variants (``EdaParaphraser``) of each train-split or
+    unlabeled row, as unlabeled pool rows: a larger transfer set (Tang et al. 2019) on which the
+    ensemble — the n-gram member included — scores each variant's own text."""
+    from beam_jobs.paraphrase import EdaParaphraser
+
+    eda = EdaParaphraser(num_candidates=per_row)
+    return [{"id": f"{r['id']}~v{k}", "text": text, "split": "train"}
+            for r in rows if r.get("split", "train") == "train" for k, text in enumerate(eda(r["id"], r["text"], seed))]
+
+
 def drop_test_texts(pool: list[dict], rows: list[dict]) -> tuple[list[dict], int]:
     """The pool without the rows whose text (spacing aside) is a test row's: a short review such
     as "최고" recurs, and a pool copy would show the students a test input. Returns the kept rows
@@ -462,6 +473,9 @@ def main() -> None:
                         help="first continue the teacher's --mlm and the --student-init checkpoint for this many "
                              "masked-LM steps on each task's own train-split texts (task-adaptive pretraining; "
                              "the test rows are never read; 0: off)")
+    parser.add_argument("--transfer-variants", type=int, default=0,
+                        help="with --test-rows: add up to this many word-swap/deletion variants of every train and "
+                             "pool text to the pool, scored on their own text by the teachers (0: off)")
     parser.add_argument("--student-init", default=None, help="start every student from this checkpoint "
                                                              "(same tokenizer as --mlm)")
     args = parser.parse_args()
@@ -532,6 +546,8 @@ def main() -> None:
                 unlabeled_rows = task_pool(sources, key, unlabeled[key], pool, size["pool"])
                 if args.test_rows:
                     rows, unlabeled_rows = with_splits(rows, extra_test[key], unlabeled_rows)
+                    if args.transfer_variants:
+                        unlabeled_rows += transfer_variants(rows + unlabeled_rows, args.transfer_variants)
                     unlabeled_rows, dropped = drop_test_texts(unlabeled_rows, rows)
                     report.setdefault("pool_rows_dropped_as_test_text", {})[key] = dropped
                 report[title] = run_task(key, rows, unlabeled_rows, work, shared, size, args.device,

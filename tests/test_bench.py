@@ -142,3 +142,19 @@ def test_the_neutral_reviews_have_no_label_and_are_not_the_labeled_rows():
     labeled = {r["id"] for r in real_data.nsmc_rows(20_000)}
     assert len(neutral) == 5000 and not any("label" in r for r in neutral)
     assert not labeled & {r["id"] for r in neutral}
+
+
+def test_transfer_variants_come_from_train_and_pool_rows_only_and_are_stable():
+    # guards against a test sentence reaching training as a variant, and against variants that
+    # differ between runs (the students' rows would then differ for the same flags)
+    from bench.real_data import transfer_variants
+
+    rows = [{"id": "a", "text": "이 영화 정말 재밌다", "split": "train", "label": "1"},
+            {"id": "t", "text": "배우 연기가 너무 어색해요", "split": "test", "label": "0"},
+            {"id": "p", "text": "시간 아까운 영화 였음", "split": "train"}]
+    variants = transfer_variants(rows, 2)
+    assert variants == transfer_variants(rows, 2)
+    assert {v["id"].split("~")[0] for v in variants} == {"a", "p"}
+    assert all(v["split"] == "train" and "label" not in v for v in variants)
+    assert len({v["id"] for v in variants}) == len(variants)
+    assert all(v["text"] not in {r["text"] for r in rows} for v in variants)
