@@ -29,8 +29,10 @@ from the real sentences this benchmark does not use.
 
 ``--adapt-steps N`` first continues both checkpoints for N masked-LM steps on each task's own
 train-split texts (task-adaptive pretraining, as a user would on their own unlabeled text), and
-``--pool in-domain,neutral,beep`` combines unlabeled sources; pool rows whose text is a test row's
-are dropped (counted in the report).
+``--pool in-domain,neutral,beep`` combines unlabeled sources. With ``--test-rows``, pool rows whose
+text is a test row's are dropped (counted in the report), and ``--transfer-variants K`` adds K
+word-swap/deletion variants of every train and pool text to the pool as unlabeled rows, which
+every teacher (the n-gram file included) then scores on their own text.
 
 ``--test-rows N`` adds N labeled rows to the test split only (taken after the labeled rows and
 before the pool, so no system trains on them): ~600 hash-split test rows leave a standard error of
@@ -232,7 +234,7 @@ def char_ngram_signals(utterances: Path, teacher: Path, out: Path) -> Path:
 def adapt_to_task(checkpoint: Path, utterances: Path, out: Path, steps: int, learning_rate: str, device: str) -> dict:
     """Task-adaptive masked-LM pretraining (Gururangan et al. 2020): ``checkpoint`` continued for
     ``steps`` on the task's own train-split texts (the labeled train rows and the unlabeled pool;
-    kd.pretrain never reads the test split), valid loss before and after."""
+    kd.pretrain never reads the test split); the valid MLM loss at each of its six evaluations."""
     from kd import pretrain
 
     started = time.perf_counter()
@@ -489,6 +491,9 @@ def main() -> None:
     from kd.tokenizer import dataset_texts, train_tokenizer
 
     sources = pool_sources(args.pool)  # an unknown source stops here, before any work
+    if args.transfer_variants and not args.test_rows:
+        raise SystemExit("--transfer-variants needs --test-rows: only rows whose split is known before preprocess "
+                         "can be varied without varying a test row")
     mode = "smoke" if args.smoke else "small" if args.small else "full"
     size = dict(SIZES[mode])
     size.update({k: v for k, v in (("pool", args.pool_rows), ("student_steps", args.student_steps)) if v})
@@ -511,6 +516,8 @@ def main() -> None:
                       "3i4k": kor3i4k_rows(args.test_rows, size["train_rows"])}
         report["test_rows_extra"] = args.test_rows
         report["pool"] = args.pool
+        report["transfer_variants"] = args.transfer_variants
+        report["adapt_steps"] = args.adapt_steps
         style = [r for r in stylekqc_rows("train") if r["style"] == "formal"][: size["style_rows"]]
         if args.mlm:
             shared = {"tokenizer": Path(args.mlm), "mlm": Path(args.mlm)}
