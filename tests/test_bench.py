@@ -158,3 +158,15 @@ def test_transfer_variants_come_from_train_and_pool_rows_only_and_are_stable():
     assert all(v["split"] == "train" and "label" not in v for v in variants)
     assert len({v["id"] for v in variants}) == len(variants)
     assert all(v["text"] not in {r["text"] for r in rows} for v in variants)
+
+
+def test_transfer_variants_without_test_rows_is_refused(monkeypatch):
+    # guards against a flag that would silently do nothing: without --test-rows the splits are only
+    # drawn inside preprocess, so no row could be varied safely
+    import sys
+
+    from bench import real_data
+
+    monkeypatch.setattr(sys, "argv", ["real_data", "--small", "--only", "nsmc", "--transfer-variants", "2"])
+    with pytest.raises(SystemExit, match="needs --test-rows"):
+        real_data.main()
