@@ -167,6 +167,6 @@ def test_transfer_variants_without_test_rows_is_refused(monkeypatch):
 
     from bench import real_data
 
-    monkeypatch.setattr(sys, "argv", ["real_data", "--small", "--only", "nsmc", "--transfer-variants", "2"])
+    monkeypatch.setattr(sys, "argv", ["real_data", "--smoke", "--only", "nsmc", "--transfer-variants", "2"])
     with pytest.raises(SystemExit, match="needs --test-rows"):
         real_data.main()
