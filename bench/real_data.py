@@ -523,8 +523,11 @@ def main() -> None:
             shared = {"tokenizer": Path(args.mlm), "mlm": Path(args.mlm)}
             report["checkpoints"] = provided_checkpoints(args.mlm, args.student_init, mode)
         else:
-            texts = nsmc + intents + style + [r for key in ("nsmc", "3i4k") for r in
-                                              task_pool(sources, key, unlabeled[key], pool, size["pool"])]
+            # what this pretraining always read (the labeled rows, the BEEP! comments, StyleKQC), and
+            # each task's other --pool sources
+            texts = nsmc + intents + pool + style + [
+                r for key in ("nsmc", "3i4k")
+                for r in task_pool([v for v in sources if v != "beep"], key, unlabeled[key], pool, size["pool"])]
             write_jsonl(work / "all.jsonl", [{"id": r["id"], "text": r["text"]} for r in texts])
             preprocess.run(["--input", str(work / "all.jsonl"), "--output", str(work / "all"), "--runner",
                             "FnApiRunner", "--split-ratios", "0.98,0.02,0.0"])
