@@ -102,22 +102,22 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def nsmc_rows(limit: int, offset: int = 0) -> list[dict]:
+def nsmc_sample() -> list[dict]:
+    """The NSMC sample's reviews with text, in file order (``label`` empty for those rated 5–8)."""
     root = require_shared_data()
     with open(root / "nsmc_sample" / "nsmc_raw_sample.tsv", encoding="utf-8") as handle:
-        rows = [{"id": f"nsmc-{r['id']}", "text": r["document"], "label": r["label"]}
-                for r in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if r["document"] and r["label"]]
+        return [r for r in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if r["document"]]
+
+
+def nsmc_rows(limit: int, offset: int = 0) -> list[dict]:
+    rows = [{"id": f"nsmc-{r['id']}", "text": r["document"], "label": r["label"]} for r in nsmc_sample() if r["label"]]
     return rows[offset:offset + limit]
 
 
 def nsmc_neutral_rows(limit: int) -> list[dict]:
     """The NSMC sample's reviews rated 5–8 (no label by the NSMC rule): in-domain text with no
     gold label, what a user with a ratings dump has beside the clear-cut reviews."""
-    root = require_shared_data()
-    with open(root / "nsmc_sample" / "nsmc_raw_sample.tsv", encoding="utf-8") as handle:
-        rows = [{"id": f"nsmc-{r['id']}", "text": r["document"]}
-                for r in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if r["document"] and not r["label"]]
-    return rows[:limit]
+    return [{"id": f"nsmc-{r['id']}", "text": r["document"]} for r in nsmc_sample() if not r["label"]][:limit]
 
 
 POOL_SOURCES = ("in-domain", "beep", "neutral")
