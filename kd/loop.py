@@ -61,6 +61,9 @@ class LoopConfig:
     weight_decay: float = option(0.01, help="AdamW weight decay on matrices (not on biases and norms)")
     warmup_ratio: float = option(0.06, help="share of --max-steps spent warming the learning rate up")
     clip_norm: float = option(1.0, help="clip the gradient norm to this (0: off)")
+    ema: float = option(0.0, help="keep an exponential moving average of the weights with this decay (e.g. 0.999: "
+                        "about the last 1,000 steps) and evaluate, keep as best and export the average instead of "
+                        "the last step's weights (0: off)")
     log_every: int = option(50, help="write means to metrics.jsonl every N steps (one host sync)")
     eval_every: int = option(0, help="evaluate on the valid split every N steps (0: never)")
     save_every: int = option(0, help="write a resumable checkpoint every N steps (0: only on a signal)")
@@ -203,7 +206,7 @@ class Checkpoints:
         self.config, self.dist, self.folder = config, dist, Path(config.output) / CHECKPOINTS
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, position: Position,
-             device: torch.device, reason: str) -> None:
+             device: torch.device, reason: str, average: WeightAverage | None = None) -> None:
         """Write ``step-N/`` atomically: into ``step-N.tmp`` first, renamed once complete, so a kill
         mid-write leaves the previous checkpoint as the latest, never a half file beside COMPLETE."""
         if not self.dist.is_main:
@@ -214,7 +217,8 @@ class Checkpoints:
         partial.mkdir(parents=True)
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": position.step,
                     "epoch": position.epoch, "batches_in_epoch": position.in_epoch, "rng": _rng_state(device),
-                    "reason": reason}, partial / "state.pt")
+                    "reason": reason, **({"average": average.state_dict()} if average is not None else {})},
+                   partial / "state.pt")
         write_json(partial / "config.json", self.config)
         (partial / "COMPLETE").write_text(reason, encoding="utf-8")
         if folder.exists():
@@ -231,7 +235,8 @@ class Checkpoints:
             LOG.info("fresh run: removing the earlier run's checkpoints in %s", self.folder)
             shutil.rmtree(self.folder)
 
-    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> Position:
+    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device,
+                average: WeightAverage | None = None) -> Position:
         """The latest complete checkpoint's state, loaded into ``model`` and ``optimizer``; a fresh
         :class:`Position` when there is none."""
         checkpoint = latest_checkpoint(self.config.output)
@@ -255,9 +260,60 @@ class Checkpoints:
                               "delete that checkpoint folder and resume from an earlier one, or start afresh.") from error
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if average is not None:  # --ema is part of the run's config, so a checkpoint of this run holds it
+            average.load_state_dict(state["average"])
         _set_rng_state(state["rng"], device)
         LOG.info("resumed from %s (%s)", checkpoint, state.get("reason"))
         return Position(state["step"], state["epoch"], state["batches_in_epoch"])
+
+
+class WeightAverage:
+    """An exponential moving average of the trainable weights (Polyak averaging; ``--ema DECAY``).
+
+    After each step ``average += (1 - d) * (weights - average)`` with ``d = min(DECAY, (1 + t) /
+    (10 + t))`` at the ``t``-th update, so early steps are not dominated by the random start.
+    :meth:`swapped` puts the average into the model for an evaluation (values are copied, so the
+    parameters keep their storage: a captured CUDA graph and the optimizer still see them);
+    :meth:`apply` leaves it there for the export."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise MalmoiError(f"--ema {decay}: the decay must lie strictly between 0 and 1.",
+                              "pass e.g. --ema 0.999 (about the last 1,000 steps), or 0 to turn averaging off.")
+        self.decay = decay
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.shadow = [p.detach().clone() for p in self.params]
+        self.updates = 0
+
+    def update(self) -> None:
+        weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], weight)
+        self.updates += 1
+
+    @contextlib.contextmanager
+    def swapped(self) -> Iterator[None]:
+        """The model holds the average inside the block and its own weights again after it."""
+        backup = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            torch._foreach_copy_(self.params, self.shadow)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, backup)
+
+    def apply(self) -> None:
+        with torch.no_grad():
+            torch._foreach_copy_(self.params, self.shadow)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"shadow": self.shadow, "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            torch._foreach_copy_(self.shadow, [t.to(s.device) for t, s in zip(state["shadow"], self.shadow,
+                                                                               strict=True)])
+        self.updates = int(state["updates"])
 
 
 class BestSoFar:
@@ -523,12 +579,13 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
     if config.compile:
         step_model = torch.compile(step_model)
     stepper = Stepper(model, step_model, objective, config, decisions)
+    average = WeightAverage(model, config.ema) if config.ema else None
 
     # 2. resume
     checkpoints = Checkpoints(config, dist)
     if not config.resume:
         checkpoints.clear()
-    position = checkpoints.restore(model, stepper.optimizer, device) if config.resume else Position()
+    position = checkpoints.restore(model, stepper.optimizer, device, average) if config.resume else Position()
     metrics = MetricsWindow(config, dist, device, position.step if config.resume else None)
 
     # 3-4. steps, logging, evaluation, checkpoints
@@ -541,12 +598,14 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
                                                  dist.world_size), config)
             stepper.set_lr(metrics.lr)
             metrics.add(*stepper(batch))
+            if average is not None:
+                average.update()
             position.step, position.in_epoch = position.step + 1, position.in_epoch + 1
             bar.update(1)
             metrics.after_step(position, stepper.skipped, bar)
             if evaluate is not None and config.eval_every and position.step % config.eval_every == 0:
                 model.eval()
-                with torch.no_grad():
+                with torch.no_grad(), average.swapped() if average is not None else contextlib.nullcontext():
                     results = evaluate(model, position.step)
                 model.train()
                 if results:
@@ -554,9 +613,9 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
                 if results.get("stop"):
                     status = "early_stopped"
             if config.save_every and position.step % config.save_every == 0:
-                checkpoints.save(model, stepper.optimizer, position, device, "every")
+                checkpoints.save(model, stepper.optimizer, position, device, "every", average)
             if signals.received is not None:
-                checkpoints.save(model, stepper.optimizer, position, device, signals.received)
+                checkpoints.save(model, stepper.optimizer, position, device, signals.received, average)
                 status = f"interrupted by {signals.received}"
             if status == "finished" and config.max_minutes and \
                     time.perf_counter() - metrics.started >= 60 * config.max_minutes:
@@ -568,7 +627,9 @@ def train(*, model: torch.nn.Module, objective: Callable, batches: BucketBatches
     wall = time.perf_counter() - metrics.started
     final = Path(config.output) / CHECKPOINTS / f"step-{position.step}"
     if config.save_every and status in ("finished", "time_budget") and not final.exists():
-        checkpoints.save(model, stepper.optimizer, position, device, "final")
+        checkpoints.save(model, stepper.optimizer, position, device, "final", average)
+    if average is not None and not interrupted({"status": status}):
+        average.apply()  # the caller exports the averaged weights
     return to_jsonable({"status": status, "steps": position.step, "epochs_started": position.epoch + 1,
                         "seconds": wall, "warmup_seconds": metrics.warmup_seconds, "cuda_graphs": decisions.cuda_graphs,
                         "bf16": decisions.bf16, "device": str(device), "decisions": decisions.reasons,

@@ -48,7 +48,7 @@ def test_training_lowers_the_loss(artifacts, tmp_path):
     assert (out / "report.md").exists() and (out / "metrics.png").exists()
 
 
-def tiny_run(artifacts, output, evaluate=None, *, resume=False, max_steps=14, eval_every=7, poison_steps=()):
+def tiny_run(artifacts, output, evaluate=None, *, resume=False, max_steps=14, eval_every=7, poison_steps=(), ema=0.0):
     opened = open_kd_dataset(str(artifacts / "kd"))
     torch.manual_seed(0)
     model = DistillStudent(bert_student(vocab_size=len(AutoTokenizer.from_pretrained(artifacts / "tok")),
@@ -56,7 +56,7 @@ def tiny_run(artifacts, output, evaluate=None, *, resume=False, max_steps=14, ev
                                         intermediate_size=64), 32)
     config = LoopConfig(output=str(output), max_steps=max_steps, batch_size=8, learning_rate=3e-3, log_every=2,
                         eval_every=eval_every, save_every=7, seed=5, device="cpu", resume=resume, progress=False,
-                        buckets=(8, 16, 32))
+                        buckets=(8, 16, 32), ema=ema)
     batches = BucketBatches(lambda e: kd_chunks(opened, "train", config.seed, e), batch_size=8,
                             buckets=config.buckets, pad_id=0, seed=config.seed)
     weights = DistillWeights(kl=1.0, ce=1.0, mse=0.5, cosine=0.5)
@@ -99,8 +99,10 @@ def test_a_window_of_only_nonfinite_steps_stops_with_a_clear_error(artifacts, tm
         tiny_run(artifacts, tmp_path / "nan", max_steps=6, poison_steps={3, 4})
 
 
-def test_stop_and_resume_gives_the_same_weights_as_not_stopping(artifacts, tmp_path):
-    continuous, summary = tiny_run(artifacts, tmp_path / "continuous")
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_stop_and_resume_gives_the_same_weights_as_not_stopping(artifacts, tmp_path, ema):
+    # with --ema the checkpoint must carry the running average too, or the resumed export differs
+    continuous, summary = tiny_run(artifacts, tmp_path / "continuous", ema=ema)
     assert summary["status"] == "finished" and summary["steps"] == 14
 
     def preempt(model, step):  # a preemptible machine receives SIGTERM after step 7
@@ -108,15 +110,46 @@ def test_stop_and_resume_gives_the_same_weights_as_not_stopping(artifacts, tmp_p
             os.kill(os.getpid(), signal.SIGTERM)
         return {}
 
-    _, first = tiny_run(artifacts, tmp_path / "resumed", preempt)
+    _, first = tiny_run(artifacts, tmp_path / "resumed", preempt, ema=ema)
     assert first["status"] == "interrupted by SIGTERM" and first["steps"] == 7
     assert (tmp_path / "resumed" / "checkpoints" / "step-7" / "COMPLETE").exists()
-    resumed, second = tiny_run(artifacts, tmp_path / "resumed", resume=True)
+    resumed, second = tiny_run(artifacts, tmp_path / "resumed", resume=True, ema=ema)
     assert second["steps"] == 14
     for (name, a), (_, b) in zip(continuous.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
     steps = [r["step"] for r in read_metrics(tmp_path / "resumed" / "metrics.jsonl") if "loss" in r]
     assert steps == sorted(set(steps)) and steps[-1] == 14  # no duplicated lines after resume
+
+
+def test_ema_evaluates_and_exports_the_average_of_the_weights_training_took(artifacts, tmp_path):
+    # guards against an --ema that does nothing, that averages the wrong weights, that leaves the
+    # average in the model after an evaluation (training would then continue from it), or that
+    # exports the last step's weights
+    def record(into):
+        def evaluate(model, step):
+            into.append([p.detach().clone().double() for p in model.parameters()])
+            return {}
+        return evaluate
+
+    raw: list = []
+    plain, _ = tiny_run(artifacts, tmp_path / "plain", record(raw), max_steps=9, eval_every=1)
+    seen: list = []
+    averaged, _ = tiny_run(artifacts, tmp_path / "ema", record(seen), max_steps=9, eval_every=1, ema=0.8)
+    torch.manual_seed(0)  # the start both runs share (tiny_run seeds the init with 0)
+    start = DistillStudent(bert_student(vocab_size=len(AutoTokenizer.from_pretrained(artifacts / "tok")),
+                                        label_names=LABELS, num_layers=2, hidden_size=32, num_heads=2,
+                                        intermediate_size=64), 32)
+    expected = [p.detach().clone().double() for p in start.parameters()]
+    for t, weights in enumerate(raw):
+        decay = min(0.8, (1 + t) / (10 + t))
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, weights, strict=True)]
+        for e, s in zip(expected, seen[t], strict=True):  # each evaluation saw the average so far
+            assert torch.allclose(e, s, atol=1e-5)
+    for e, p in zip(expected, averaged.parameters(), strict=True):
+        assert torch.allclose(e, p.detach().double(), atol=1e-5)  # the model handed back holds the average
+    assert any(not torch.allclose(p, q) for p, q in zip(averaged.parameters(), plain.parameters(), strict=True))
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        tiny_run(artifacts, tmp_path / "bad", max_steps=1, ema=1.0)
 
 
 class _RunsCode:
