@@ -170,3 +170,35 @@ def test_transfer_variants_without_test_rows_is_refused(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["real_data", "--smoke", "--only", "nsmc", "--transfer-variants", "2"])
     with pytest.raises(SystemExit, match="needs --test-rows"):
         real_data.main()
+
+
+def test_the_ceiling_scores_students_and_the_ensemble_as_the_evaluation_does(tmp_path):
+    # guards bench.ensemble_ceiling against scoring a student on other rows, another padding or
+    # another order than kd.evaluate does, and against reading the ensemble from the wrong column
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from bench.ensemble_ceiling import ceiling, original_rows, student_log_probs
+    from kd.data import open_kd_dataset
+    from kd.evaluate import kd_split_metrics, predict_kd_split
+    from tests.kd_fixtures import make_kd_shards, make_teacher, make_tokenizer
+
+    tokenizer = make_tokenizer(tmp_path / "tok")
+    task = tmp_path / "kept" / "nsmc"
+    torch.manual_seed(3)
+    make_teacher(task / "student-ens+aug-0", len(tokenizer))
+    make_kd_shards(task / "kd-ens", tmp_path / "tok", rows=160)
+    found = ceiling(task, "ens+aug")["accuracy"]
+    model = AutoModelForSequenceClassification.from_pretrained(task / "student-ens+aug-0")
+    opened = open_kd_dataset(str(task / "kd-ens"))
+    for split in ("valid", "test"):
+        expected = kd_split_metrics(predict_kd_split(model, opened, split, device=torch.device("cpu")))
+        assert found["student-ens+aug-0"][f"{split}_accuracy"] == pytest.approx(expected["student"]["accuracy"])
+        assert found["ensemble (as the shards carry it)"][f"{split}_accuracy"] == pytest.approx(
+            expected["teacher"]["accuracy"])
+        assert found["students' mean"][f"{split}_accuracy"] == found["student-ens+aug-0"][f"{split}_accuracy"]
+    # row for row (as multisets: the evaluation reads rows in bucket order), the same probabilities
+    ours = np.exp(student_log_probs(task / "student-ens+aug-0", original_rows(task / "kd-ens", "test")))[:, 1]
+    theirs = predict_kd_split(model, opened, "test", device=torch.device("cpu"))["probs"][:, 1]
+    np.testing.assert_allclose(np.sort(ours), np.sort(theirs), atol=1e-5)
