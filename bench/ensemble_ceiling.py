@@ -2,6 +2,7 @@
 member, self-training, or a second distillation round give a better ensemble to learn from?
 
     .venv/bin/python -m bench.ensemble_ceiling DIR [--tasks nsmc] [--variant ens+aug] [--json FILE]
+        [--teachers NAME=MLM,... --teacher-seeds 0,1,2,3,4 --teacher-steps 500]
 
 DIR is a ``bench.real_data --keep`` folder of a run with ``ens+aug`` students. On that run's own
 rows (the original rows of its ``kd-ens`` shards: gold-labeled train, the pool, valid, test) it
@@ -15,7 +16,10 @@ scores, on valid and on test:
 - the ensemble as the shards carry it, each kept student, and the students' mean;
 - a second round's teacher: the students' mean and the n-gram model combined in log-probability
   space with weights fitted on valid (``beam_jobs.teacher_signals.fit_weights``, as augment fits
-  its ensemble).
+  its ensemble);
+- with ``--teachers``: more transformer teachers, fine-tuned from each masked LM with each seed as
+  ``bench.real_data`` fine-tunes its one (kd.finetune on the run's utterances, 5e-4, best on valid),
+  each alone, their mean, and their mean with the n-gram model (weights fitted on valid).
 
 Every figure is one fit on the run's rows (no seeds of its own), and the weights are fitted on
 valid only; the test split is scored, never used to choose.
@@ -87,6 +91,40 @@ class NaiveBayesLR:
         return self.model.predict_log_proba(self._features(texts).multiply(self.ratio).tocsr())
 
 
+def teacher_log_probs(model_dir: Path, texts: list[str], batch_size: int = 256) -> np.ndarray:
+    """A fine-tuned teacher's log-probabilities on ``texts`` (its own tokenizer, saved beside it)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=128,
+                              return_tensors="pt")
+            out.append(torch.log_softmax(model(**batch).logits.float(), -1).numpy())
+    return np.concatenate(out)
+
+
+def fine_tuned_teachers(folder: Path, inits: dict[str, str], seeds: list[int], steps: int) -> dict[str, Path]:
+    """One teacher per masked LM and seed, fine-tuned on the kept run's utterances with the flags
+    ``bench.real_data`` gives its teacher (kept in ``folder/ceiling_teachers``; one already there is reused)."""
+    from kd import finetune
+
+    made = {}
+    for name, init in inits.items():
+        for seed in seeds:
+            out = folder / "ceiling_teachers" / f"{name}-{seed}"
+            if not (out / "config.json").exists():
+                assert finetune.main(["--data", str(folder / "utterances"), "--init", init, "--output", str(out),
+                                      "--seed", str(seed), "--max-steps", str(steps), "--learning-rate", "5e-4",
+                                      "--eval-every", str(max(50, steps // 6)), "--patience", "3", "--batch-size",
+                                      "32", "--no-progress", "--device", "cpu"]) == 0
+            made[f"teacher {name}-{seed}"] = out
+    return made
+
+
 def n_gram_log_probs(model, texts: list[str], num_labels: int) -> np.ndarray:
     out = np.full((len(texts), num_labels), np.log(1e-6))
     out[:, model.classes_] = model.predict_log_proba(texts)
@@ -97,7 +135,8 @@ def accuracy(log_probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(log_probs.argmax(1) == labels))
 
 
-def ceiling(folder: Path, variant: str) -> dict:
+def ceiling(folder: Path, variant: str, teachers: dict[str, str] | None = None, seeds: list[int] | None = None,
+            teacher_steps: int = 500) -> dict:
     from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -137,10 +176,21 @@ def ceiling(folder: Path, variant: str) -> dict:
         weights = fit_weights([scores[m]["valid"] for m in members], labels["valid"])
         scores["second round: students' mean + n-gram, weights fitted on valid"] = {
             split: combine([scores[m][split] for m in members], weights) for split in held}
+    fitted_weights = {"second round: students' mean + n-gram, weights fitted on valid": weights} if students else {}
+    made = fine_tuned_teachers(folder, teachers, seeds or [0], teacher_steps) if teachers else {}
+    for name, model_dir in made.items():
+        scores[name] = {split: teacher_log_probs(model_dir, [r["text"] for r in rows]) for split, rows in held.items()}
+    if made:
+        mean = {split: np.mean([scores[name][split] for name in made], 0) for split in held}
+        scores[f"the {len(made)} teachers' mean"] = mean
+        members = [mean, scores["char 1-3-gram TF-IDF + LR (the baseline, the ensemble's n-gram member)"]]
+        label = f"the {len(made)} teachers' mean + n-gram, weights fitted on valid"
+        fitted_weights[label] = fit_weights([m["valid"] for m in members], labels["valid"])
+        scores[label] = {split: combine([m[split] for m in members], fitted_weights[label]) for split in held}
     result = {name: {f"{split}_accuracy": accuracy(value[split], labels[split]) for split in held}
               for name, value in scores.items()}
-    if students:
-        result["second round: students' mean + n-gram, weights fitted on valid"]["weights"] = [float(w) for w in weights]
+    for name, value in fitted_weights.items():
+        result[name]["weights"] = [float(w) for w in value]
     return {"rows": {"gold_train": len(gold), "pool": len(pool), **{k: len(v) for k, v in held.items()}},
             "accuracy": result}
 
@@ -151,10 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default="nsmc")
     parser.add_argument("--variant", default="ens+aug")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--teachers", default="", help="NAME=MASKED_LM_DIR,...: fine-tune more teachers from these")
+    parser.add_argument("--teacher-seeds", default="0", help="comma-separated fine-tuning seeds for --teachers")
+    parser.add_argument("--teacher-steps", type=int, default=500, help="fine-tuning steps (bench.real_data --small: 500)")
     args = parser.parse_args(argv)
-    report = {"kept": args.kept, "variant": args.variant}
+    teachers = dict(item.split("=", 1) for item in args.teachers.split(",") if item)
+    seeds = [int(v) for v in args.teacher_seeds.split(",")]
+    report = {"kept": args.kept, "variant": args.variant, "teachers": teachers, "teacher_seeds": seeds}
     for task in args.tasks.split(","):
-        report[task] = ceiling(Path(args.kept) / task, args.variant)
+        report[task] = ceiling(Path(args.kept) / task, args.variant, teachers, seeds, args.teacher_steps)
         for name, row in report[task]["accuracy"].items():
             print(f"{task:6s} {name:80s} valid {row['valid_accuracy']:.4f}  test {row['test_accuracy']:.4f}",
                   flush=True)

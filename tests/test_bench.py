@@ -202,3 +202,24 @@ def test_the_ceiling_scores_students_and_the_ensemble_as_the_evaluation_does(tmp
     ours = np.exp(student_log_probs(task / "student-ens+aug-0", original_rows(task / "kd-ens", "test")))[:, 1]
     theirs = predict_kd_split(model, opened, "test", device=torch.device("cpu"))["probs"][:, 1]
     np.testing.assert_allclose(np.sort(ours), np.sort(theirs), atol=1e-5)
+
+
+def test_a_ceiling_teacher_scores_a_batch_as_it_scores_each_text_alone(tmp_path):
+    # guards bench.ensemble_ceiling's teachers against padding or truncation changing their scores
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from bench.ensemble_ceiling import teacher_log_probs
+    from tests.kd_fixtures import TEXTS, make_tokenizer_and_teacher
+
+    root = make_tokenizer_and_teacher(tmp_path)
+    texts = [t for group in TEXTS.values() for t in group]
+    batched = teacher_log_probs(root / "teacher", texts, batch_size=4)
+    tokenizer = AutoTokenizer.from_pretrained(root / "teacher")
+    model = AutoModelForSequenceClassification.from_pretrained(root / "teacher").eval()
+    with torch.no_grad():
+        alone = np.concatenate([torch.log_softmax(model(**tokenizer([t], return_tensors="pt")).logits, -1).numpy()
+                                for t in texts])
+    assert len({len(tokenizer(t)["input_ids"]) for t in texts}) > 1  # the batches are padded
+    np.testing.assert_allclose(batched, alone, atol=1e-5)
