@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from beam_jobs.readers import RawUtterance, ReaderOptions, Reject, detect_format, parse_file, sniff_encoding
 
@@ -194,6 +196,67 @@ def test_klue_ner_is_recognized_and_read_with_character_spans():
     news = rows[2]
     assert [(news.text[s:e], label) for s, e, label in news.entities] == [("서울시", "OG"), ("3일", "DT"), ("2시", "TI")]
     assert news.meta["guid"].endswith("-wikitree") and news.doc_id == news.meta["guid"]
+
+
+def test_klue_dp_sentences_are_read_from_their_headers_not_rejected_word_by_word():
+    # guards against KLUE-DP's .tsv (the same comment header as KLUE-NER) read as KLUE-NER: every
+    # word line rejected as a malformed character line and not one sentence kept
+    from tests.conftest import SAMPLES
+
+    path = SAMPLES / "klue" / "klue_dp_sample.tsv"
+    data = path.read_bytes()
+    assert detect_format(path.name, data[:65536]) == "klue-ner"  # the KLUE family's reader reads both
+    rows, rejects = parse_bytes(data, path.name)
+    assert not rejects
+    assert [(r.corpus, r.text, r.meta["guid"]) for r in rows] == [
+        ("klue-dp", "낼 영화 보러 갈래?", "malmoi-dp-sample_00000_chat"),
+        ("klue-dp", "넘 재밌었어요.", "malmoi-dp-sample_00001_chat")]
+    assert all(r.entities is None for r in rows)
+
+
+def test_a_klue_sentence_with_no_lines_or_both_kinds_of_lines_is_a_reject():
+    # guards against a sentence header with nothing under it vanishing without a count
+    empty = "## 주석 : ##\n## s-0\t혼자 남은 머리글\n\n## s-1\t낼 봐\n낼\tO\n \tO\n봐\tO\n".encode()
+    rows, rejects = parse_bytes(empty, "x.tsv", format="klue-ner")
+    assert [r.text for r in rows] == ["낼 봐"]
+    assert [(r.reason, r.position) for r in rejects] == [("malformed_sentence", "line 2")]
+    mixed = "## s-0\t낼 봐\n낼\tO\n1\t봐\t보 아\tVV+EF\t0\tVP\n".encode()
+    rows, rejects = parse_bytes(mixed, "x.tsv", format="klue-dp")
+    assert not rows and [r.reason for r in rejects] == ["malformed_sentence"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(codes=st.lists(st.from_regex(r"[0-9A-Za-z_.:\-]{1,16}", fullmatch=True), max_size=3),
+       text=st.text(alphabet=st.sampled_from("가나다ㅋㅠ 0a.?\t"), min_size=1, max_size=30))
+def test_leading_codes_of_a_txt_line_go_to_meta_and_nothing_is_lost(codes, text):
+    # guards against a label column of a headerless file (3i4K's "0<TAB>그냥 빌") merged into the
+    # text, and against a split that loses or reorders a character
+    from beam_jobs.readers.plain import split_leading_codes
+
+    line = "".join(c + "\t" for c in codes) + text
+    found, rest = split_leading_codes(line)
+    assert "".join(c + "\t" for c in found) + rest == line
+    if codes and any(ch in "가나다ㅋㅠ" for ch in text.split("\t")[0]):
+        assert found[: len(codes)] == codes
+
+
+def test_a_txt_of_label_tab_text_lines_keeps_the_label_out_of_the_text():
+    rows, rejects = parse_bytes("0\t그냥 빌\n12\t3\t넘 좋아ㅋㅋ\n낼\t봐\n".encode(), "fci.txt")
+    assert not rejects
+    assert [(r.text, r.meta) for r in rows] == [("그냥 빌", {"field_1": "0"}),
+                                                ("넘 좋아ㅋㅋ", {"field_1": "12", "field_2": "3"}),
+                                                ("낼\t봐", {})]  # Korean before the tab: one text
+
+
+def test_no_header_reads_every_row_and_names_the_columns_by_position():
+    # guards against the first row of a headerless file taken as its header (one row lost, and the
+    # text column named after a sentence)
+    data = "0\t그냥 빌\n3\t대도시\n".encode()
+    rows, rejects = parse_bytes(data, "fci.txt", format="tsv", header=False, text_column="2", label_column="1")
+    assert not rejects and [(r.text, r.label, r.position) for r in rows] == [("그냥 빌", "0", "line 1"),
+                                                                             ("대도시", "3", "line 2")]
+    rows, rejects = parse_bytes(data, "fci.txt", format="tsv", header=False)
+    assert not rows and rejects[0].reason == "missing_column" and "['1', '2']" in rejects[0].detail
 
 
 def test_jsonl_entities_are_checked():

@@ -109,6 +109,8 @@ class ReaderOptions:
                                       "and validation mean valid): used instead of the hash split")
     delimiter: str | None = option(None, help="csv/tsv: the field delimiter (default: , for csv, a tab for tsv); "
                                    "e.g. --format csv --delimiter '|'")
+    header: bool = option(True, help="csv/tsv: the first row names the columns; with --no-header every row is data "
+                          "and the columns are named 1, 2, … (e.g. --no-header --text-column 2 --label-column 1)")
 
     @property
     def text_columns(self) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Iterator
 
@@ -58,26 +59,32 @@ def _parse_delimited(lines, source, options, fmt):
     reader = csv.reader(text_lines(), delimiter=delimiter, strict=True)
     turns = DocTurns()
     try:
-        header = next(reader)
+        first = next(reader)
     except StopIteration:
         yield from pending_rejects
-        yield FileReject("empty_file", source, "", "no header row")
+        yield FileReject("empty_file", source, "", "no header row" if options.header else "no rows")
         return
     except csv.Error as error:
-        yield FileReject("malformed_csv", source, "line 1", f"cannot read the header: {error}")
+        yield FileReject("malformed_csv", source, "line 1",
+                         f"cannot read the {'header' if options.header else 'first row'}: {error}")
         return
+    # --no-header: the first row is data, and the columns are named by position (1-based)
+    header = first if options.header else [str(i) for i in range(1, len(first) + 1)]
+    rows = reader if options.header else itertools.chain([first], reader)
     if options.pick_text_column(header) is None:
         yield from pending_rejects
         hint = " (one column: is the delimiter right? pass --delimiter)" if len(header) == 1 else ""
+        what = "the header has" if options.header else "without a header (--no-header) the columns are"
+        fix = "" if options.header else " (a column number), or drop --no-header when the first row names the columns"
         yield FileReject("missing_column", source, "line 1",
-                     f"no {' / '.join(repr(c) for c in options.text_columns)} column; the header has "
-                     f"{header[:20]}{hint}. Fix: pass --text-column NAME (and --label-column / --id-column).",
-                     excerpt(header))
+                         f"no {' / '.join(repr(c) for c in options.text_columns)} column; {what} "
+                         f"{header[:20]}{hint}. Fix: pass --text-column NAME{fix} (and --label-column / "
+                         "--id-column).", excerpt(first))
         return
-    last_line = reader.line_num
+    last_line = 0 if not options.header else reader.line_num
     while True:
         try:
-            row = next(reader)
+            row = next(rows)
         except StopIteration:
             break
         except csv.Error as error:
@@ -95,7 +102,7 @@ def _parse_delimited(lines, source, options, fmt):
         position = f"line {reader.line_num}"
         if len(row) != len(header):
             yield Reject("malformed_row", source, position,
-                         f"expected {len(header)} fields (header), found {len(row)}", excerpt(delimiter.join(row)))
+                         f"expected {len(header)} fields ({'header' if options.header else 'first row'}), found {len(row)}", excerpt(delimiter.join(row)))
             continue
         yield record_from_fields(dict(zip(header, row, strict=True)), source, position, options, fmt, turns)
     yield from pending_rejects
