@@ -88,7 +88,8 @@ def sample_run(tmp_path_factory):
 def test_job_writes_a_valid_dataset_from_every_sample_format(sample_run):
     frame = pd.read_parquet(sample_run)
     assert set(frame["corpus"]) == {"nikl", "aihub-emotion", "aihub-summary", "aihub-sns", "aihub-dialogue",
-                                    "kspon", "jsonl", "csv", "tsv", "txt", "parquet", "klue-ner"}
+                                    "kspon", "jsonl", "csv", "tsv", "txt", "parquet", "klue-ner", "klue-dp",
+                                    "json-records"}
     table = read_dataset(str(sample_run), UTTERANCES)  # validates schema, manifest and counts
     assert table.num_rows == len(frame)
     manifest = read_json(sample_run / "_manifest.json")

@@ -259,6 +259,25 @@ def test_no_header_reads_every_row_and_names_the_columns_by_position():
     assert not rows and rejects[0].reason == "missing_column" and "['1', '2']" in rejects[0].detail
 
 
+def test_a_json_list_of_records_is_read_like_jsonl():
+    # guards against the most common JSON export ([{"text": …, "label": …}, …]) rejected as an
+    # unknown corpus, and against a wrong --text-column rejecting every record one by one
+    from tests.conftest import SAMPLES
+
+    path = SAMPLES / "generic" / "labeled_records.json"
+    rows, rejects = parse_bytes(path.read_bytes(), path.name)
+    assert not rejects
+    assert [(r.corpus, r.text, r.label, r.position) for r in rows][:2] == [
+        ("json-records", "배송 넘 빨라요 ㅋㅋ 담에 또 살게용", "positive", "[0]"),
+        ("json-records", "포장이 다 찢어져서 왔네요.. 별로", "negative", "[1]")]
+    assert rows[2].meta["source"] == "app" and rows[2].doc_id == "r3"  # other fields kept, the id as in jsonl
+    rows, rejects = parse_bytes(path.read_bytes(), path.name, text_column="sentence")
+    assert not rows and [(r.reason, r.level) for r in rejects] == [("missing_column", "file")]
+    assert "['id', 'label', 'source', 'text']" in rejects[0].detail
+    rows, rejects = parse_bytes('[{"text": "낼 봐"}, "낼 봐"]'.encode(), "x.json")
+    assert [r.text for r in rows] == ["낼 봐"] and [r.reason for r in rejects] == ["malformed_record"]
+
+
 def test_jsonl_entities_are_checked():
     from beam_jobs.readers.base import entity_spans
 

@@ -152,8 +152,9 @@ def _parse(stream: BinaryIO, source: str, options: ReaderOptions) -> Iterator[Ra
         if name is None:
             yield FileReject("unknown_format", source, "",
                              "JSON whose structure matches no known corpus (NIKL document[], AI Hub emotion "
-                             "list of {profile, talk}, AI Hub data[] of {header, body}). Fix: pass --format, "
-                             "or convert it to JSONL with a text field.")
+                             "list of {profile, talk}, AI Hub data[] of {header, body}) and is not a list of "
+                             "records ([{\"text\": …}, …]). Fix: pass --format, or convert it to JSONL with a "
+                             "text field.")
             return
         LOG.info("auto format: %s read as %s (by JSON structure)", source, name)
         fmt = REGISTRY[name]

@@ -1,4 +1,4 @@
-"""Tabular formats: JSON lines, CSV, TSV and Parquet, one record per line or row.
+"""Tabular formats: JSON lines, CSV, TSV, Parquet and a JSON list of records, one record per line or row.
 
 ``--text-column`` (text), ``--label-column`` (label), ``--id-column`` (id, kept in meta) and
 ``--doc-id-column`` (document grouping) name the fields; line formats are streamed.
@@ -131,7 +131,32 @@ def _parse_parquet(data: bytes, source: str, options: ReaderOptions, fmt: str = 
 
 
 
+def _is_record_list(obj) -> bool:
+    """A ``.json`` document that is a list of records (``[{"text": …, "label": …}, …]``: pandas'
+    ``to_json(orient="records")``, most labeling tools' exports). Checked after every corpus format."""
+    return isinstance(obj, list) and bool(obj) and isinstance(obj[0], dict)
+
+
+def _parse_json_records(obj, source, options, fmt):
+    if not any(options.pick_text_column(record) for record in obj if isinstance(record, dict)):
+        keys = sorted({key for record in obj[:1000] if isinstance(record, dict) for key in record})
+        yield FileReject("missing_column", source, "",
+                         f"no record has a {' / '.join(repr(c) for c in options.text_columns)} field; the records "
+                         f"have {keys[:20]}. Fix: pass --text-column NAME (and --label-column / --id-column).",
+                         excerpt(keys))
+        return
+    turns = DocTurns()
+    for index, record in enumerate(obj):
+        position = f"[{index}]"
+        if not isinstance(record, dict):
+            yield Reject("malformed_record", source, position,
+                         f"expected a JSON object in the list, found {type(record).__name__}", excerpt(record))
+            continue
+        yield record_from_fields(record, source, position, options, fmt, turns)
+
+
 register(Format("jsonl", "lines", _parse_jsonl, extensions=(".jsonl", ".ndjson")))
 register(Format("csv", "lines", _parse_delimited, extensions=(".csv",)))
 register(Format("tsv", "lines", _parse_delimited, extensions=(".tsv",)))
 register(Format("parquet", "bytes", _parse_parquet, extensions=(".parquet",)))
+register(Format("json-records", "json", _parse_json_records, matches_json=_is_record_list))
