@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from beam_jobs.readers.base import (
+    DEFAULT_TEXT_COLUMNS,
     DocTurns,
     FileReject,
     Format,
@@ -184,7 +185,7 @@ def _parse_xlsx(data: bytes, source: str, options: ReaderOptions, fmt: str = "ai
                 return None
             return next((i for i, h in enumerate(lowered) if h in _XLSX_COLUMNS[role]), None)
 
-        text_index = find("text", options.text_columns if options.text_column != "text" else None)
+        text_index = find("text", options.text_columns if options.text_column != DEFAULT_TEXT_COLUMNS else None)
         if text_index is None:
             yield FileReject("missing_column", source, f"sheet {sheet.title}",
                          f"no sentence column (SENTENCE / 발화문); header is {header[:20]}. "

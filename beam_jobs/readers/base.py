@@ -94,13 +94,19 @@ def format_names() -> tuple[str, ...]:
     return ("auto", *REGISTRY)
 
 
+#: ``--text-column``'s default candidates, in order: the names public Korean sets give their text
+#: (NSMC ``document``, BEEP! ``comments``, KLUE ``sentence``, …)
+DEFAULT_TEXT_COLUMNS = "text,document,sentence,comments,comment,content,review,utterance"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReaderOptions:
     """How to read files: the format and, for tabular formats, which columns mean what."""
 
     format: str = option("auto", help="input format; auto: by extension, .json by structure", choices=format_names)
-    text_column: str = option("text", help="jsonl/csv/tsv/parquet/xlsx: the text field; several comma-separated "
-                              "candidates are tried in order (text,document,sentence)")
+    text_column: str = option(DEFAULT_TEXT_COLUMNS, help="jsonl/csv/tsv/parquet/xlsx: the text field; several "
+                              "comma-separated candidates are tried in order, the first present wins (the default "
+                              "holds the names public Korean sets use: NSMC's document, BEEP!'s comments, …)")
     label_column: str | None = option("label", help="jsonl/csv/tsv/parquet/xlsx: the label field, used when present")
     id_column: str | None = option("id", help="jsonl/csv/tsv/parquet: a record id field (kept in meta), used when present")
     doc_id_column: str | None = option(None, help="field grouping rows into documents/dialogues (they share a split)")
@@ -121,6 +127,13 @@ class ReaderOptions:
         """The first candidate text field among ``names`` (None when none is there)."""
         present = set(names)
         return next((c for c in self.text_columns if c in present), None)
+
+    def log_text_column(self, names, source: str) -> None:
+        """Say which field a file's text comes from when it is not the first candidate."""
+        column = self.pick_text_column(names)
+        if column is not None and column != self.text_columns[0]:
+            LOG.warning("%s: the text is read from the %r column (no %r column; --text-column NAME chooses)",
+                        source, column, self.text_columns[0])
 
     def __post_init__(self) -> None:
         if self.format not in format_names():

@@ -1,5 +1,12 @@
 """Tabular formats: JSON lines, CSV, TSV, Parquet and a JSON list of records, one record per line or row.
 
+CSV follows RFC 4180: a field may be quoted, and a quoted field may hold the delimiter, quotes
+(doubled) and newlines. TSV has no quoting: a quote is a character of the text (NSMC's reviews
+quote freely — ``딱 한마디 " 아! 나도 사랑 받고 싶다"`` — and read with CSV quoting one open quote
+swallowed up to 20 reviews), each line is one row, and only a field wholly wrapped in quotes that
+holds doubled quotes inside (``"그냥 ""최고"" 영화"``: what a CSV writer makes of a field with quotes)
+is unwrapped. ``--format csv --delimiter $'\t'`` reads a tab-separated file with CSV quoting.
+
 ``--text-column`` (text), ``--label-column`` (label), ``--id-column`` (id, kept in meta) and
 ``--doc-id-column`` (document grouping) name the fields; line formats are streamed.
 """
@@ -10,6 +17,7 @@ import csv
 import io
 import itertools
 import json
+import re
 from collections.abc import Iterator
 
 from beam_jobs.readers.base import (
@@ -43,8 +51,20 @@ def _parse_jsonl(lines, source, options, fmt):
         yield record_from_fields(obj, source, position, options, fmt, turns)
 
 
+#: a field wholly wrapped in quotes with every inner quote doubled (each step has one choice: linear)
+_WRAPPED_RE = re.compile(r'"((?:[^"]|"")*)"')
+
+
+def unwrap_tsv_field(field: str) -> str:
+    """A TSV field as text: ``"a ""b"" c"`` (a CSV writer's quoting: wrapped, with doubled quotes
+    inside) becomes ``a "b" c``; any other field, quotes included, is the text as written."""
+    match = _WRAPPED_RE.fullmatch(field)
+    return match.group(1).replace('""', '"') if match and '""' in match.group(1) else field
+
+
 def _parse_delimited(lines, source, options, fmt):
     delimiter = options.delimiter or ("," if fmt == "csv" else "\t")
+    quoted = fmt == "csv"  # TSV: quotes are text (module docstring)
     pending_rejects: list[Reject] = []
 
     def text_lines() -> Iterator[str]:
@@ -56,7 +76,10 @@ def _parse_delimited(lines, source, options, fmt):
 
     # strict: a quote left open makes an error at the end of the file (a reject that says how many
     # lines it swallowed) instead of one merged row
-    reader = csv.reader(text_lines(), delimiter=delimiter, strict=True)
+    reader = csv.reader(text_lines(), delimiter=delimiter, strict=True,
+                        quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
+    if not quoted:
+        reader = _UnwrappedRows(reader)
     turns = DocTurns()
     try:
         first = next(reader)
@@ -81,6 +104,7 @@ def _parse_delimited(lines, source, options, fmt):
                          f"{header[:20]}{hint}. Fix: pass --text-column NAME{fix} (and --label-column / "
                          "--id-column).", excerpt(first))
         return
+    options.log_text_column(header, source)
     last_line = 0 if not options.header else reader.line_num
     while True:
         try:
@@ -108,6 +132,23 @@ def _parse_delimited(lines, source, options, fmt):
     yield from pending_rejects
 
 
+class _UnwrappedRows:
+    """A TSV ``csv.reader`` whose fields pass through :func:`unwrap_tsv_field` (``line_num`` kept)."""
+
+    def __init__(self, reader) -> None:
+        self.reader = reader
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> list[str]:
+        return [unwrap_tsv_field(field) for field in next(self.reader)]
+
+    @property
+    def line_num(self) -> int:
+        return self.reader.line_num
+
+
 def _parse_parquet(data: bytes, source: str, options: ReaderOptions, fmt: str = "parquet") -> Iterator[RawUtterance | Reject]:
     import pyarrow.parquet as pq
 
@@ -121,6 +162,7 @@ def _parse_parquet(data: bytes, source: str, options: ReaderOptions, fmt: str = 
                      f"no {' / '.join(repr(c) for c in options.text_columns)} column; found "
                      f"{parquet.schema_arrow.names[:20]}. Fix: pass --text-column NAME.")
         return
+    options.log_text_column(parquet.schema_arrow.names, source)
     turns = DocTurns()
     row = 0
     for batch in parquet.iter_batches(batch_size=8192):
