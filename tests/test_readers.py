@@ -320,3 +320,25 @@ def test_jsonl_entities_are_checked():
     assert "expected 0 <= start < end" in entity_spans([{"start": 4, "end": 40, "label": "LC"}], "낼 부산에서")[1]
     assert "overlap" in entity_spans([{"start": 0, "end": 3, "label": "A"}, {"start": 2, "end": 4, "label": "B"}],
                                      "가나다라마")[1]
+
+
+@pytest.mark.parametrize(("path", "options", "rows_expected"), [
+    ("nsmc_sample/nsmc_raw_sample.tsv", {}, 25000),           # free quotes in reviews
+    ("klue_dev/klue-dp-v1.1_dev.tsv", {}, 2000),              # KLUE-DP, KLUE-NER's header
+    ("klue_dev/klue-ner-v1.1_dev.tsv", {}, 5000),
+    ("kor_3i4k/fci_test.txt", {}, 6121),                      # label<TAB>text lines
+    ("kornlu/KorNLI__xnli.dev.ko.tsv", {"text_column": "sentence1"}, 2490),
+    ("klue_dev/klue-sts-v1.1_dev.json", {"text_column": "sentence1"}, 519),  # a JSON list of records
+    ("korean_hate_speech_beep/labeled_train.tsv", {}, 7896),
+])
+def test_public_korean_files_read_whole_as_they_are_published(path, options, rows_expected):
+    # guards against a published file losing rows to rejects, or labels to its text, under the
+    # default options (the files are in ../shared/data; skipped where they are not)
+    from tests.conftest import SHARED_DATA
+
+    if not (SHARED_DATA / path).is_file():
+        pytest.skip(f"{path} is not in ../shared/data")
+    rows, rejects = parse_bytes((SHARED_DATA / path).read_bytes(), path, **options)
+    assert not rejects and len(rows) == rows_expected
+    assert not any(r.text[:2] in {f"{d}\t" for d in "0123456789"} | {f"{d} " for d in "0123456789"}
+                   for r in rows if path.endswith(".txt"))
