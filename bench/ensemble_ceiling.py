@@ -11,6 +11,8 @@ scores, on valid and on test:
 - n-gram members other than the char 1–3-gram TF-IDF + LR that the ensemble holds: char 1–5-grams,
   and, on two-label tasks, an LR on binary char 1–5-gram features scaled by their log-count ratio
   (NB-LR, Wang & Manning 2012), a strong linear baseline for sentiment;
+- a word-level view: TF-IDF + LR over Kiwi's morphemes with their tags (1–2-grams, typo-tolerant
+  analysis), alone and with the ensemble (weights fitted on valid);
 - self-training: the char 1–3-gram model refitted on the gold train rows plus every pool row with
   the ensemble's label;
 - the ensemble as the shards carry it, each kept student, and the students' mean;
@@ -125,6 +127,15 @@ def fine_tuned_teachers(folder: Path, inits: dict[str, str], seeds: list[int], s
     return made
 
 
+def kiwi_morphemes(texts: list[str]) -> list[str]:
+    """Each text as its Kiwi morphemes with their tags (``영화/NNG 보/VV ᆫ다/EF``)."""
+    from kiwipiepy import Kiwi
+
+    kiwi = Kiwi()
+    return [" ".join(f"{token.form}/{token.tag}" for token in tokens)
+            for tokens in kiwi.tokenize(texts, typos="basic")]
+
+
 def n_gram_log_probs(model, texts: list[str], num_labels: int) -> np.ndarray:
     out = np.full((len(texts), num_labels), np.log(1e-6))
     out[:, model.classes_] = model.predict_log_proba(texts)
@@ -165,8 +176,19 @@ def ceiling(folder: Path, variant: str, teachers: dict[str, str] | None = None, 
     scores: dict[str, dict[str, np.ndarray]] = {
         name: {split: n_gram_log_probs(model, [r["text"] for r in rows], num_labels) for split, rows in held.items()}
         for name, model in fitted.items()}
+    morphemes = make_pipeline(TfidfVectorizer(analyzer="word", token_pattern=r"\S+", ngram_range=(1, 2),
+                                              sublinear_tf=True, lowercase=False),
+                              LogisticRegression(max_iter=3000, C=4.0)).fit(kiwi_morphemes(gold_texts), gold_labels)
+    morpheme_name = "Kiwi morpheme 1-2-gram TF-IDF + LR"
+    scores[morpheme_name] = {split: n_gram_log_probs(morphemes, kiwi_morphemes([r["text"] for r in rows]), num_labels)
+                             for split, rows in held.items()}
     scores["ensemble (as the shards carry it)"] = {split: np.array([r["teacher_logits"] for r in rows])
                                                    for split, rows in held.items()}
+    fitted_weights: dict[str, np.ndarray] = {}
+    label = "ensemble + Kiwi morpheme model, weights fitted on valid"
+    members = [scores["ensemble (as the shards carry it)"], scores[morpheme_name]]
+    fitted_weights[label] = fit_weights([m["valid"] for m in members], labels["valid"])
+    scores[label] = {split: combine([m[split] for m in members], fitted_weights[label]) for split in held}
     students = sorted(folder.glob(f"student-{variant}-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
     for student in students:
         scores[student.name] = {split: student_log_probs(student, rows) for split, rows in held.items()}
@@ -176,7 +198,8 @@ def ceiling(folder: Path, variant: str, teachers: dict[str, str] | None = None, 
         weights = fit_weights([scores[m]["valid"] for m in members], labels["valid"])
         scores["second round: students' mean + n-gram, weights fitted on valid"] = {
             split: combine([scores[m][split] for m in members], weights) for split in held}
-    fitted_weights = {"second round: students' mean + n-gram, weights fitted on valid": weights} if students else {}
+    if students:
+        fitted_weights["second round: students' mean + n-gram, weights fitted on valid"] = weights
     made = fine_tuned_teachers(folder, teachers, seeds or [0], teacher_steps) if teachers else {}
     for name, model_dir in made.items():
         scores[name] = {split: teacher_log_probs(model_dir, [r["text"] for r in rows]) for split, rows in held.items()}
