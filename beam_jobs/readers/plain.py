@@ -39,9 +39,9 @@ def _parse_txt(lines, source, options, fmt):
         codes, text = split_leading_codes(line)
         if codes and not told:
             told = True
-            LOG.warning("%s %s: leading tab-separated fields %s kept in meta (field_1, …), the text is what follows "
-                     "the last tab; for labels read it with --format tsv --no-header --text-column %d "
-                     "--label-column 1", source, position, codes, len(codes) + 1)
+            LOG.warning("%s %s: leading tab-separated fields %s kept in meta (field_1, …), the text is what "
+                        "follows the last tab; for labels read it with --format tsv --no-header --text-column %d "
+                        "--label-column 1", source, position, codes, len(codes) + 1)
         meta = {f"field_{i}": code for i, code in enumerate(codes, 1)}
         # Lines of a plain text file are independent utterances: each is its own document.
         yield RawUtterance(corpus_of(options, fmt), source, position, f"{source}:{position}", 0, text, None, None, meta)

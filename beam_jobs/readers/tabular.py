@@ -74,8 +74,8 @@ def _parse_delimited(lines, source, options, fmt):
                 continue
             yield line + "\n"
 
-    # strict: a quote left open makes an error at the end of the file (a reject that says how many
-    # lines it swallowed) instead of one merged row
+    # CSV, strict: a quote left open makes an error at the end of the file (a reject that says how
+    # many lines it swallowed) instead of one merged row; TSV reads quotes as text
     reader = csv.reader(text_lines(), delimiter=delimiter, strict=True,
                         quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
     if not quoted:
@@ -126,7 +126,8 @@ def _parse_delimited(lines, source, options, fmt):
         position = f"line {reader.line_num}"
         if len(row) != len(header):
             yield Reject("malformed_row", source, position,
-                         f"expected {len(header)} fields ({'header' if options.header else 'first row'}), found {len(row)}", excerpt(delimiter.join(row)))
+                         f"expected {len(header)} fields ({'header' if options.header else 'first row'}), "
+                         f"found {len(row)}", excerpt(delimiter.join(row)))
             continue
         yield record_from_fields(dict(zip(header, row, strict=True)), source, position, options, fmt, turns)
     yield from pending_rejects
