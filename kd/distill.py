@@ -45,6 +45,7 @@ from kd.evaluate import (
     kd_split_metrics,
     predict_kd_split,
     split_texts,
+    stuck_at_majority,
 )
 from kd.loop import BestSoFar, LoopConfig, interrupted, report_interruption, train
 from kd.models import (
@@ -177,24 +178,6 @@ def train_rows(opened, config: DistillConfig, column: str, is_labeled, labeled_o
                  "%g)", config.data, unlabeled, labeled + unlabeled, round(keep * unlabeled), config.unlabeled_share)
     return {"labeled": labeled, "unlabeled": unlabeled, "unlabeled_keep": keep,
             "unlabeled_share": config.unlabeled_share}
-
-
-def stuck_at_majority(history: list[dict], num_labels: int, patience: int = 3) -> str | None:
-    """A warning when the last ``patience`` evaluations all predicted one class for (nearly) every
-    valid row — the student sits at the majority-class rate and is learning nothing."""
-    if len(history) < patience:
-        return None
-    for predictions in history[-patience:]:
-        predicted = predictions["probs"].argmax(1) if len(predictions["probs"]) else np.zeros(0, int)
-        if not len(predicted) or np.bincount(predicted, minlength=num_labels).max() < 0.98 * len(predicted):
-            return None
-    labels = history[-1]["labels"]
-    labeled = labels[labels >= 0]
-    majority = np.bincount(labeled, minlength=num_labels).max() / len(labeled) if len(labeled) else float("nan")
-    return (f"the student has predicted one class for nearly every valid row in the last {patience} evaluations "
-            f"(accuracy = the majority-class rate {majority:.3f}): it is not learning. Try a higher --learning-rate "
-            "(from-scratch students often need 1e-3 to 3e-3), more --max-steps, the soft labels (--kl 1), or "
-            "--student-init / --student-from-teacher.")
 
 
 def build_student(config: DistillConfig, vocab_size: int, label_names: list[str], pad_id: int,

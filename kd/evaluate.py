@@ -150,6 +150,34 @@ def apply_prior_correction(model: torch.nn.Module, tau: float, prior: np.ndarray
         bias -= torch.as_tensor(tau * prior, dtype=bias.dtype, device=bias.device)
 
 
+#: what to try when a distilled student or a fine-tuned teacher predicts one class for every row
+STUCK_ADVICE = {
+    "the student": "Try a higher --learning-rate (from-scratch students often need 1e-3 to 3e-3), more --max-steps, "
+                   "the soft labels (--kl 1), or --student-init / --student-from-teacher.",
+    "the teacher": "Try more --max-steps, another --learning-rate (5e-5 suits a pretrained checkpoint, 5e-4 a small "
+                   "masked LM pretrained here), or an --init pretrained for longer (a masked LM still near its "
+                   "unigram loss gives every sentence the same vector).",
+}
+
+
+def stuck_at_majority(history: list[dict], num_labels: int, patience: int = 3, who: str = "the student") -> str | None:
+    """A warning when the last ``patience`` evaluations all predicted one class for (nearly) every
+    valid row (``history``: each evaluation's ``probs`` and ``labels``) — the model sits at the
+    majority-class rate and is learning nothing; ``who`` picks what the warning advises."""
+    if len(history) < patience:
+        return None
+    for predictions in history[-patience:]:
+        predicted = predictions["probs"].argmax(1) if len(predictions["probs"]) else np.zeros(0, int)
+        if not len(predicted) or np.bincount(predicted, minlength=num_labels).max() < 0.98 * len(predicted):
+            return None
+    labels = history[-1]["labels"]
+    labeled = labels[labels >= 0]
+    majority = np.bincount(labeled, minlength=num_labels).max() / len(labeled) if len(labeled) else float("nan")
+    evaluations = f"in the last {patience} evaluations" if patience > 1 else "as exported"
+    return (f"{who} has predicted one class for nearly every valid row {evaluations} (accuracy = the "
+            f"majority-class rate {majority:.3f}): it is not learning. {STUCK_ADVICE[who]}")
+
+
 def kd_split_metrics(predictions: dict[str, np.ndarray]) -> dict[str, Any]:
     """Student and teacher metrics on the same rows, retention and agreement."""
     student = classification_metrics(predictions["labels"], predictions["probs"])

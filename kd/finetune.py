@@ -22,7 +22,7 @@ from transformers import AutoModelForSequenceClassification
 from beam_jobs.text.subwords import load_subword_tokenizer
 from kd.common import init_distributed, pick_device, write_json
 from kd.data import BucketBatches, open_dataset, utterance_chunks, utterance_labels
-from kd.evaluate import classification_metrics
+from kd.evaluate import classification_metrics, stuck_at_majority
 from kd.loop import BestSoFar, LoopConfig, interrupted, report_interruption, train
 from kd.models import export_pretrained, label_maps
 from kd.objectives import ClassificationObjective
@@ -112,6 +112,13 @@ def run_token_classification(config: FinetuneConfig) -> dict:
     output = Path(loop.output)
     best = BestSoFar(output)
     bad_evals = 0
+    history: list[dict] = []
+    warned: list[str] = []
+
+    def warn_once(warning: str | None) -> None:
+        if warning and not warned and dist.is_main:
+            warned.append(warning)
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
 
     def export(folder: Path, model_=model) -> None:
         export_pretrained(model_, tokenizer, folder, normalizer_config=normalizer_config, training_config=config)
@@ -149,7 +156,10 @@ def run_token_classification(config: FinetuneConfig) -> dict:
 
 
 @torch.no_grad()
-def split_metrics(model, opened, split: str, tokenizer, label_to_id, max_length: int, batch_size: int) -> dict:
+def split_metrics(model, opened, split: str, tokenizer, label_to_id, max_length: int, batch_size: int,
+                  predictions: list | None = None) -> dict:
+    """Metrics of ``split``'s labeled rows; with ``predictions`` (a list), their ``probs`` and
+    ``labels`` are appended to it too."""
     device = next(model.parameters()).device
     batches = BucketBatches(
         lambda epoch: utterance_chunks(opened, split, tokenizer, max_length, label_to_id, None, 0, labeled_only=True),
@@ -163,6 +173,8 @@ def split_metrics(model, opened, split: str, tokenizer, label_to_id, max_length:
         labels.append(batch["label"][real])
     if not probs:
         return {"n": 0}
+    if predictions is not None:
+        predictions.append({"probs": np.concatenate(probs), "labels": np.concatenate(labels)})
     return classification_metrics(np.concatenate(labels), np.concatenate(probs))
 
 
@@ -192,15 +204,25 @@ def run(config: FinetuneConfig) -> dict:
     output = Path(loop.output)
     best = BestSoFar(output)
     bad_evals = 0
+    history: list[dict] = []
+    warned: list[str] = []
+
+    def warn_once(warning: str | None) -> None:
+        if warning and not warned and dist.is_main:
+            warned.append(warning)
+            print(f"warning: {warning}", file=sys.stderr, flush=True)
 
     def export(folder: Path, model_=model) -> None:
         export_pretrained(model_, tokenizer, folder, normalizer_config=normalizer_config, training_config=config)
 
     def evaluate(model_, step: int) -> dict:
         nonlocal bad_evals
-        metrics = split_metrics(model_, opened, "valid", tokenizer, label2id, config.max_length, loop.batch_size)
+        metrics = split_metrics(model_, opened, "valid", tokenizer, label2id, config.max_length, loop.batch_size,
+                                history)
         if not metrics.get("n"):
             return {}
+        del history[:-3]
+        warn_once(stuck_at_majority(history, len(label_names), who="the teacher"))
         result = {f"eval/{k}": v for k, v in metrics.items() if k != "n"}
         if best.offer(metrics["macro_f1"], step, lambda folder: export(folder, model_), write=dist.is_main):
             bad_evals = 0
@@ -216,11 +238,14 @@ def run(config: FinetuneConfig) -> dict:
         if not best.promote():  # never evaluated: keep the last weights
             export(output)
         best_model = AutoModelForSequenceClassification.from_pretrained(output).to(device)
+        exported: list[dict] = []  # however few evaluations ran, the exported teacher is checked once
+        split_metrics(best_model, opened, "valid", tokenizer, label2id, config.max_length, loop.batch_size, exported)
+        warn_once(stuck_at_majority(exported, len(label_names), patience=1, who="the teacher"))
         test = split_metrics(best_model, opened, "test", tokenizer, label2id, config.max_length, loop.batch_size)
         plot_metrics(output / "metrics.jsonl", output / "metrics.png", f"finetune -> {output.name}")
         best_valid = {"macro_f1": best.score, "step": best.step}
-        write_json(output / "evaluation.json", {"training": summary, "best_valid": best_valid, "test": test,
-                                                "label_names": label_names})
+        write_json(output / "evaluation.json", {"training": {**summary, "warnings": warned}, "best_valid": best_valid,
+                                                "test": test, "label_names": label_names})
         summary = {**summary, "best_valid": best_valid, "test": test}
     return summary
 

@@ -42,7 +42,7 @@ def test_tokenizer_keeps_hangul_and_placeholders_and_round_trips(utterances):
     assert loaded.decode(ids, skip_special_tokens=True).replace(" ", "") == "영화재밌어요"
 
 
-def test_pretrain_finetune_predict(utterances, tmp_path):
+def test_pretrain_finetune_predict(utterances, tmp_path, capsys):
     tok = utterances / "tok_full"
     kd_tokenizer.main(["--data", str(utterances / "utterances"), "--output", str(tok), "--vocab-size", "300",
                        "--min-frequency", "1", "--kind", "unigram"])
@@ -60,6 +60,15 @@ def test_pretrain_finetune_predict(utterances, tmp_path):
                  if "eval/mlm_loss" in line][-1]
     assert last_eval["step"] == 6 and summary["final_eval_mlm_loss"] == pytest.approx(last_eval["eval/mlm_loss"])
 
+    # a teacher that cannot move (learning rate ~0) on that plateau encoder gives every sentence one
+    # class: the run says so once, however few evaluations ran, and records it
+    frozen = tmp_path / "frozen"
+    assert finetune.main(["--data", str(utterances / "utterances"), "--init", str(mlm), "--output", str(frozen),
+                          "--max-steps", "2", "--learning-rate", "1e-12", *TINY]) == 0
+    warnings = json.loads((frozen / "evaluation.json").read_text())["training"]["warnings"]
+    assert len(warnings) == 1 and "the teacher has predicted one class" in warnings[0] and "as exported" in warnings[0]
+    assert "warning: the teacher" in capsys.readouterr().err
+
     teacher = tmp_path / "teacher"
     assert finetune.main(["--data", str(utterances / "utterances"), "--init", str(mlm), "--output", str(teacher),
                           "--max-steps", "30", "--eval-every", "10", "--patience", "5", "--learning-rate", "3e-3",
@@ -68,6 +77,7 @@ def test_pretrain_finetune_predict(utterances, tmp_path):
     assert model.config.id2label == {0: "negative", 1: "positive"}
     evaluation = json.loads((teacher / "evaluation.json").read_text())
     assert evaluation["best_valid"]["step"] in (10, 20, 30) and evaluation["test"]["n"] > 0
+    assert isinstance(evaluation["training"]["warnings"], list)
     assert (teacher / "malmoi_normalizer.json").exists()
 
     out = io.StringIO()

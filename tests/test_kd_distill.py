@@ -371,13 +371,15 @@ def test_a_student_stuck_at_the_majority_class_is_warned_about():
     # guards against a hard-label student sitting at chance for 1,500 steps without a word
     import numpy as np
 
+    from kd.evaluate import stuck_at_majority
+
     labels = np.array([0, 0, 0, 1, 1])
     stuck = {"probs": np.tile([0.9, 0.1], (5, 1)), "labels": labels}
     learning = {"probs": np.array([[0.9, 0.1]] * 3 + [[0.2, 0.8]] * 2), "labels": labels}
-    assert distill.stuck_at_majority([stuck, stuck], 2) is None  # too early to say
-    warning = distill.stuck_at_majority([learning, stuck, stuck, stuck], 2)
+    assert stuck_at_majority([stuck, stuck], 2) is None  # too early to say
+    warning = stuck_at_majority([learning, stuck, stuck, stuck], 2)
     assert warning and "majority-class rate 0.600" in warning and "--learning-rate" in warning
-    assert distill.stuck_at_majority([stuck, stuck, learning], 2) is None
+    assert stuck_at_majority([stuck, stuck, learning], 2) is None
 
 
 def test_ce_only_trains_on_labeled_rows_only(artifacts, tmp_path):
