@@ -112,13 +112,6 @@ def run_token_classification(config: FinetuneConfig) -> dict:
     output = Path(loop.output)
     best = BestSoFar(output)
     bad_evals = 0
-    history: list[dict] = []
-    warned: list[str] = []
-
-    def warn_once(warning: str | None) -> None:
-        if warning and not warned and dist.is_main:
-            warned.append(warning)
-            print(f"warning: {warning}", file=sys.stderr, flush=True)
 
     def export(folder: Path, model_=model) -> None:
         export_pretrained(model_, tokenizer, folder, normalizer_config=normalizer_config, training_config=config)
