@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 
-from schemas.options import config_command, option
+from beam_jobs.readers.base import ReaderOptions
+from schemas.options import config_command, option, to_argv
 
 #: what the pipeline writes under --output (all that --overwrite removes)
 STAGE_OUTPUTS = ("utterances_corpus", "utterances", "tokenizer", "mlm", "teacher", "kd", "student", "evaluation.json")
@@ -50,6 +51,9 @@ class PipelineConfig:
                                      repeat=True, metavar="PATH")
     output: str = option(help="folder for every stage's output", metavar="DIR", required=True)
     teacher_init: str | None = option(None, help="a local pretrained checkpoint for the teacher", metavar="DIR")
+    #: how the --task files are read (--text-column, --label-column, --format, --no-header, --split-column, …),
+    #: handed on to their preprocess stage as given
+    reader: ReaderOptions = ReaderOptions()
     scale: float = option(1.0, help="multiply every stage's steps")
     overwrite: bool = option(False, help="replace a non-empty --output")
 
@@ -94,8 +98,9 @@ def run(args: PipelineConfig) -> int:
         done(t, "no --corpus given, skipped")
 
     t = stage(2, "preprocess the labeled task")
-    preprocess.run([a for c in args.task for a in ("--input", c)] + ["--output", str(out / "utterances"),
-                                                                      "--doc-id-column", "thread"] + runner)
+    reader = to_argv(args.reader) + ([] if args.reader.doc_id_column else ["--doc-id-column", "thread"])
+    preprocess.run([a for c in args.task for a in ("--input", c)] + ["--output", str(out / "utterances")]
+                   + reader + runner)
     done(t, str(out / "utterances"))
 
     t = stage(3, "train the tokenizer")

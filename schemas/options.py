@@ -232,6 +232,31 @@ def from_args(cls: type, args: argparse.Namespace, *, default: Any = None, prefi
     return cls(**values)
 
 
+def to_argv(config: Any) -> list[str]:
+    """The flags that make :func:`add_options` + :func:`from_args` give back ``config`` (a flat
+    options dataclass): one per field whose value differs from its default, so a command can hand
+    its own options on to another (``kd.pipeline`` → ``preprocess``)."""
+    argv: list[str] = []
+    for field in dataclasses.fields(config):
+        if not _is_option(field):
+            continue
+        value, default = getattr(config, field.name), _default_of(field, None)
+        if value == default:
+            continue
+        name = field.name.replace("_", "-")
+        flag = field.metadata.get("flag")
+        if isinstance(value, bool) and not field.metadata.get("parse"):
+            argv.append(flag or (f"--{name}" if value else f"--no-{name}"))
+        elif field.metadata.get("repeat") and isinstance(value, tuple):
+            argv += [a for item in value for a in (flag or f"--{name}", str(item))]
+        elif isinstance(value, str | int | float) and not field.metadata.get("parse"):
+            argv += [flag or f"--{name}", str(value)]
+        else:
+            raise ValueError(f"{type(config).__name__}.{field.name} = {value!r} has no flag form; expected a "
+                             "string, number or switch that differs from its default.")
+    return argv
+
+
 def cli_main(run: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> int:
     """A command's entry point: run it; bad input prints ``error: …`` with its fix and exits 2.
 
