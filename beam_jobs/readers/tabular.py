@@ -78,11 +78,13 @@ def _parse_delimited(lines, source, options, fmt):
     # many lines it swallowed) instead of one merged row; TSV reads quotes as text
     reader = csv.reader(text_lines(), delimiter=delimiter, strict=True,
                         quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
-    if not quoted:
-        reader = _UnwrappedRows(reader)
+
+    def cells(raw: list[str]) -> list[str]:
+        return raw if quoted else [unwrap_tsv_field(field) for field in raw]
+
     turns = DocTurns()
     try:
-        first = next(reader)
+        raw_first = next(reader)
     except StopIteration:
         yield from pending_rejects
         yield FileReject("empty_file", source, "", "no header row" if options.header else "no rows")
@@ -92,8 +94,9 @@ def _parse_delimited(lines, source, options, fmt):
                          f"cannot read the {'header' if options.header else 'first row'}: {error}")
         return
     # --no-header: the first row is data, and the columns are named by position (1-based)
+    first = cells(raw_first)
     header = first if options.header else [str(i) for i in range(1, len(first) + 1)]
-    rows = reader if options.header else itertools.chain([first], reader)
+    rows = reader if options.header else itertools.chain([raw_first], reader)
     if options.pick_text_column(header) is None:
         yield from pending_rejects
         hint = " (one column: is the delimiter right? pass --delimiter)" if len(header) == 1 else ""
@@ -108,7 +111,7 @@ def _parse_delimited(lines, source, options, fmt):
     last_line = 0 if not options.header else reader.line_num
     while True:
         try:
-            row = next(rows)
+            row = cells(next(rows))
         except StopIteration:
             break
         except csv.Error as error:
@@ -131,23 +134,6 @@ def _parse_delimited(lines, source, options, fmt):
             continue
         yield record_from_fields(dict(zip(header, row, strict=True)), source, position, options, fmt, turns)
     yield from pending_rejects
-
-
-class _UnwrappedRows:
-    """A TSV ``csv.reader`` whose fields pass through :func:`unwrap_tsv_field` (``line_num`` kept)."""
-
-    def __init__(self, reader) -> None:
-        self.reader = reader
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> list[str]:
-        return [unwrap_tsv_field(field) for field in next(self.reader)]
-
-    @property
-    def line_num(self) -> int:
-        return self.reader.line_num
 
 
 def _parse_parquet(data: bytes, source: str, options: ReaderOptions, fmt: str = "parquet") -> Iterator[RawUtterance | Reject]:
