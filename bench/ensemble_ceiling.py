@@ -110,19 +110,16 @@ def teacher_log_probs(model_dir: Path, texts: list[str], batch_size: int = 256) 
 
 
 def fine_tuned_teachers(folder: Path, inits: dict[str, str], seeds: list[int], steps: int) -> dict[str, Path]:
-    """One teacher per masked LM and seed, fine-tuned on the kept run's utterances with the flags
-    ``bench.real_data`` gives its teacher (kept in ``folder/ceiling_teachers``; one already there is reused)."""
-    from kd import finetune
+    """One teacher per masked LM and seed, fine-tuned on the kept run's utterances as ``bench.real_data``
+    fine-tunes its teacher (kept in ``folder/ceiling_teachers``; one already there is reused)."""
+    from bench.real_data import SIZES, finetune_teacher
 
     made = {}
     for name, init in inits.items():
         for seed in seeds:
             out = folder / "ceiling_teachers" / f"{name}-{seed}"
             if not (out / "config.json").exists():
-                assert finetune.main(["--data", str(folder / "utterances"), "--init", init, "--output", str(out),
-                                      "--seed", str(seed), "--max-steps", str(steps), "--learning-rate", "5e-4",
-                                      "--eval-every", str(max(50, steps // 6)), "--patience", "3", "--batch-size",
-                                      "32", "--no-progress", "--device", "cpu"]) == 0
+                finetune_teacher(folder / "utterances", init, out, seed, steps, SIZES["small"]["batch"], "cpu")
             made[f"teacher {name}-{seed}"] = out
     return made
 
@@ -136,12 +133,6 @@ def kiwi_morphemes(texts: list[str]) -> list[str]:
             for tokens in kiwi.tokenize(texts, typos="basic")]
 
 
-def n_gram_log_probs(model, texts: list[str], num_labels: int) -> np.ndarray:
-    out = np.full((len(texts), num_labels), np.log(1e-6))
-    out[:, model.classes_] = model.predict_log_proba(texts)
-    return out
-
-
 def accuracy(log_probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(log_probs.argmax(1) == labels))
 
@@ -153,7 +144,7 @@ def ceiling(folder: Path, variant: str, teachers: dict[str, str] | None = None, 
     from sklearn.pipeline import make_pipeline
 
     from beam_jobs.teacher_signals import combine, fit_weights
-    from kd.baseline import fit_char_ngrams
+    from kd.baseline import class_log_probs, fit_char_ngrams
 
     train = original_rows(folder / "kd-ens", "train")
     gold = [r for r in train if r["label"] >= 0]
@@ -174,13 +165,13 @@ def ceiling(folder: Path, variant: str, teachers: dict[str, str] | None = None, 
             gold_texts + [r["text"] for r in pool], np.concatenate([gold_labels, pseudo])),
     }
     scores: dict[str, dict[str, np.ndarray]] = {
-        name: {split: n_gram_log_probs(model, [r["text"] for r in rows], num_labels) for split, rows in held.items()}
+        name: {split: class_log_probs(model, [r["text"] for r in rows], num_labels) for split, rows in held.items()}
         for name, model in fitted.items()}
     morphemes = make_pipeline(TfidfVectorizer(analyzer="word", token_pattern=r"\S+", ngram_range=(1, 2),
                                               sublinear_tf=True, lowercase=False),
                               LogisticRegression(max_iter=3000, C=4.0)).fit(kiwi_morphemes(gold_texts), gold_labels)
     morpheme_name = "Kiwi morpheme 1-2-gram TF-IDF + LR"
-    scores[morpheme_name] = {split: n_gram_log_probs(morphemes, kiwi_morphemes([r["text"] for r in rows]), num_labels)
+    scores[morpheme_name] = {split: class_log_probs(morphemes, kiwi_morphemes([r["text"] for r in rows]), num_labels)
                              for split, rows in held.items()}
     scores["ensemble (as the shards carry it)"] = {split: np.array([r["teacher_logits"] for r in rows])
                                                    for split, rows in held.items()}

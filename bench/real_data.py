@@ -217,7 +217,7 @@ def char_ngram_signals(utterances: Path, teacher: Path, out: Path) -> Path:
     """The cheap baseline as an outside teacher: a character 1–3-gram TF-IDF + LR fitted on the
     gold labels of the train split, its log-probabilities for every utterance (keyed by id, in
     the checkpoint teacher's label order) as a ``--teacher-signals`` file."""
-    from kd.baseline import fit_char_ngrams
+    from kd.baseline import class_log_probs, fit_char_ngrams
     from schemas import UTTERANCES, read_dataset
 
     labels = [v for _, v in sorted((int(k), v) for k, v in
@@ -225,8 +225,7 @@ def char_ngram_signals(utterances: Path, teacher: Path, out: Path) -> Path:
     table = read_dataset(str(utterances), UTTERANCES, columns=["id", "text", "label", "split"]).to_pylist()
     train = [r for r in table if r["split"] == "train" and r["label"] in labels]
     model = fit_char_ngrams([r["text"] for r in train], np.asarray([labels.index(r["label"]) for r in train]))
-    log_probs = np.full((len(table), len(labels)), np.log(1e-6))
-    log_probs[:, model.classes_] = model.predict_log_proba([r["text"] for r in table])
+    log_probs = class_log_probs(model, [r["text"] for r in table], len(labels))
     return write_jsonl(out, [{"id": r["id"], "logits": [float(x) for x in lp]} for r, lp in zip(table, log_probs,
                                                                                                     strict=True)])
 
@@ -248,10 +247,21 @@ def adapt_to_task(checkpoint: Path, utterances: Path, out: Path, steps: int, lea
             "minutes": (time.perf_counter() - started) / 60}
 
 
+def finetune_teacher(utterances: Path, init: str | Path, out: Path, seed: int, steps: int, batch: int,
+                     device: str) -> None:
+    """A task teacher as the benchmark fine-tunes it: 5e-4, six evaluations, best on valid, patience 3."""
+    from kd import finetune
+
+    assert finetune.main(["--data", str(utterances), "--init", str(init), "--output", str(out), "--seed", str(seed),
+                          "--max-steps", str(steps), "--learning-rate", "5e-4", "--eval-every",
+                          str(max(50, steps // 6)), "--patience", "3", "--no-progress", "--device", device,
+                          "--batch-size", str(batch)]) == 0
+
+
 def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: dict, size: dict, device: str,
              variants: tuple[str, ...] = ("kd+aug", "kd", "hard", "ens+aug")) -> dict:
     from beam_jobs import augment, preprocess
-    from kd import distill, finetune
+    from kd import distill
     from kd.baseline import evaluate_baseline
     from kd.data import open_kd_dataset
     from kd.evaluate import evaluate_model_dir, interleaved_latency, split_texts
@@ -276,10 +286,8 @@ def run_task(name: str, rows: list[dict], pool: list[dict], work: Path, shared: 
             adapted["student_init"] = adapt_to_task(Path(shared["student_init"]), task / "utterances",
                                                     task / "adapted_student", shared["adapt_steps"], "1e-3", device)
             shared = dict(shared, student_init=task / "adapted_student")
-    assert finetune.main(["--data", str(task / "utterances"), "--init", str(shared["mlm"]), "--output",
-                          str(task / "teacher"), "--seed", str(shared.get("teacher_seed", 0)),
-                          "--max-steps", str(size["teacher_steps"]), "--learning-rate", "5e-4",
-                          "--eval-every", str(max(50, size["teacher_steps"] // 6)), "--patience", "3", *loop]) == 0
+    finetune_teacher(task / "utterances", shared["mlm"], task / "teacher", shared.get("teacher_seed", 0),
+                     size["teacher_steps"], size["batch"], device)
     augment.run(["--input", str(task / "utterances"), "--output", str(task / "kd"), "--teacher", str(task / "teacher"),
                  "--student-tokenizer", str(shared["tokenizer"]), "--paraphrase", "colloquial",
                  "--device", device] + runner)
@@ -364,11 +372,9 @@ def run_stylekqc(work: Path, shared: dict, size: dict, device: str) -> dict:
     normalizer + ``colloquial`` augmentation (which shifts polite endings to casual speech)."""
     from beam_jobs import preprocess
     from beam_jobs.paraphrase import ColloquialParaphraser
-    from kd import finetune
     from kd.predict import Predictor
 
     runner = ["--runner", "FnApiRunner"]
-    loop = ["--no-progress", "--device", device, "--batch-size", str(size["batch"])]
     folder = work / "stylekqc"
     folder.mkdir()
     train = [r for r in stylekqc_rows("train") if r["style"] == "formal"][: size["style_rows"]]
@@ -392,10 +398,8 @@ def run_stylekqc(work: Path, shared: dict, size: dict, device: str) -> dict:
         runs = []
         for seed in range(size["seeds"]):
             model_dir = folder / f"model-{key}-{seed}"
-            assert finetune.main(["--data", str(folder / f"utt-{key}"), "--init", str(shared["mlm"]), "--output",
-                                  str(model_dir), "--max-steps", str(size["teacher_steps"]), "--learning-rate", "5e-4",
-                                  "--eval-every", str(max(50, size["teacher_steps"] // 6)), "--patience", "3",
-                                  "--seed", str(seed), *loop]) == 0
+            finetune_teacher(folder / f"utt-{key}", shared["mlm"], model_dir, seed, size["teacher_steps"], size["batch"],
+                             device)
             predictor = Predictor(str(model_dir))
             accuracy = {}
             for style in ("formal", "informal"):

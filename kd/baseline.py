@@ -59,6 +59,14 @@ def fit_char_ngrams(texts: list[str], labels: np.ndarray, seed: int = 0):
     return model
 
 
+def class_log_probs(model, texts: list[str], num_labels: int) -> np.ndarray:
+    """A fitted model's log-probabilities over all ``num_labels`` classes (log 1e-6 for a class it
+    never saw in training): the n-gram model as an outside teacher's signal."""
+    out = np.full((len(texts), num_labels), np.log(1e-6))
+    out[:, model.classes_] = model.predict_log_proba(texts)
+    return out
+
+
 def evaluate_baseline(opened: OpenedDataset, split: str = "test", train_split: str = "train",
                       num_labels: int | None = None, normalizer_config: dict | None = None,
                       rows: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
